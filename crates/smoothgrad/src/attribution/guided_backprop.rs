@@ -1,0 +1,19 @@
+//! Guided Backpropagation (Springenberg et al. 2015).
+
+use burn::tensor::Tensor;
+
+use super::{Attribution, input_gradient};
+use crate::relu::ReluKind;
+use crate::resnet::ResNet;
+use crate::targets::Targets;
+
+/// The gradient with every ReLU passing back only positive gradients where its input was
+/// positive.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GuidedBackprop;
+
+impl Attribution for GuidedBackprop {
+    fn attribute(&self, model: &ResNet, inputs: Tensor<4>, targets: &Targets) -> Tensor<4> {
+        input_gradient(model, inputs, targets, ReluKind::Guided)
+    }
+}

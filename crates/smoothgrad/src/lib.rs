@@ -1,0 +1,50 @@
+//! SmoothGrad saliency maps for torchvision ResNets, on any burn backend.
+//!
+//! The data flows one way, one module per arrow:
+//! ```text
+//! bytes ──preprocess──▶ input [1,3,224,224] ──resnet──▶ logits ──targets──▶ target
+//! input, target ──attribution (gradient | guided | integrated | input×gradient)──▶ map
+//! attribution ──smoothgrad (noise, micro-batches)──▶ running Σg, Σg² ──▶ mean | E[g²] | var | |mean|
+//! map ──render──▶ RGBA
+//! ```
+//! Nothing here reads from the device except where a function says so, so the same code
+//! serves native callers and wasm, where every read must be async.
+
+pub mod attribution;
+mod basic_block;
+mod bottleneck;
+mod conv;
+mod downsample;
+mod frozen_batch_norm;
+pub mod noise;
+pub mod preprocess;
+pub mod relu;
+pub mod render;
+pub mod resnet;
+pub mod smoothgrad;
+pub mod targets;
+pub mod weights;
+
+pub use attribution::{
+    Attribution, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients,
+    Quadrature,
+};
+pub use basic_block::BasicBlock;
+pub use bottleneck::Bottleneck;
+pub use downsample::Downsample;
+pub use frozen_batch_norm::FrozenBatchNorm2d;
+pub use noise::{GaussianNoise, NoiseSource, RecordedNoise};
+pub use preprocess::{ImageInputError, Preprocess};
+pub use relu::ReluKind;
+pub use render::{Clip, Colormap, RenderOptions, Sign, render};
+pub use resnet::{BlockKind, ResNet, ResNetConfig};
+pub use smoothgrad::{
+    OptionsError, Progress, SmoothGradOptions, SmoothGradRun, SmoothGradSums, Smoothing,
+};
+pub use targets::{TargetError, Targets};
+pub use weights::{WeightsError, load_checkpoint_bytes};
+#[cfg(not(target_family = "wasm"))]
+pub use weights::load_checkpoint_file;
+
+/// Re-exported so that callers name the same burn as this crate.
+pub use burn;

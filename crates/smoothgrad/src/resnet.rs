@@ -1,0 +1,167 @@
+//! torchvision's ResNet (v1.5), configurable in depth, width and number of classes.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::{Device, Tensor};
+
+use crate::basic_block::BasicBlock;
+use crate::bottleneck::Bottleneck;
+use crate::conv::conv;
+use crate::frozen_batch_norm::FrozenBatchNorm2d;
+use crate::relu::ReluKind;
+
+/// Which residual block a ResNet is built from.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Two 3×3 convolutions (ResNet-18/34).
+    Basic,
+    /// 1×1, 3×3, 1×1 convolutions (ResNet-50/101/152).
+    Bottleneck,
+}
+
+/// The shape of a torchvision ResNet.
+#[derive(Config, Debug, PartialEq)]
+pub struct ResNetConfig {
+    /// Residual blocks in each of the four stages.
+    pub layers: [usize; 4],
+    /// Block type.
+    pub block: BlockKind,
+    /// Channels of the stem; stage `i` has `base_width · 2^i` planes (torchvision: 64).
+    #[config(default = 64)]
+    pub base_width: usize,
+    /// Size of the classifier's output.
+    #[config(default = 1000)]
+    pub num_classes: usize,
+}
+
+impl ResNetConfig {
+    /// ResNet-18 with `num_classes` outputs.
+    pub fn resnet18(num_classes: usize) -> Self {
+        Self::new([2, 2, 2, 2], BlockKind::Basic).with_num_classes(num_classes)
+    }
+
+    /// ResNet-34 with `num_classes` outputs.
+    pub fn resnet34(num_classes: usize) -> Self {
+        Self::new([3, 4, 6, 3], BlockKind::Basic).with_num_classes(num_classes)
+    }
+
+    /// ResNet-50 with `num_classes` outputs (torchvision `resnet50`: 1000).
+    pub fn resnet50(num_classes: usize) -> Self {
+        Self::new([3, 4, 6, 3], BlockKind::Bottleneck).with_num_classes(num_classes)
+    }
+
+    /// Builds the network with placeholder weights (meant to be replaced by a checkpoint).
+    pub fn init(&self, device: &Device) -> ResNet {
+        let mut channels = self.base_width;
+        let mut stage = |index: usize| {
+            let planes = self.base_width << index;
+            let stride = if index == 0 { 1 } else { 2 };
+            (0..self.layers[index])
+                .map(|block| {
+                    let stride = if block == 0 { stride } else { 1 };
+                    let built = Block::new(self.block, channels, planes, stride, device);
+                    channels = planes * self.block.expansion();
+                    built
+                })
+                .collect::<Vec<_>>()
+        };
+        let (layer1, layer2, layer3, layer4) = (stage(0), stage(1), stage(2), stage(3));
+        ResNet {
+            conv1: conv(3, self.base_width, 7, 2, device),
+            bn1: FrozenBatchNorm2d::new(self.base_width, device),
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+            fc: LinearConfig::new(channels, self.num_classes).init(device),
+        }
+    }
+}
+
+impl BlockKind {
+    fn expansion(self) -> usize {
+        match self {
+            Self::Basic => BasicBlock::EXPANSION,
+            Self::Bottleneck => Bottleneck::EXPANSION,
+        }
+    }
+}
+
+/// One residual block of either kind.
+#[derive(Module, Debug)]
+pub enum Block {
+    /// ResNet-18/34 block.
+    Basic(BasicBlock),
+    /// ResNet-50+ block.
+    Bottleneck(Bottleneck),
+}
+
+impl Block {
+    fn new(kind: BlockKind, channels_in: usize, planes: usize, stride: usize, device: &Device) -> Self {
+        match kind {
+            BlockKind::Basic => Self::Basic(BasicBlock::new(channels_in, planes, stride, device)),
+            BlockKind::Bottleneck => {
+                Self::Bottleneck(Bottleneck::new(channels_in, planes, stride, device))
+            }
+        }
+    }
+
+    fn forward(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<4> {
+        match self {
+            Self::Basic(block) => block.forward(input, relu),
+            Self::Bottleneck(block) => block.forward(input, relu),
+        }
+    }
+}
+
+/// torchvision's ResNet with its parameter names (`conv1`, `layer1.0.conv1`, `fc`, …).
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// 7×7 stride-2 stem convolution.
+    pub conv1: Conv2d,
+    /// Its normalisation.
+    pub bn1: FrozenBatchNorm2d,
+    /// 3×3 stride-2 max pooling.
+    pub maxpool: MaxPool2d,
+    /// Stage 1 (stride 1).
+    pub layer1: Vec<Block>,
+    /// Stage 2 (stride 2).
+    pub layer2: Vec<Block>,
+    /// Stage 3 (stride 2).
+    pub layer3: Vec<Block>,
+    /// Stage 4 (stride 2).
+    pub layer4: Vec<Block>,
+    /// Classifier over the globally averaged features.
+    pub fc: Linear,
+}
+
+impl ResNet {
+    /// Logits `[batch, classes]` of normalised images `[batch, 3, height, width]`.
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
+        self.forward_with(input, ReluKind::Standard)
+    }
+
+    /// Logits computed with the given ReLU backward rule at every ReLU.
+    pub fn forward_with(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<2> {
+        let x = relu.forward(self.bn1.forward(self.conv1.forward(input)));
+        let mut x = self.maxpool.forward(x);
+        for block in [&self.layer1, &self.layer2, &self.layer3, &self.layer4].into_iter().flatten() {
+            x = block.forward(x, relu);
+        }
+        let [batch, channels, _, _] = x.dims();
+        let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);
+        self.fc.forward(pooled)
+    }
+
+    /// Number of classes the classifier scores.
+    pub fn num_classes(&self) -> usize {
+        self.fc.weight.dims()[1]
+    }
+}

@@ -1,0 +1,198 @@
+//! SmoothGrad (Smilkov et al. 2017): average a method's maps over noisy copies of the image.
+
+use burn::tensor::Tensor;
+
+use crate::attribution::Attribution;
+use crate::noise::NoiseSource;
+use crate::resnet::ResNet;
+use crate::targets::Targets;
+
+/// Why SmoothGrad options were refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OptionsError {
+    /// No samples.
+    #[error("the number of samples must be at least 1 (got 0)")]
+    NoSamples,
+    /// σ below zero or not a number.
+    #[error("the noise level must be a finite number ≥ 0 (got {0})")]
+    BadNoiseLevel(f64),
+    /// A micro-batch of nothing.
+    #[error("the micro-batch size must be at least 1 (got 0)")]
+    EmptyMicroBatch,
+}
+
+/// SmoothGrad's parameters; the defaults are the paper's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SmoothGradOptions {
+    /// Noisy copies averaged (default 50).
+    pub samples: usize,
+    /// σ as a fraction of the image's value range `max − min` (default 0.15).
+    pub noise_level: f64,
+    /// Noisy copies sent through the network together.
+    pub micro_batch: usize,
+    /// Seed of the noise generator.
+    pub seed: u64,
+}
+
+impl Default for SmoothGradOptions {
+    fn default() -> Self {
+        Self { samples: 50, noise_level: 0.15, micro_batch: 10, seed: 0 }
+    }
+}
+
+impl SmoothGradOptions {
+    /// Refuses values that cannot produce a map.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        if self.samples == 0 {
+            return Err(OptionsError::NoSamples);
+        }
+        if !(self.noise_level.is_finite() && self.noise_level >= 0.0) {
+            return Err(OptionsError::BadNoiseLevel(self.noise_level));
+        }
+        if self.micro_batch == 0 {
+            return Err(OptionsError::EmptyMicroBatch);
+        }
+        Ok(())
+    }
+}
+
+/// How the per-sample maps are combined.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Smoothing {
+    /// E[g] (SmoothGrad).
+    #[default]
+    Mean,
+    /// E[g²] (SmoothGrad²).
+    MeanOfSquares,
+    /// E[g²] − E[g]² (VarGrad).
+    Variance,
+    /// |E[g]|.
+    AbsMean,
+}
+
+/// Running sums over the samples seen so far; every [`Smoothing`] derives from them.
+#[derive(Clone, Debug)]
+pub struct SmoothGradSums {
+    /// Samples summed.
+    pub count: usize,
+    /// Σ g, `[3, height, width]`.
+    pub sum: Tensor<3>,
+    /// Σ g², `[3, height, width]`.
+    pub sum_of_squares: Tensor<3>,
+}
+
+impl SmoothGradSums {
+    /// The map for one smoothing variant, `[3, height, width]`.
+    pub fn map(&self, smoothing: Smoothing) -> Tensor<3> {
+        let count = self.count.max(1) as f64;
+        let mean = || self.sum.clone() / count;
+        let mean_of_squares = || self.sum_of_squares.clone() / count;
+        match smoothing {
+            Smoothing::Mean => mean(),
+            Smoothing::MeanOfSquares => mean_of_squares(),
+            Smoothing::Variance => mean_of_squares() - mean().powi_scalar(2),
+            Smoothing::AbsMean => mean().abs(),
+        }
+    }
+
+    fn add(self, maps: Tensor<4>) -> Self {
+        let batch = maps.dims()[0];
+        Self {
+            count: self.count + batch,
+            sum: self.sum + maps.clone().sum_dim(0).squeeze_dim(0),
+            sum_of_squares: self.sum_of_squares + maps.powi_scalar(2).sum_dim(0).squeeze_dim(0),
+        }
+    }
+}
+
+/// How far a run has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Samples done.
+    pub done: usize,
+    /// Samples in the run.
+    pub total: usize,
+}
+
+impl Progress {
+    /// Whether every sample is done.
+    pub fn is_finished(&self) -> bool {
+        self.done >= self.total
+    }
+}
+
+/// One SmoothGrad run over one image, advanced a micro-batch at a time.
+///
+/// Nothing here reads from the device, so an async caller (wasm) reads [`SmoothGradRun::sums`]
+/// with `into_data_async` between steps, and a native caller can simply loop.
+pub struct SmoothGradRun<'a, A: Attribution, N: NoiseSource> {
+    model: &'a ResNet,
+    method: &'a A,
+    input: Tensor<4>,
+    targets: Targets,
+    noise: N,
+    sigma: Tensor<1>,
+    options: SmoothGradOptions,
+    sums: SmoothGradSums,
+}
+
+impl<'a, A: Attribution, N: NoiseSource> SmoothGradRun<'a, A, N> {
+    /// Prepares a run over `input` `[1, 3, height, width]` for `target` (one row).
+    pub fn new(
+        model: &'a ResNet,
+        method: &'a A,
+        input: Tensor<4>,
+        target: Targets,
+        noise: N,
+        options: SmoothGradOptions,
+    ) -> Result<Self, OptionsError> {
+        options.validate()?;
+        let input = input.without_autodiff();
+        let [_, channels, height, width] = input.dims();
+        let sigma = (input.clone().max() - input.clone().min()) * options.noise_level;
+        let zeros = || Tensor::zeros([channels, height, width], &input.device());
+        Ok(Self {
+            model,
+            method,
+            targets: target,
+            noise,
+            sigma,
+            options,
+            sums: SmoothGradSums { count: 0, sum: zeros(), sum_of_squares: zeros() },
+            input,
+        })
+    }
+
+    /// Runs the next micro-batch of noisy copies and adds their maps to the sums.
+    pub fn step(&mut self) -> Progress {
+        let done = self.sums.count;
+        let batch = self.options.micro_batch.min(self.options.samples - done);
+        if batch > 0 {
+            let [_, channels, height, width] = self.input.dims();
+            let noise = self.noise.draw(done..done + batch, &self.sigma, [channels, height, width]);
+            let noisy = self.input.clone().repeat_dim(0, batch) + noise;
+            let maps = self.method.attribute(self.model, noisy, &self.targets.repeat(batch));
+            self.sums = self.sums.clone().add(maps);
+        }
+        self.progress()
+    }
+
+    /// Samples done so far.
+    pub fn progress(&self) -> Progress {
+        Progress { done: self.sums.count, total: self.options.samples }
+    }
+
+    /// The running sums (device tensors).
+    pub fn sums(&self) -> &SmoothGradSums {
+        &self.sums
+    }
+
+    /// Runs every remaining micro-batch, calling `on_progress` after each.
+    pub fn run(mut self, mut on_progress: impl FnMut(Progress, &SmoothGradSums)) -> SmoothGradSums {
+        while !self.progress().is_finished() {
+            let progress = self.step();
+            on_progress(progress, &self.sums);
+        }
+        self.sums
+    }
+}

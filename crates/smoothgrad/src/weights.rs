@@ -1,0 +1,179 @@
+//! Loading torchvision/timm ResNet checkpoints (safetensors, and `.pth` natively).
+
+use burn::store::{
+    FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    SafetensorsStore,
+};
+use burn::tensor::DType;
+
+use crate::resnet::ResNet;
+
+/// Why a checkpoint could not be loaded into a model.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum WeightsError {
+    /// The bytes are no checkpoint this loader reads.
+    #[error("not a model checkpoint: {0}. Expected a .safetensors file (or a torchvision .pth)")]
+    NotACheckpoint(String),
+    /// The file ends before the data its header announces.
+    #[error(
+        "the checkpoint is truncated ({len} bytes): its header announces more data than the \
+         file holds. Download it again"
+    )]
+    Truncated {
+        /// Bytes received.
+        len: usize,
+    },
+    /// The checkpoint is for another network.
+    #[error(
+        "the checkpoint is for a different architecture: {} expected tensors missing (first: {}), \
+         {} unexpected tensors (first: {})",
+        missing.len(), preview(missing), unexpected.len(), preview(unexpected)
+    )]
+    WrongArchitecture {
+        /// Tensors the model needs that the checkpoint lacks.
+        missing: Vec<String>,
+        /// Tensors in the checkpoint that the model does not have.
+        unexpected: Vec<String>,
+    },
+    /// A tensor has the right name but the wrong shape.
+    #[error("tensor '{tensor}' has shape {found:?} in the checkpoint, the model expects {expected:?}")]
+    ShapeMismatch {
+        /// Its torchvision name.
+        tensor: String,
+        /// Shape in the model.
+        expected: Vec<usize>,
+        /// Shape in the checkpoint.
+        found: Vec<usize>,
+    },
+    /// A `.pth` file where only safetensors can be read (wasm has no files to hand the reader).
+    #[error(
+        "this is a PyTorch .pth checkpoint, which can only be read natively; convert it to \
+         .safetensors or use the Hugging Face hub's timm/resnet50.tv_in1k safetensors"
+    )]
+    PthUnsupported,
+    /// Anything else the reader reported.
+    #[error("could not read the checkpoint: {0}")]
+    Unreadable(String),
+}
+
+fn preview(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    match names.len() {
+        0 => "none".into(),
+        n if n <= SHOWN => names.join(", "),
+        n => format!("{}, … and {} more", names[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
+/// torchvision's `downsample.0`/`downsample.1` become this crate's `downsample.conv`/`.bn`.
+fn key_remapper() -> KeyRemapper {
+    KeyRemapper::new()
+        .add_pattern(r"\.downsample\.0\.", ".downsample.conv.")
+        .and_then(|remapper| remapper.add_pattern(r"\.downsample\.1\.", ".downsample.bn."))
+        .expect("static patterns are valid")
+}
+
+/// Linear weights transposed, f16/bf16 widened to f32.
+fn adapter() -> impl ModuleAdapter + 'static {
+    PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32))
+}
+
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+
+/// Loads a checkpoint held in memory into `model`, whose configuration must match it.
+///
+/// Safetensors everywhere; a `.pth` (a ZIP) natively through a temporary file.
+pub fn load_checkpoint_bytes(model: ResNet, bytes: Vec<u8>) -> Result<ResNet, WeightsError> {
+    if bytes.starts_with(ZIP_MAGIC) {
+        return load_pth_bytes(model, &bytes);
+    }
+    check_safetensors_header(&bytes)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .remap(key_remapper())
+        .with_from_adapter(adapter())
+        .skip_enum_variants(true)
+        .allow_partial(true)
+        .validate(false);
+    apply(model, &mut store)
+}
+
+/// Loads a checkpoint file (`.safetensors` or `.pth`).
+#[cfg(not(target_family = "wasm"))]
+pub fn load_checkpoint_file(
+    model: ResNet,
+    path: impl AsRef<std::path::Path>,
+) -> Result<ResNet, WeightsError> {
+    let bytes = std::fs::read(path.as_ref()).map_err(|error| {
+        WeightsError::Unreadable(format!("{}: {error}", path.as_ref().display()))
+    })?;
+    load_checkpoint_bytes(model, bytes)
+}
+
+fn check_safetensors_header(bytes: &[u8]) -> Result<(), WeightsError> {
+    use safetensors::SafeTensorError;
+    match safetensors::SafeTensors::deserialize(bytes) {
+        Ok(_) => Ok(()),
+        Err(SafeTensorError::MetadataIncompleteBuffer) => {
+            Err(WeightsError::Truncated { len: bytes.len() })
+        }
+        Err(error) => Err(WeightsError::NotACheckpoint(format!(
+            "no valid safetensors header ({error})"
+        ))),
+    }
+}
+
+#[cfg(all(feature = "pytorch", not(target_family = "wasm")))]
+fn load_pth_bytes(model: ResNet, bytes: &[u8]) -> Result<ResNet, WeightsError> {
+    use burn::store::PytorchStore;
+    let unreadable = |error: std::io::Error| WeightsError::Unreadable(error.to_string());
+    // The PyTorch reader needs a file it can seek in.
+    let mut file = tempfile::NamedTempFile::new().map_err(unreadable)?;
+    std::io::Write::write_all(&mut file, bytes).map_err(unreadable)?;
+    let mut store = PytorchStore::from_file(file.path())
+        .remap(key_remapper())
+        .skip_enum_variants(true)
+        .allow_partial(true)
+        .validate(false);
+    // The reader widens nothing itself: half-precision `.pth` files are rare enough to leave.
+    apply(model, &mut store).map_err(|error| match error {
+        WeightsError::Unreadable(message) if message.contains("EOF") || message.contains("eof") => {
+            WeightsError::Truncated { len: bytes.len() }
+        }
+        other => other,
+    })
+}
+
+#[cfg(not(all(feature = "pytorch", not(target_family = "wasm"))))]
+fn load_pth_bytes(_model: ResNet, _bytes: &[u8]) -> Result<ResNet, WeightsError> {
+    Err(WeightsError::PthUnsupported)
+}
+
+/// torchvision checkpoints carry a BatchNorm step counter the model has no use for.
+fn is_ignored(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+}
+
+fn apply<S: ModuleStore>(mut model: ResNet, store: &mut S) -> Result<ResNet, WeightsError> {
+    let result = model
+        .load_from(store)
+        .map_err(|error| WeightsError::Unreadable(error.to_string()))?;
+    let unexpected: Vec<String> =
+        result.unused.into_iter().filter(|name| !is_ignored(name)).collect();
+    if !result.missing.is_empty() || !unexpected.is_empty() {
+        return Err(WeightsError::WrongArchitecture {
+            missing: result.missing.into_iter().map(|(path, _)| path).collect(),
+            unexpected,
+        });
+    }
+    match result.errors.into_iter().next() {
+        None => Ok(model),
+        Some(burn::store::ApplyError::ShapeMismatch { path, expected, found }) => {
+            Err(WeightsError::ShapeMismatch {
+                tensor: path,
+                expected: expected.to_vec(),
+                found: found.to_vec(),
+            })
+        }
+        Some(other) => Err(WeightsError::Unreadable(other.to_string())),
+    }
+}

@@ -1,0 +1,195 @@
+//! Comparisons with the PyTorch/Captum fixtures (`scripts/make-fixtures.sh`), shared by the
+//! native tests and the wasm/WebGPU tests. Every read is async, as wasm requires.
+
+#![allow(dead_code)]
+
+use smoothgrad::burn::tensor::{Device, Int, Tensor, TensorData};
+use smoothgrad::{
+    Attribution, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Quadrature,
+    RecordedNoise, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun, Smoothing, Targets,
+    load_checkpoint_bytes,
+};
+
+/// The narrow torchvision-layout ResNet-50 (base width 8, 10 classes).
+pub const MODEL: &[u8] = include_bytes!("../../../../tests/fixtures/narrow_resnet50.safetensors");
+/// The same weights in half precision.
+pub const MODEL_F16: &[u8] =
+    include_bytes!("../../../../tests/fixtures/narrow_resnet50_f16.safetensors");
+/// The same weights in bfloat16.
+pub const MODEL_BF16: &[u8] =
+    include_bytes!("../../../../tests/fixtures/narrow_resnet50_bf16.safetensors");
+/// A narrow ResNet-18.
+pub const MODEL_RESNET18: &[u8] =
+    include_bytes!("../../../../tests/fixtures/narrow_resnet18.safetensors");
+/// Inputs and Captum's outputs for them.
+pub const REFERENCE: &[u8] = include_bytes!("../../../../tests/fixtures/reference.safetensors");
+
+/// The fixture model's configuration.
+pub fn narrow_resnet50() -> ResNetConfig {
+    ResNetConfig::resnet50(10).with_base_width(8)
+}
+
+/// A reference tensor as host data.
+pub fn reference(name: &str) -> TensorData {
+    let file = safetensors::SafeTensors::deserialize(REFERENCE).expect("reference fixture parses");
+    let view = file.tensor(name).unwrap_or_else(|_| panic!("no '{name}' in the reference"));
+    let shape = view.shape().to_vec();
+    match view.dtype() {
+        safetensors::Dtype::F32 => {
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|bytes| f32::from_le_bytes(bytes.try_into().unwrap()))
+                .collect();
+            TensorData::new(values, shape)
+        }
+        safetensors::Dtype::I64 => {
+            let values: Vec<i64> = view
+                .data()
+                .chunks_exact(8)
+                .map(|bytes| i64::from_le_bytes(bytes.try_into().unwrap()))
+                .collect();
+            TensorData::new(values, shape)
+        }
+        other => panic!("unexpected dtype {other:?} for '{name}'"),
+    }
+}
+
+/// A reference float tensor on `device`.
+pub fn reference_tensor<const D: usize>(name: &str, device: &Device) -> Tensor<D> {
+    Tensor::from_data(reference(name), device)
+}
+
+/// Loads `bytes` into the narrow ResNet-50 on `device`.
+pub fn load(config: &ResNetConfig, bytes: &[u8], device: &Device) -> ResNet {
+    load_checkpoint_bytes(config.init(device), bytes.to_vec()).expect("fixture checkpoint loads")
+}
+
+/// `max |ours − reference| / max |reference|`, asserted ≤ `tolerance`; returns it.
+pub async fn assert_matches<const D: usize>(
+    what: &str,
+    ours: Tensor<D>,
+    reference: TensorData,
+    tolerance: f32,
+) -> f32 {
+    let ours = ours.into_data_async().await.expect("read back");
+    assert_eq!(ours.shape, reference.shape, "{what}: shape");
+    let ours = ours.to_vec::<f32>().unwrap();
+    let expected = reference.to_vec::<f32>().unwrap();
+    let scale = expected.iter().fold(0.0f32, |max, value| max.max(value.abs()));
+    let error = ours
+        .iter()
+        .zip(&expected)
+        .fold(0.0f32, |max, (a, b)| max.max((a - b).abs()));
+    let relative = error / scale;
+    println!("{what}: max|ours − reference| / max|reference| = {relative:.3e} (scale {scale:.3e})");
+    assert!(relative.is_finite() && relative <= tolerance, "{what}: relative error {relative:e} > {tolerance:e}");
+    relative
+}
+
+/// The issue's bound for fp32.
+pub const TOLERANCE: f32 = 1e-4;
+
+/// Reference target classes.
+pub fn reference_targets(device: &Device) -> Targets {
+    let classes: Vec<usize> =
+        reference("target").to_vec::<i64>().unwrap().iter().map(|&c| c as usize).collect();
+    Targets::classes(&classes, 10, device).unwrap()
+}
+
+/// Logits of the fixture inputs.
+pub async fn check_logits(bytes: &[u8], name: &str, device: &Device) -> f32 {
+    let model = load(&narrow_resnet50(), bytes, device);
+    let logits = model.forward(reference_tensor("input", device));
+    assert_matches(name, logits, reference(name), TOLERANCE).await
+}
+
+/// ResNet-18 logits (the BasicBlock path).
+pub async fn check_resnet18(device: &Device) -> f32 {
+    let config = ResNetConfig::resnet18(10).with_base_width(8);
+    let model = load(&config, MODEL_RESNET18, device);
+    let logits = model.forward(reference_tensor("input", device));
+    assert_matches("resnet18_logits", logits, reference("resnet18_logits"), TOLERANCE).await
+}
+
+/// The clean top-1 chosen on the device equals PyTorch's argmax.
+pub async fn check_top1(device: &Device) {
+    let model = load(&narrow_resnet50(), MODEL, device);
+    let targets = Targets::top1(model.forward(reference_tensor("input", device)));
+    let ours: TensorData = targets.indices().into_data_async().await.unwrap();
+    let expected = reference("target");
+    let as_i64 = |data: TensorData| -> Vec<i64> {
+        data.convert::<i64>().to_vec::<i64>().unwrap()
+    };
+    assert_eq!(as_i64(ours), as_i64(expected));
+}
+
+/// One attribution method on both fixture inputs.
+pub async fn check_method(method: &impl Attribution, name: &str, device: &Device) -> f32 {
+    let model = load(&narrow_resnet50(), MODEL, device);
+    let maps = method.attribute(&model, reference_tensor("input", device), &reference_targets(device));
+    assert_matches(name, maps, reference(name), TOLERANCE).await
+}
+
+/// Every method the issue lists, against Captum.
+pub async fn check_all_methods(device: &Device) -> Vec<(String, f32)> {
+    let trapezoid = IntegratedGradients { quadrature: Quadrature::RiemannTrapezoid, ..Default::default() };
+    vec![
+        ("gradient".into(), check_method(&Gradient, "gradient", device).await),
+        ("input_x_gradient".into(), check_method(&InputXGradient, "input_x_gradient", device).await),
+        ("guided_backprop".into(), check_method(&GuidedBackprop, "guided_backprop", device).await),
+        (
+            "integrated_gradients".into(),
+            check_method(&IntegratedGradients::default(), "integrated_gradients", device).await,
+        ),
+        (
+            "integrated_gradients_riemann_trapezoid".into(),
+            check_method(&trapezoid, "integrated_gradients_riemann_trapezoid", device).await,
+        ),
+    ]
+}
+
+/// SmoothGrad of `method` over the recorded noise, for every smoothing variant and both inputs.
+pub async fn check_smoothgrad(
+    method: &impl Attribution,
+    name: &str,
+    micro_batch: usize,
+    device: &Device,
+) -> Vec<(String, f32)> {
+    let model = load(&narrow_resnet50(), MODEL, device);
+    let inputs: Tensor<4> = reference_tensor("input", device);
+    let noise: Tensor<5> = reference_tensor("smoothgrad_noise", device);
+    let targets = reference_targets(device);
+    let mut errors = Vec::new();
+    for image in 0..inputs.dims()[0] {
+        let recorded = RecordedNoise::new(noise.clone().narrow(0, image, 1).squeeze_dim(0));
+        let options = SmoothGradOptions { samples: recorded.samples(), micro_batch, ..Default::default() };
+        let input = inputs.clone().narrow(0, image, 1);
+        let run = SmoothGradRun::new(&model, method, input, targets.select(image), recorded, options)
+            .unwrap();
+        let sums = run.run(|_, _| {});
+        for (smoothing, suffix) in
+            [(Smoothing::Mean, "mean"), (Smoothing::MeanOfSquares, "sq"), (Smoothing::Variance, "var")]
+        {
+            let key = format!("smoothgrad_{name}_{suffix}");
+            let expected = reference(&key);
+            let expected = slice_first(expected, image);
+            let error = assert_matches(&format!("{key}[{image}]"), sums.map(smoothing), expected, TOLERANCE).await;
+            errors.push((format!("{key}[{image}]"), error));
+        }
+    }
+    errors
+}
+
+/// Row `index` of a reference batch.
+fn slice_first(data: TensorData, index: usize) -> TensorData {
+    let shape = data.shape.to_vec();
+    let row: usize = shape[1..].iter().product();
+    let values = data.to_vec::<f32>().unwrap()[index * row..(index + 1) * row].to_vec();
+    TensorData::new(values, shape[1..].to_vec())
+}
+
+/// Integer class indices as a tensor (for tests that need them on a device).
+pub fn classes(values: &[i64], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
+}

@@ -1,0 +1,105 @@
+//! Every model output and map against PyTorch/Captum, natively on the CPU (Flex backend).
+
+mod common;
+
+use common::*;
+use smoothgrad::burn::tensor::Device;
+use smoothgrad::{Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Quadrature};
+use std::num::NonZeroUsize;
+
+fn device() -> Device {
+    Device::flex()
+}
+
+#[test]
+fn logits_match_pytorch() {
+    pollster::block_on(check_logits(MODEL, "logits", &device()));
+}
+
+#[cfg(feature = "pytorch")]
+#[test]
+fn pth_checkpoint_gives_the_same_logits() {
+    let pth = include_bytes!("../../../tests/fixtures/narrow_resnet50.pth");
+    pollster::block_on(check_logits(pth, "logits", &device()));
+}
+
+#[test]
+fn half_precision_checkpoints_load_into_f32() {
+    pollster::block_on(check_logits(MODEL_F16, "logits_from_f16", &device()));
+    pollster::block_on(check_logits(MODEL_BF16, "logits_from_bf16", &device()));
+}
+
+#[test]
+fn resnet18_logits_match_pytorch() {
+    pollster::block_on(check_resnet18(&device()));
+}
+
+#[test]
+fn top1_target_matches_pytorch() {
+    pollster::block_on(check_top1(&device()));
+}
+
+#[test]
+fn gradient_matches_captum() {
+    pollster::block_on(check_method(&Gradient, "gradient", &device()));
+}
+
+#[test]
+fn input_x_gradient_matches_captum() {
+    pollster::block_on(check_method(&InputXGradient, "input_x_gradient", &device()));
+}
+
+#[test]
+fn guided_backprop_matches_captum() {
+    pollster::block_on(check_method(&GuidedBackprop, "guided_backprop", &device()));
+}
+
+#[test]
+fn guided_backprop_differs_from_the_gradient() {
+    let gradient = reference("gradient").to_vec::<f32>().unwrap();
+    let guided = reference("guided_backprop").to_vec::<f32>().unwrap();
+    let differing = gradient.iter().zip(&guided).filter(|(a, b)| (*a - *b).abs() > 1e-6).count();
+    assert!(differing > gradient.len() / 10, "the fixture must tell the two rules apart");
+}
+
+#[test]
+fn integrated_gradients_match_captum() {
+    pollster::block_on(check_method(&IntegratedGradients::default(), "integrated_gradients", &device()));
+    let trapezoid = IntegratedGradients {
+        quadrature: Quadrature::RiemannTrapezoid,
+        batch_size: NonZeroUsize::new(7).unwrap(),
+        ..Default::default()
+    };
+    pollster::block_on(check_method(&trapezoid, "integrated_gradients_riemann_trapezoid", &device()));
+}
+
+#[test]
+fn gauss_legendre_points_are_captums() {
+    let points = Quadrature::GaussLegendre.points(NonZeroUsize::new(50).unwrap());
+    let mut ours: Vec<(f64, f64)> = points;
+    ours.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let alphas = reference("ig_gausslegendre_alphas").to_vec::<f32>().unwrap();
+    let weights = reference("ig_gausslegendre_weights").to_vec::<f32>().unwrap();
+    let mut expected: Vec<(f32, f32)> = alphas.into_iter().zip(weights).collect();
+    expected.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for ((alpha, weight), (expected_alpha, expected_weight)) in ours.iter().zip(&expected) {
+        assert!((*alpha as f32 - expected_alpha).abs() < 1e-6);
+        assert!((*weight as f32 - expected_weight).abs() < 1e-6);
+    }
+    assert_eq!(ours.len(), expected.len());
+}
+
+#[test]
+fn smoothgrad_of_gradient_matches_recorded_noise_reference() {
+    pollster::block_on(check_smoothgrad(&Gradient, "gradient", 3, &device()));
+}
+
+#[test]
+fn smoothgrad_of_guided_backprop_matches_recorded_noise_reference() {
+    pollster::block_on(check_smoothgrad(&GuidedBackprop, "guided_backprop", 8, &device()));
+}
+
+#[test]
+fn smoothgrad_of_input_x_gradient_matches_recorded_noise_reference() {
+    pollster::block_on(check_smoothgrad(&InputXGradient, "input_x_gradient", 1, &device()));
+}

@@ -1,0 +1,86 @@
+//! Every way a checkpoint can be wrong gets its own error, never a panic.
+
+mod common;
+
+use common::*;
+use smoothgrad::burn::tensor::Device;
+use smoothgrad::{ResNetConfig, WeightsError, load_checkpoint_bytes};
+
+fn device() -> Device {
+    Device::flex()
+}
+
+fn load_into(config: ResNetConfig, bytes: &[u8]) -> Result<(), WeightsError> {
+    load_checkpoint_bytes(config.init(&device()), bytes.to_vec()).map(|_| ())
+}
+
+#[test]
+fn truncated_checkpoint_is_reported_as_truncated() {
+    let half = &MODEL[..MODEL.len() / 2];
+    assert_eq!(load_into(narrow_resnet50(), half), Err(WeightsError::Truncated { len: half.len() }));
+}
+
+#[test]
+fn checkpoint_cut_inside_its_header_is_not_a_checkpoint() {
+    let error = load_into(narrow_resnet50(), &MODEL[..20]).unwrap_err();
+    assert!(matches!(error, WeightsError::NotACheckpoint(_)), "{error}");
+}
+
+#[test]
+fn an_image_is_not_a_checkpoint() {
+    let png = include_bytes!("../../../tests/fixtures/chelsea.png");
+    let error = load_into(narrow_resnet50(), png).unwrap_err();
+    assert!(matches!(error, WeightsError::NotACheckpoint(_)), "{error}");
+    assert!(error.to_string().contains(".safetensors"), "{error}");
+}
+
+#[test]
+fn resnet18_weights_in_a_resnet50_list_missing_and_unexpected_tensors() {
+    let error = load_into(narrow_resnet50(), MODEL_RESNET18).unwrap_err();
+    let WeightsError::WrongArchitecture { missing, unexpected } = &error else {
+        panic!("expected WrongArchitecture, got {error}");
+    };
+    assert!(missing.iter().any(|name| name == "layer1.0.conv3.weight"), "{missing:?}");
+    assert!(unexpected.is_empty() || unexpected.iter().all(|name| !name.contains("num_batches")));
+    assert!(error.to_string().contains("layer1.0.conv3.weight") || missing.len() > 5);
+}
+
+#[test]
+fn resnet50_weights_in_a_resnet18_report_unexpected_tensors() {
+    let config = ResNetConfig::resnet18(10).with_base_width(8);
+    let error = load_into(config, MODEL).unwrap_err();
+    let WeightsError::WrongArchitecture { unexpected, .. } = &error else {
+        panic!("expected WrongArchitecture, got {error}");
+    };
+    assert!(unexpected.iter().any(|name| name == "layer1.0.conv3.weight"), "{unexpected:?}");
+}
+
+#[test]
+fn wrong_class_count_names_the_tensor_and_both_shapes() {
+    let config = narrow_resnet50().with_num_classes(7);
+    let error = load_into(config, MODEL).unwrap_err();
+    let WeightsError::ShapeMismatch { tensor, expected, found } = &error else {
+        panic!("expected ShapeMismatch, got {error}");
+    };
+    assert!(tensor.starts_with("fc."), "{tensor}");
+    assert_ne!(expected, found);
+    let message = error.to_string();
+    assert!(message.contains(tensor.as_str()) && message.contains("10"), "{message}");
+}
+
+#[test]
+fn wrong_width_is_a_shape_mismatch() {
+    let config = narrow_resnet50().with_base_width(16);
+    let error = load_into(config, MODEL).unwrap_err();
+    assert!(matches!(error, WeightsError::ShapeMismatch { .. }), "{error}");
+}
+
+#[test]
+fn truncated_pth_is_an_error_not_a_panic() {
+    let pth = include_bytes!("../../../tests/fixtures/narrow_resnet50.pth");
+    let error = load_into(narrow_resnet50(), &pth[..pth.len() / 2]).unwrap_err();
+    assert!(
+        matches!(error, WeightsError::Truncated { .. } | WeightsError::Unreadable(_) | WeightsError::PthUnsupported),
+        "{error}"
+    );
+}
