@@ -5,11 +5,11 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --browser
 
 echo "== native tests (CPU) =="
-cargo test --workspace
+cargo test --workspace --no-default-features --features smoothgrad/flex,smoothgrad/pytorch
 
 echo "== wasm tests in headless Chromium on WebGPU =="
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
-cargo test -p smoothgrad --target wasm32-unknown-unknown \
-  --no-default-features --features wgpu --test webgpu
+cargo test -p smoothgrad --profile wasm-test --target wasm32-unknown-unknown \
+  --target-dir target/wasm --no-default-features --features wgpu --test webgpu

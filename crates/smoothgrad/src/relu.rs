@@ -4,7 +4,6 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
 use burn::tensor::Tensor;
@@ -73,7 +72,7 @@ impl<B: Backend, C: CheckpointStrategy> GuidedReluBackend for Autodiff<B, C> {
             }
         }
 
-        match GuidedRelu.prepare::<C>([input.node()]).memory_bound().stateful() {
+        match GuidedRelu.prepare::<C>([input.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let output = B::relu(input.primitive().clone());
                 prep.finish(output.clone(), output)

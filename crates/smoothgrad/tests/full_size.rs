@@ -13,7 +13,7 @@ fn resnet50_at_224_gives_a_finite_nonzero_input_gradient() {
     let logits = model.forward(input.clone());
     let target = Targets::top1(logits);
     let gradient = Gradient.attribute(&model, input, &target);
-    let values = gradient.into_data().to_vec::<f32>().unwrap();
+    let values = gradient.into_data().try_to_vec::<f32>().unwrap();
     println!("ResNet-50 224×224 forward + top-1 + forward/backward: {:.2?}", started.elapsed());
     assert_eq!(values.len(), 3 * 224 * 224);
     assert!(values.iter().all(|v| v.is_finite()));

@@ -26,7 +26,7 @@ fn torchvision(name: &str) -> Vec<f32> {
 fn ours(bytes: &[u8]) -> Vec<f32> {
     let input = Preprocess::default().input(bytes, &device()).unwrap();
     assert_eq!(input.dims(), [1, 3, 224, 224]);
-    input.into_data().to_vec::<f32>().unwrap()
+    input.into_data().try_to_vec::<f32>().unwrap()
 }
 
 /// (max, mean) absolute difference in normalised units (one 8-bit level ≈ 0.017).
@@ -69,7 +69,7 @@ fn top5_agree_with_torchvision_preprocessing() {
     let model = load(&narrow_resnet50(), MODEL, &device);
     let top5 = |values: Vec<f32>| {
         let input = Tensor::<4>::from_data(TensorData::new(values, [1, 3, 224, 224]), &device);
-        let logits = model.forward(input).into_data().to_vec::<f32>().unwrap();
+        let logits = model.forward(input).into_data().try_to_vec::<f32>().unwrap();
         let mut order: Vec<usize> = (0..logits.len()).collect();
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
         order.truncate(5);

@@ -56,8 +56,8 @@ fn guided_backprop_matches_captum() {
 
 #[test]
 fn guided_backprop_differs_from_the_gradient() {
-    let gradient = reference("gradient").to_vec::<f32>().unwrap();
-    let guided = reference("guided_backprop").to_vec::<f32>().unwrap();
+    let gradient = reference("gradient").try_to_vec::<f32>().unwrap();
+    let guided = reference("guided_backprop").try_to_vec::<f32>().unwrap();
     let differing = gradient.iter().zip(&guided).filter(|(a, b)| (*a - *b).abs() > 1e-6).count();
     assert!(differing > gradient.len() / 10, "the fixture must tell the two rules apart");
 }
@@ -78,8 +78,8 @@ fn gauss_legendre_points_are_captums() {
     let points = Quadrature::GaussLegendre.points(NonZeroUsize::new(50).unwrap());
     let mut ours: Vec<(f64, f64)> = points;
     ours.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let alphas = reference("ig_gausslegendre_alphas").to_vec::<f32>().unwrap();
-    let weights = reference("ig_gausslegendre_weights").to_vec::<f32>().unwrap();
+    let alphas = reference("ig_gausslegendre_alphas").try_to_vec::<f32>().unwrap();
+    let weights = reference("ig_gausslegendre_weights").try_to_vec::<f32>().unwrap();
     let mut expected: Vec<(f32, f32)> = alphas.into_iter().zip(weights).collect();
     expected.sort_by(|a, b| a.0.total_cmp(&b.0));
     for ((alpha, weight), (expected_alpha, expected_weight)) in ours.iter().zip(&expected) {

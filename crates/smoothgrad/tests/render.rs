@@ -15,8 +15,6 @@ fn channels_reduce_by_the_chosen_sign() {
     let planar = [1.0, -2.0, 3.0, -1.0, -1.0, 1.0];
     let pixels = 2;
     // Channel sums: pixel 0 = 1 + 3 − 1 = 3, pixel 1 = −2 − 1 + 1 = −2.
-    let full: Vec<f32> = (0..pixels).flat_map(|p| [planar[p], planar[2 + p], planar[4 + p]]).collect();
-    let _ = full;
     assert_eq!(reduce_channels(&planar, pixels, Sign::Absolute), vec![5.0, 4.0]);
     assert_eq!(reduce_channels(&planar, pixels, Sign::Signed), vec![3.0, -2.0]);
     assert_eq!(reduce_channels(&planar, pixels, Sign::Positive), vec![3.0, 0.0]);

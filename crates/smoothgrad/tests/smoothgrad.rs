@@ -14,7 +14,7 @@ fn device() -> Device {
 }
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().to_vec::<f32>().unwrap()
+    tensor.into_data().try_to_vec::<f32>().unwrap()
 }
 
 #[test]

@@ -73,9 +73,9 @@ pub async fn assert_matches<const D: usize>(
     tolerance: f32,
 ) -> f32 {
     let ours = ours.into_data_async().await.expect("read back");
-    assert_eq!(ours.shape, reference.shape, "{what}: shape");
-    let ours = ours.to_vec::<f32>().unwrap();
-    let expected = reference.to_vec::<f32>().unwrap();
+    assert_eq!(ours.shape(), reference.shape(), "{what}: shape");
+    let ours = ours.try_to_vec::<f32>().unwrap();
+    let expected = reference.try_to_vec::<f32>().unwrap();
     let scale = expected.iter().fold(0.0f32, |max, value| max.max(value.abs()));
     let error = ours
         .iter()
@@ -93,7 +93,7 @@ pub const TOLERANCE: f32 = 1e-4;
 /// Reference target classes.
 pub fn reference_targets(device: &Device) -> Targets {
     let classes: Vec<usize> =
-        reference("target").to_vec::<i64>().unwrap().iter().map(|&c| c as usize).collect();
+        reference("target").try_to_vec::<i64>().unwrap().iter().map(|&c| c as usize).collect();
     Targets::classes(&classes, 10, device).unwrap()
 }
 
@@ -119,7 +119,7 @@ pub async fn check_top1(device: &Device) {
     let ours: TensorData = targets.indices().into_data_async().await.unwrap();
     let expected = reference("target");
     let as_i64 = |data: TensorData| -> Vec<i64> {
-        data.convert::<i64>().to_vec::<i64>().unwrap()
+        data.convert::<i64>().try_to_vec::<i64>().unwrap()
     };
     assert_eq!(as_i64(ours), as_i64(expected));
 }
@@ -183,9 +183,9 @@ pub async fn check_smoothgrad(
 
 /// Row `index` of a reference batch.
 fn slice_first(data: TensorData, index: usize) -> TensorData {
-    let shape = data.shape.to_vec();
+    let shape = data.shape().to_vec();
     let row: usize = shape[1..].iter().product();
-    let values = data.to_vec::<f32>().unwrap()[index * row..(index + 1) * row].to_vec();
+    let values = data.try_to_vec::<f32>().unwrap()[index * row..(index + 1) * row].to_vec();
     TensorData::new(values, shape[1..].to_vec())
 }
 
