@@ -35,7 +35,7 @@ impl Targets {
         let indices: Vec<i64> = classes.iter().map(|&class| class as i64).collect();
         let indices =
             Tensor::<1, Int>::from_data(TensorData::new(indices, [classes.len()]), device);
-        Ok(Self { mask: indices.one_hot(num_classes).float() })
+        Ok(Self { mask: one_hot(indices, num_classes) })
     }
 
     /// Each image's highest-scoring class.
@@ -43,7 +43,7 @@ impl Targets {
         let logits = logits.detach().without_autodiff();
         let [_, num_classes] = logits.dims();
         let best = logits.argmax(1).squeeze_dim::<1>(1);
-        Self { mask: best.one_hot(num_classes).float() }
+        Self { mask: one_hot(best, num_classes) }
     }
 
     /// The class indices, `[batch]`, on the device (read them back to show them).
@@ -65,4 +65,17 @@ impl Targets {
     pub fn score(&self, logits: Tensor<2>) -> Tensor<1> {
         (logits * self.mask.clone()).sum()
     }
+}
+
+/// `[batch, classes]` with a 1 at each image's class.
+///
+/// Built by comparison rather than `Tensor::one_hot`, whose index check reads the indices back
+/// synchronously, which wasm cannot do.
+fn one_hot(indices: Tensor<1, Int>, num_classes: usize) -> Tensor<2> {
+    let [batch] = indices.dims();
+    let device = indices.device();
+    let classes = Tensor::<1, Int>::arange(0..num_classes as i64, &device)
+        .reshape([1, num_classes])
+        .expand([batch, num_classes]);
+    classes.equal(indices.reshape([batch, 1]).expand([batch, num_classes])).float()
 }

@@ -59,3 +59,19 @@ async fn smoothgrad_matches_recorded_noise_reference_on_webgpu() {
     check_smoothgrad(&GuidedBackprop, "guided_backprop", 8, &device).await;
     check_smoothgrad(&InputXGradient, "input_x_gradient", 3, &device).await;
 }
+
+#[wasm_bindgen_test]
+async fn full_size_resnet50_gives_a_finite_nonzero_gradient_on_webgpu() {
+    use smoothgrad::burn::tensor::{Distribution, Tensor};
+    use smoothgrad::{Attribution, ResNetConfig, Targets};
+    let device = webgpu().await;
+    let model = ResNetConfig::resnet50(1000).init(&device);
+    let input = Tensor::<4>::random([1, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
+    let started = js_sys::Date::now();
+    let gradient = Gradient.attribute(&model, input.clone(), &Targets::classes(&[0], 1000, &device).unwrap());
+    let values = gradient.into_data_async().await.unwrap().try_to_vec::<f32>().unwrap();
+    let seconds = (js_sys::Date::now() - started) / 1000.0;
+    wasm_bindgen_test::console_log!("ResNet-50 224×224 forward+backward on WebGPU: {seconds:.1} s");
+    assert!(values.iter().all(|v| v.is_finite()));
+    assert!(values.iter().filter(|v| **v != 0.0).count() > values.len() / 2);
+}
