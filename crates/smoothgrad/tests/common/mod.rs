@@ -10,6 +10,18 @@ use smoothgrad::{
     load_checkpoint_bytes,
 };
 
+/// Prints a measured figure: to stdout natively, to the browser console (which the wasm test
+/// runner shows with `--nocapture`) in wasm.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        #[cfg(target_family = "wasm")]
+        wasm_bindgen_test::console_log!($($arg)*);
+        #[cfg(not(target_family = "wasm"))]
+        println!($($arg)*);
+    }};
+}
+pub(crate) use report;
+
 /// The narrow torchvision-layout ResNet-50 (base width 8, 10 classes).
 pub const MODEL: &[u8] = include_bytes!("../../../../tests/fixtures/narrow_resnet50.safetensors");
 /// The same weights in half precision.
@@ -82,7 +94,7 @@ pub async fn assert_matches<const D: usize>(
         .zip(&expected)
         .fold(0.0f32, |max, (a, b)| max.max((a - b).abs()));
     let relative = error / scale;
-    println!("{what}: max|ours − reference| / max|reference| = {relative:.3e} (scale {scale:.3e})");
+    report!("{what}: max|ours − reference| / max|reference| = {relative:.3e} (scale {scale:.3e})");
     assert!(relative.is_finite() && relative <= tolerance, "{what}: relative error {relative:e} > {tolerance:e}");
     relative
 }
