@@ -134,13 +134,7 @@ fn load_pth_bytes(model: ResNet, bytes: &[u8]) -> Result<ResNet, WeightsError> {
         .skip_enum_variants(true)
         .allow_partial(true)
         .validate(false);
-    // The reader widens nothing itself: half-precision `.pth` files are rare enough to leave.
-    apply(model, &mut store).map_err(|error| match error {
-        WeightsError::Unreadable(message) if message.contains("EOF") || message.contains("eof") => {
-            WeightsError::Truncated { len: bytes.len() }
-        }
-        other => other,
-    })
+    apply(model, &mut store)
 }
 
 #[cfg(not(all(feature = "pytorch", not(target_family = "wasm"))))]

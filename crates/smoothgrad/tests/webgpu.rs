@@ -75,3 +75,13 @@ async fn full_size_resnet50_gives_a_finite_nonzero_gradient_on_webgpu() {
     assert!(values.iter().all(|v| v.is_finite()));
     assert!(values.iter().filter(|v| **v != 0.0).count() > values.len() / 2);
 }
+
+#[wasm_bindgen_test]
+async fn pth_bytes_get_a_clear_error_in_the_browser() {
+    let pth = include_bytes!("../../../tests/fixtures/narrow_resnet50.pth");
+    let device = webgpu().await;
+    let error = smoothgrad::load_checkpoint_bytes(narrow_resnet50().init(&device), pth.to_vec())
+        .unwrap_err();
+    assert_eq!(error, smoothgrad::WeightsError::PthUnsupported);
+    assert!(error.to_string().contains("safetensors"));
+}
