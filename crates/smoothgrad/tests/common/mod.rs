@@ -5,8 +5,7 @@
 
 use smoothgrad::burn::tensor::{Device, Int, Tensor, TensorData};
 use smoothgrad::{
-    Attribution, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Quadrature,
-    RecordedNoise, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun, Smoothing, Targets,
+    Attribution, RecordedNoise, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun, Smoothing, Targets,
     load_checkpoint_bytes,
 };
 
@@ -20,6 +19,7 @@ macro_rules! report {
         println!($($arg)*);
     }};
 }
+#[allow(unused_imports)] // only the wasm tests use it by path
 pub(crate) use report;
 
 /// The narrow torchvision-layout ResNet-50 (base width 8, 10 classes).
@@ -141,24 +141,6 @@ pub async fn check_method(method: &impl Attribution, name: &str, device: &Device
     let model = load(&narrow_resnet50(), MODEL, device);
     let maps = method.attribute(&model, reference_tensor("input", device), &reference_targets(device));
     assert_matches(name, maps, reference(name), TOLERANCE).await
-}
-
-/// Every method the issue lists, against Captum.
-pub async fn check_all_methods(device: &Device) -> Vec<(String, f32)> {
-    let trapezoid = IntegratedGradients { quadrature: Quadrature::RiemannTrapezoid, ..Default::default() };
-    vec![
-        ("gradient".into(), check_method(&Gradient, "gradient", device).await),
-        ("input_x_gradient".into(), check_method(&InputXGradient, "input_x_gradient", device).await),
-        ("guided_backprop".into(), check_method(&GuidedBackprop, "guided_backprop", device).await),
-        (
-            "integrated_gradients".into(),
-            check_method(&IntegratedGradients::default(), "integrated_gradients", device).await,
-        ),
-        (
-            "integrated_gradients_riemann_trapezoid".into(),
-            check_method(&trapezoid, "integrated_gradients_riemann_trapezoid", device).await,
-        ),
-    ]
 }
 
 /// SmoothGrad of `method` over the recorded noise, for every smoothing variant and both inputs.
