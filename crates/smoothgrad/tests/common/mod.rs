@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use smoothgrad::burn::tensor::{Device, Int, Tensor, TensorData};
+use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::{
     Attribution, RecordedNoise, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun, Smoothing, Targets,
     load_checkpoint_bytes,
@@ -183,7 +183,3 @@ fn slice_first(data: TensorData, index: usize) -> TensorData {
     TensorData::new(values, shape[1..].to_vec())
 }
 
-/// Integer class indices as a tensor (for tests that need them on a device).
-pub fn classes(values: &[i64], device: &Device) -> Tensor<1, Int> {
-    Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
-}
