@@ -12,4 +12,4 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
 cargo test -p smoothgrad --profile wasm-test --target wasm32-unknown-unknown \
-  --target-dir target/wasm --no-default-features --features wgpu --test webgpu
+  --target-dir "${CARGO_TARGET_DIR:-target}/wasm" --no-default-features --features wgpu --test webgpu
