@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Runs every test: native (CPU backend) and in headless Chromium on WebGPU (SwiftShader).
+# Runs every test: native (CPU backend), wasm in headless Chromium on WebGPU (SwiftShader), and
+# the page end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --browser
+target_dir=${CARGO_TARGET_DIR:-target}
+native=(--no-default-features --features flex,pytorch)
 
 echo "== native tests (CPU) =="
-cargo test --workspace --no-default-features --features smoothgrad/flex,smoothgrad/pytorch
+cargo test -p smoothgrad "${native[@]}"
 
 echo "== wasm tests in headless Chromium on WebGPU =="
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
-cargo test -p smoothgrad --profile wasm-test --target wasm32-unknown-unknown \
-  --target-dir "${CARGO_TARGET_DIR:-target}/wasm" --no-default-features --features wgpu --test webgpu
+# --release and the web crate's features everywhere, so the site build reuses these artifacts.
+wasm=(--release --target wasm32-unknown-unknown --target-dir "$target_dir/wasm")
+cargo test -p smoothgrad "${wasm[@]}" --no-default-features --features wgpu,flex --test webgpu
+cargo test -p smoothgrad-web "${wasm[@]}" --tests
+
+echo "== the page, end to end =="
+mkdir -p tests/e2e/output
+cargo run -q -p smoothgrad "${native[@]}" --example page_reference -- \
+  tests/fixtures/narrow_resnet50.safetensors tests/fixtures/chelsea.png > tests/e2e/output/page_reference.json
+scripts/e2e.sh

@@ -16,6 +16,7 @@ mod bottleneck;
 mod conv;
 mod downsample;
 mod frozen_batch_norm;
+pub mod names;
 pub mod noise;
 pub mod preprocess;
 pub mod relu;
@@ -26,14 +27,15 @@ pub mod targets;
 pub mod weights;
 
 pub use attribution::{
-    Attribution, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients,
+    Attribution, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method,
     Quadrature,
 };
 pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;
 pub use downsample::Downsample;
 pub use frozen_batch_norm::FrozenBatchNorm2d;
-pub use noise::{GaussianNoise, NoiseSource, RecordedNoise};
+pub use names::UnknownName;
+pub use noise::{GaussianNoise, NoiseSource, PortableNoise, RecordedNoise};
 pub use preprocess::{ImageInputError, Preprocess};
 pub use relu::ReluKind;
 pub use render::{Clip, Colormap, RenderOptions, Sign, render};
@@ -42,9 +44,11 @@ pub use smoothgrad::{
     OptionsError, Progress, SmoothGradOptions, SmoothGradRun, SmoothGradSums, Smoothing,
 };
 pub use targets::{TargetError, Targets};
-pub use weights::{WeightsError, load_checkpoint_bytes};
+pub use weights::{WeightsError, checkpoint_config, load_checkpoint_bytes};
 #[cfg(not(target_family = "wasm"))]
 pub use weights::load_checkpoint_file;
 
 /// Re-exported so that callers name the same burn as this crate.
 pub use burn;
+/// Re-exported so that callers name the same `image` as this crate.
+pub use image;

@@ -68,6 +68,31 @@ impl Preprocess {
         Ok(self.center_crop(resized.to_rgb8()))
     }
 
+    /// The same from decoded RGBA pixels (a canvas's `ImageData`), row by row.
+    pub fn image_from_rgba(&self, rgba: Vec<u8>, width: u32, height: u32) -> Result<RgbImage, ImageInputError> {
+        self.check_size(width, height)?;
+        let expected = 4 * u64::from(width) * u64::from(height);
+        let found = rgba.len();
+        let pixels = image::RgbaImage::from_raw(width, height, rgba).ok_or_else(|| {
+            ImageInputError::Corrupt(format!(
+                "{found} bytes of RGBA for a {width}×{height} image, which needs {expected}"
+            ))
+        })?;
+        let resized = self.resize_short_side(&DynamicImage::ImageRgba8(pixels), Orientation::NoTransforms);
+        Ok(self.center_crop(resized.to_rgb8()))
+    }
+
+    fn check_size(&self, width: u32, height: u32) -> Result<(), ImageInputError> {
+        if u64::from(width) * u64::from(height) > self.max_pixels {
+            return Err(ImageInputError::TooLarge {
+                width,
+                height,
+                max_megapixels: self.max_pixels / 1_000_000,
+            });
+        }
+        Ok(())
+    }
+
     fn decode(&self, bytes: &[u8]) -> Result<(DynamicImage, Orientation), ImageInputError> {
         let reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -77,13 +102,7 @@ impl Preprocess {
         }
         let mut decoder = reader.into_decoder().map_err(decode_error)?;
         let (width, height) = decoder.dimensions();
-        if u64::from(width) * u64::from(height) > self.max_pixels {
-            return Err(ImageInputError::TooLarge {
-                width,
-                height,
-                max_megapixels: self.max_pixels / 1_000_000,
-            });
-        }
+        self.check_size(width, height)?;
         let mut limits = Limits::default();
         limits.max_alloc = Some(self.max_pixels * 8);
         decoder.set_limits(limits).map_err(decode_error)?;

@@ -2,6 +2,8 @@
 
 use image::RgbImage;
 
+use crate::names::{UnknownName, by_name};
+
 /// Which part of the channel-summed map is shown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Sign {
@@ -14,6 +16,20 @@ pub enum Sign {
     Negative,
     /// Σ_c g_c both ways, on a diverging colormap.
     Signed,
+}
+
+impl std::str::FromStr for Sign {
+    type Err = UnknownName;
+
+    /// "abs", "positive", "negative" or "signed".
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        by_name("sign", name, &[
+            ("abs", Self::Absolute),
+            ("positive", Self::Positive),
+            ("negative", Self::Negative),
+            ("signed", Self::Signed),
+        ])
+    }
 }
 
 /// Where the colour scale saturates.
@@ -41,6 +57,15 @@ pub enum Colormap {
     Grey,
     /// Blue–white–red, for signed maps.
     RedBlue,
+}
+
+impl std::str::FromStr for Colormap {
+    type Err = UnknownName;
+
+    /// "viridis", "grey" or "red-blue".
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        by_name("colormap", name, &[("viridis", Self::Viridis), ("grey", Self::Grey), ("red-blue", Self::RedBlue)])
+    }
 }
 
 /// How a map is drawn.

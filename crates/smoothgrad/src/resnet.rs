@@ -53,6 +53,18 @@ impl ResNetConfig {
         Self::new([3, 4, 6, 3], BlockKind::Bottleneck).with_num_classes(num_classes)
     }
 
+    /// torchvision's name for this shape ("resnet50", …), or "resnet" for another depth.
+    pub fn architecture_name(&self) -> &'static str {
+        match (self.block, self.layers) {
+            (BlockKind::Basic, [2, 2, 2, 2]) => "resnet18",
+            (BlockKind::Basic, [3, 4, 6, 3]) => "resnet34",
+            (BlockKind::Bottleneck, [3, 4, 6, 3]) => "resnet50",
+            (BlockKind::Bottleneck, [3, 4, 23, 3]) => "resnet101",
+            (BlockKind::Bottleneck, [3, 8, 36, 3]) => "resnet152",
+            _ => "resnet",
+        }
+    }
+
     /// Builds the network with placeholder weights (meant to be replaced by a checkpoint).
     pub fn init(&self, device: &Device) -> ResNet {
         let mut channels = self.base_width;

@@ -3,6 +3,7 @@
 use burn::tensor::Tensor;
 
 use crate::attribution::Attribution;
+use crate::names::{UnknownName, by_name};
 use crate::noise::NoiseSource;
 use crate::resnet::ResNet;
 use crate::targets::Targets;
@@ -70,6 +71,20 @@ pub enum Smoothing {
     AbsMean,
 }
 
+impl std::str::FromStr for Smoothing {
+    type Err = UnknownName;
+
+    /// "mean", "mean-of-squares", "variance" or "abs-mean".
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        by_name("smoothing", name, &[
+            ("mean", Self::Mean),
+            ("mean-of-squares", Self::MeanOfSquares),
+            ("variance", Self::Variance),
+            ("abs-mean", Self::AbsMean),
+        ])
+    }
+}
+
 /// Running sums over the samples seen so far; every [`Smoothing`] derives from them.
 #[derive(Clone, Debug)]
 pub struct SmoothGradSums {
@@ -125,9 +140,9 @@ impl Progress {
 ///
 /// Nothing here reads from the device, so an async caller (wasm) reads [`SmoothGradRun::sums`]
 /// with `into_data_async` between steps, and a native caller can simply loop.
-pub struct SmoothGradRun<'a, A: Attribution, N: NoiseSource> {
-    model: &'a ResNet,
-    method: &'a A,
+pub struct SmoothGradRun<A: Attribution, N: NoiseSource> {
+    model: ResNet,
+    method: A,
     input: Tensor<4>,
     targets: Targets,
     noise: N,
@@ -136,11 +151,13 @@ pub struct SmoothGradRun<'a, A: Attribution, N: NoiseSource> {
     sums: SmoothGradSums,
 }
 
-impl<'a, A: Attribution, N: NoiseSource> SmoothGradRun<'a, A, N> {
+impl<A: Attribution, N: NoiseSource> SmoothGradRun<A, N> {
     /// Prepares a run over `input` `[1, 3, height, width]` for `target` (one row).
+    ///
+    /// The run keeps its own handle on the model (a clone shares the weights).
     pub fn new(
-        model: &'a ResNet,
-        method: &'a A,
+        model: ResNet,
+        method: A,
         input: Tensor<4>,
         target: Targets,
         noise: N,
@@ -171,7 +188,7 @@ impl<'a, A: Attribution, N: NoiseSource> SmoothGradRun<'a, A, N> {
             let [_, channels, height, width] = self.input.dims();
             let noise = self.noise.draw(done..done + batch, &self.sigma, [channels, height, width]);
             let noisy = self.input.clone().repeat_dim(0, batch) + noise;
-            let maps = self.method.attribute(self.model, noisy, &self.targets.repeat(batch));
+            let maps = self.method.attribute(&self.model, noisy, &self.targets.repeat(batch));
             self.sums = self.sums.clone().add(maps);
         }
         self.progress()

@@ -6,7 +6,7 @@ use burn::store::{
 };
 use burn::tensor::DType;
 
-use crate::resnet::ResNet;
+use crate::resnet::{BlockKind, ResNet, ResNetConfig};
 
 /// Why a checkpoint could not be loaded into a model.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -107,6 +107,53 @@ pub fn load_checkpoint_file(
         WeightsError::Unreadable(format!("{}: {error}", path.as_ref().display()))
     })?;
     load_checkpoint_bytes(model, bytes)
+}
+
+/// The ResNet a safetensors checkpoint holds — blocks per stage, block kind, stem width and
+/// classes — read from its tensor names and shapes, so a file can be loaded without being told
+/// what it is. Loading it then checks every tensor.
+pub fn checkpoint_config(bytes: &[u8]) -> Result<ResNetConfig, WeightsError> {
+    if bytes.starts_with(ZIP_MAGIC) {
+        return Err(WeightsError::PthUnsupported);
+    }
+    check_safetensors_header(bytes)?;
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|error| WeightsError::NotACheckpoint(error.to_string()))?;
+    let tensors = metadata.tensors();
+    let first_dim = |name: &str| tensors.get(name).and_then(|info| info.shape.first().copied());
+    let mut layers = [0usize; 4];
+    for name in tensors.keys() {
+        let mut parts = name.split('.');
+        let stage = parts.next().and_then(|part| part.strip_prefix("layer")?.parse::<usize>().ok());
+        let block = parts.next().and_then(|part| part.parse::<usize>().ok());
+        if let (Some(stage @ 1..=4), Some(block)) = (stage, block) {
+            layers[stage - 1] = layers[stage - 1].max(block + 1);
+        }
+    }
+    match (first_dim("conv1.weight"), first_dim("fc.weight")) {
+        (Some(base_width), Some(num_classes)) if layers.iter().all(|&blocks| blocks > 0) => {
+            let block = if tensors.contains_key("layer1.0.conv3.weight") {
+                BlockKind::Bottleneck
+            } else {
+                BlockKind::Basic
+            };
+            Ok(ResNetConfig::new(layers, block)
+                .with_base_width(base_width)
+                .with_num_classes(num_classes))
+        }
+        _ => {
+            let mut unexpected: Vec<String> = tensors.into_keys().collect();
+            unexpected.sort();
+            Err(WeightsError::WrongArchitecture {
+                missing: ["conv1.weight", "layer1.0.conv1.weight", "fc.weight"]
+                    .into_iter()
+                    .filter(|name| !unexpected.iter().any(|found| found == name))
+                    .map(String::from)
+                    .collect(),
+                unexpected,
+            })
+        }
+    }
 }
 
 fn check_safetensors_header(bytes: &[u8]) -> Result<(), WeightsError> {

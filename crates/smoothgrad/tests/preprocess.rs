@@ -124,3 +124,18 @@ fn a_10000_by_10000_photo_is_processed() {
     let input = Preprocess::default().input(&png, &device()).unwrap();
     assert_eq!(input.dims(), [1, 3, 224, 224]);
 }
+
+#[test]
+fn canvas_pixels_give_the_same_crop_as_the_file() {
+    let decoded = image::load_from_memory(CHELSEA).unwrap().to_rgba8();
+    let (width, height) = decoded.dimensions();
+    let from_pixels = Preprocess::default().image_from_rgba(decoded.into_raw(), width, height).unwrap();
+    assert_eq!(from_pixels, Preprocess::default().image(CHELSEA).unwrap());
+}
+
+#[test]
+fn canvas_pixels_of_the_wrong_length_are_refused() {
+    let error = Preprocess::default().image_from_rgba(vec![0; 10], 4, 4).unwrap_err();
+    assert!(matches!(error, ImageInputError::Corrupt(_)), "{error}");
+    assert!(error.to_string().contains("needs 64"), "{error}");
+}

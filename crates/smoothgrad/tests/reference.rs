@@ -4,7 +4,10 @@ mod common;
 
 use common::*;
 use smoothgrad::burn::tensor::Device;
-use smoothgrad::{Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Quadrature};
+use smoothgrad::{
+    Attribution, Colormap, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method,
+    Quadrature, Sign, Smoothing,
+};
 use std::num::NonZeroUsize;
 
 fn device() -> Device {
@@ -102,4 +105,29 @@ fn smoothgrad_of_guided_backprop_matches_recorded_noise_reference() {
 #[test]
 fn smoothgrad_of_input_x_gradient_matches_recorded_noise_reference() {
     pollster::block_on(check_smoothgrad(&InputXGradient, "input_x_gradient", 1, &device()));
+}
+
+#[test]
+fn methods_chosen_by_name_match_captum() {
+    for (name, reference) in [("guided-backprop", "guided_backprop"), ("input-x-gradient", "input_x_gradient")] {
+        let method: Method = name.parse().unwrap();
+        pollster::block_on(check_method(&method, reference, &device()));
+    }
+}
+
+#[test]
+fn unknown_names_list_the_choices() {
+    let error = "saliency".parse::<Method>().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unknown method 'saliency': choose one of gradient, guided-backprop, integrated-gradients, input-x-gradient"
+    );
+    assert_eq!("variance".parse::<Smoothing>(), Ok(Smoothing::Variance));
+    assert!("median".parse::<Smoothing>().unwrap_err().to_string().contains("mean-of-squares"));
+    assert_eq!("signed".parse::<Sign>(), Ok(Sign::Signed));
+    assert_eq!("red-blue".parse::<Colormap>(), Ok(Colormap::RedBlue));
+    let steps = NonZeroUsize::new(7).unwrap();
+    let integrated: Method = "integrated-gradients".parse().unwrap();
+    assert_eq!(integrated.with_steps(steps).passes_per_image(), 7);
+    assert_eq!(Method::Gradient.with_steps(steps).passes_per_image(), 1);
 }

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use smoothgrad::burn::tensor::{Device, Tensor};
 use smoothgrad::{
-    GaussianNoise, Gradient, NoiseSource, OptionsError, SmoothGradOptions, SmoothGradRun,
+    GaussianNoise, Gradient, NoiseSource, OptionsError, PortableNoise, SmoothGradOptions, SmoothGradRun,
     Smoothing, TargetError, Targets,
 };
 
@@ -44,9 +44,14 @@ fn out_of_range_class_is_refused() {
 #[test]
 fn noise_has_the_requested_spread_and_is_reproducible() {
     let device = device();
-    let sigma = Tensor::<1>::from_floats([0.5], &device);
+    check_noise(|seed| GaussianNoise::new(seed, &device), &device);
+    check_noise(|seed| PortableNoise::new(seed, &device), &device);
+}
+
+fn check_noise<N: NoiseSource>(source: impl Fn(u64) -> N, device: &Device) {
+    let sigma = Tensor::<1>::from_floats([0.5], device);
     let shape = [3, 32, 32];
-    let all = values(GaussianNoise::new(7, &device).draw(0..4, &sigma, shape));
+    let all = values(source(7).draw(0..4, &sigma, shape));
     let n = all.len() as f32;
     let mean = all.iter().sum::<f32>() / n;
     let std = (all.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
@@ -54,10 +59,11 @@ fn noise_has_the_requested_spread_and_is_reproducible() {
     assert!((std - 0.5).abs() < 0.02, "std {std}");
 
     // Sample 2 drawn alone equals sample 2 of the batch: micro-batching does not change it.
-    let alone = values(GaussianNoise::new(7, &device).draw(2..3, &sigma, shape));
+    let alone = values(source(7).draw(2..3, &sigma, shape));
     let per_sample = 3 * 32 * 32;
     assert_eq!(alone, all[2 * per_sample..3 * per_sample]);
-    let other_seed = values(GaussianNoise::new(8, &device).draw(2..3, &sigma, shape));
+    assert_ne!(alone, all[per_sample..2 * per_sample]);
+    let other_seed = values(source(8).draw(2..3, &sigma, shape));
     assert_ne!(alone, other_seed);
 }
 
@@ -71,7 +77,7 @@ fn result_does_not_depend_on_the_micro_batch_and_progress_is_reported() {
         let options = SmoothGradOptions { samples: 5, micro_batch, seed: 3, ..Default::default() };
         let noise = GaussianNoise::new(options.seed, &device);
         let mut ticks = Vec::new();
-        let sums = SmoothGradRun::new(&model, &Gradient, input.clone(), target.clone(), noise, options)
+        let sums = SmoothGradRun::new(model.clone(), Gradient, input.clone(), target.clone(), noise, options)
             .unwrap()
             .run(|progress, _| ticks.push(progress.done));
         (values(sums.map(Smoothing::Mean)), ticks)

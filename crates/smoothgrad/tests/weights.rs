@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use smoothgrad::burn::tensor::Device;
-use smoothgrad::{ResNetConfig, WeightsError, load_checkpoint_bytes};
+use smoothgrad::{ResNetConfig, WeightsError, checkpoint_config, load_checkpoint_bytes};
 
 fn device() -> Device {
     Device::flex()
@@ -85,4 +85,44 @@ fn truncated_pth_is_reported_with_the_readers_reason() {
     };
     println!("truncated .pth: {error}");
     assert!(reason.to_lowercase().contains("zip"), "{reason}");
+}
+
+#[test]
+fn checkpoint_config_reads_depth_width_and_classes_from_the_file() {
+    let config = checkpoint_config(MODEL).unwrap();
+    assert_eq!(config, narrow_resnet50());
+    assert_eq!(config.architecture_name(), "resnet50");
+    let config18 = checkpoint_config(MODEL_RESNET18).unwrap();
+    assert_eq!(config18, ResNetConfig::resnet18(10).with_base_width(8));
+    assert_eq!(config18.architecture_name(), "resnet18");
+    load_into(config, MODEL).expect("the inferred configuration loads the checkpoint");
+}
+
+#[test]
+fn checkpoint_config_refuses_what_is_no_resnet() {
+    let png = include_bytes!("../../../tests/fixtures/chelsea.png");
+    assert!(matches!(checkpoint_config(png), Err(WeightsError::NotACheckpoint(_))));
+    let half = &MODEL[..MODEL.len() / 2];
+    assert_eq!(checkpoint_config(half), Err(WeightsError::Truncated { len: half.len() }));
+    let other = safetensors_with(&[("encoder.weight", vec![4, 4])]);
+    let error = checkpoint_config(&other).unwrap_err();
+    let WeightsError::WrongArchitecture { missing, unexpected } = &error else {
+        panic!("expected WrongArchitecture, got {error}");
+    };
+    assert!(missing.contains(&"conv1.weight".to_string()), "{missing:?}");
+    assert_eq!(unexpected, &["encoder.weight".to_string()]);
+}
+
+/// A safetensors file of zero-filled f32 tensors.
+fn safetensors_with(tensors: &[(&str, Vec<usize>)]) -> Vec<u8> {
+    let data: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, shape)| vec![0u8; 4 * shape.iter().product::<usize>()]).collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&data)
+        .map(|((name, shape), bytes)| {
+            (*name, safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).unwrap())
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
 }

@@ -4,11 +4,13 @@ mod gradient;
 mod guided_backprop;
 mod input_x_gradient;
 mod integrated_gradients;
+mod method;
 
 pub use gradient::Gradient;
 pub use guided_backprop::GuidedBackprop;
 pub use input_x_gradient::InputXGradient;
 pub use integrated_gradients::{Baseline, IntegratedGradients, Quadrature};
+pub use method::Method;
 
 use burn::tensor::Tensor;
 

@@ -145,7 +145,7 @@ pub async fn check_method(method: &impl Attribution, name: &str, device: &Device
 
 /// SmoothGrad of `method` over the recorded noise, for every smoothing variant and both inputs.
 pub async fn check_smoothgrad(
-    method: &impl Attribution,
+    method: &(impl Attribution + Clone),
     name: &str,
     micro_batch: usize,
     device: &Device,
@@ -159,7 +159,7 @@ pub async fn check_smoothgrad(
         let recorded = RecordedNoise::new(noise.clone().narrow(0, image, 1).squeeze_dim(0));
         let options = SmoothGradOptions { samples: recorded.samples(), micro_batch, ..Default::default() };
         let input = inputs.clone().narrow(0, image, 1);
-        let run = SmoothGradRun::new(&model, method, input, targets.select(image), recorded, options)
+        let run = SmoothGradRun::new(model.clone(), method.clone(), input, targets.select(image), recorded, options)
             .unwrap();
         let sums = run.run(|_, _| {});
         for (smoothing, suffix) in

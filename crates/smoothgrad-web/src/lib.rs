@@ -1,0 +1,337 @@
+//! The `smoothgrad` crate for the browser: a wasm-bindgen layer with no maths in it.
+//!
+//! One [`Explainer`] owns a device (WebGPU, or burn's CPU backend where there is none), a
+//! model, an image and at most one SmoothGrad run. Methods that only queue device work return
+//! at once; those that read results back return a `Promise`, because every read in a browser
+//! is asynchronous. Errors are JS `Error`s whose `name` says what kind of mistake it was.
+
+use std::sync::Mutex;
+
+use js_sys::{Float32Array, Object, Promise, Reflect};
+use serde::Deserialize;
+use smoothgrad::burn::tensor::activation::softmax;
+use smoothgrad::burn::tensor::{Device, Tensor};
+use smoothgrad::image::RgbImage;
+use smoothgrad::{
+    Method, PortableNoise, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
+    SmoothGradRun, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
+};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+/// The kinds of error thrown to JS (`error.name`).
+#[derive(Clone, Copy)]
+enum ErrorKind {
+    Weights,
+    Image,
+    Options,
+    Target,
+    State,
+    Backend,
+    Device,
+}
+
+impl ErrorKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Weights => "WeightsError",
+            Self::Image => "ImageError",
+            Self::Options => "OptionsError",
+            Self::Target => "TargetError",
+            Self::State => "StateError",
+            Self::Backend => "BackendError",
+            Self::Device => "DeviceError",
+        }
+    }
+
+    /// A JS `Error` of this kind.
+    fn error(self, message: impl std::fmt::Display) -> JsValue {
+        let error = js_sys::Error::new(&message.to_string());
+        error.set_name(self.name());
+        error.into()
+    }
+}
+
+static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+
+/// After a trap (`RuntimeError: unreachable`), the panic that caused it. The instance is not to
+/// be used again: start a new worker.
+#[wasm_bindgen(js_name = takePanicMessage)]
+pub fn take_panic_message() -> Option<String> {
+    PANIC_MESSAGE.lock().ok()?.take()
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string();
+        web_sys::console::error_1(&message.clone().into());
+        if let Ok(mut slot) = PANIC_MESSAGE.lock() {
+            *slot = Some(message);
+        }
+    }));
+}
+
+/// The image as the model sees it.
+struct Prepared {
+    crop: RgbImage,
+    input: Tensor<4>,
+}
+
+/// `explain`'s options, as JS spells them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AttributeOptions {
+    method: String,
+    target: usize,
+    #[serde(default)]
+    ig_steps: Option<usize>,
+}
+
+/// A SmoothGrad run's options, as JS spells them; missing ones take the paper's defaults.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RunOptions {
+    method: String,
+    target: usize,
+    #[serde(default)]
+    ig_steps: Option<usize>,
+    samples: Option<usize>,
+    noise_level: Option<f64>,
+    micro_batch: Option<usize>,
+    seed: Option<u64>,
+}
+
+/// How a map is drawn, as JS spells it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DrawOptions {
+    sign: Option<String>,
+    clip_percentile: Option<f64>,
+    gamma: Option<f64>,
+    colormap: Option<String>,
+    overlay: Option<f64>,
+}
+
+fn options_from<T: for<'de> Deserialize<'de>>(value: JsValue) -> Result<T, JsValue> {
+    serde_wasm_bindgen::from_value(value).map_err(|error| ErrorKind::Options.error(error))
+}
+
+fn parse<T: std::str::FromStr>(name: &str) -> Result<T, JsValue>
+where
+    T::Err: std::fmt::Display,
+{
+    name.parse().map_err(|error| ErrorKind::Options.error(error))
+}
+
+/// SmoothGrad in the browser: load a model and an image, then classify and explain.
+#[wasm_bindgen]
+pub struct Explainer {
+    device: Device,
+    backend: String,
+    model: Option<ResNet>,
+    image: Option<Prepared>,
+    run: Option<SmoothGradRun<Method, PortableNoise>>,
+}
+
+#[wasm_bindgen]
+impl Explainer {
+    /// Starts a device: `"webgpu"` or `"cpu"` (burn's CPU backend, compiled into this module).
+    /// WebGPU can be started once per worker.
+    pub async fn create(backend: String) -> Result<Explainer, JsValue> {
+        install_panic_hook();
+        let device = match backend.as_str() {
+            "webgpu" => Device::wgpu_options().init_async().await.map_err(|error| {
+                ErrorKind::Backend.error(format!("WebGPU could not be started: {error}"))
+            })?,
+            "cpu" => Device::flex(),
+            other => {
+                return Err(ErrorKind::Options.error(format!(
+                    "unknown backend '{other}': choose webgpu or cpu"
+                )));
+            }
+        };
+        Ok(Self { device, backend, model: None, image: None, run: None })
+    }
+
+    /// `"webgpu"` or `"cpu"`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    /// Loads a `.safetensors` checkpoint of any torchvision ResNet (its shape is read from the
+    /// file); returns `{architecture, numClasses, baseWidth}`.
+    #[wasm_bindgen(js_name = loadWeights)]
+    pub fn load_weights(&mut self, bytes: Vec<u8>) -> Result<JsValue, JsValue> {
+        let weights_error = |error| ErrorKind::Weights.error(error);
+        let config = checkpoint_config(&bytes).map_err(weights_error)?;
+        let model = load_checkpoint_bytes(config.init(&self.device), bytes).map_err(weights_error)?;
+        self.set_model(model, &config)
+    }
+
+    /// A ResNet-50 with random weights: its maps mean nothing, but every step can be tried.
+    #[wasm_bindgen(js_name = loadRandomWeights)]
+    pub fn load_random_weights(&mut self, num_classes: usize) -> Result<JsValue, JsValue> {
+        let config = ResNetConfig::resnet50(num_classes);
+        self.set_model(config.init(&self.device), &config)
+    }
+
+    fn set_model(&mut self, model: ResNet, config: &ResNetConfig) -> Result<JsValue, JsValue> {
+        self.model = Some(model);
+        self.run = None;
+        let info = Object::new();
+        set(&info, "architecture", &config.architecture_name().into())?;
+        set(&info, "numClasses", &config.num_classes.into())?;
+        set(&info, "baseWidth", &config.base_width.into())?;
+        Ok(info.into())
+    }
+
+    /// Decodes an image file (PNG, JPEG, WebP, GIF, BMP) and makes it the input; returns the
+    /// RGBA pixels of the 224×224 crop the model sees.
+    #[wasm_bindgen(js_name = setImage)]
+    pub fn set_image(&mut self, bytes: &[u8]) -> Result<Vec<u8>, JsValue> {
+        let crop = Preprocess::default().image(bytes).map_err(|error| ErrorKind::Image.error(error))?;
+        Ok(self.set_crop(crop))
+    }
+
+    /// The same from RGBA pixels (a canvas's `ImageData.data`).
+    #[wasm_bindgen(js_name = setImageRgba)]
+    pub fn set_image_rgba(&mut self, rgba: Vec<u8>, width: u32, height: u32) -> Result<Vec<u8>, JsValue> {
+        let crop = Preprocess::default()
+            .image_from_rgba(rgba, width, height)
+            .map_err(|error| ErrorKind::Image.error(error))?;
+        Ok(self.set_crop(crop))
+    }
+
+    fn set_crop(&mut self, crop: RgbImage) -> Vec<u8> {
+        let input = normalise(&crop, &self.device);
+        let rgba = smoothgrad::image::DynamicImage::ImageRgb8(crop.clone()).into_rgba8().into_raw();
+        self.image = Some(Prepared { crop, input });
+        self.run = None;
+        rgba
+    }
+
+    /// `{logits, probabilities}` of the image, as `Float32Array`s.
+    pub fn classify(&self) -> Result<Promise, JsValue> {
+        let logits = self.model()?.forward(self.input()?);
+        let probabilities = softmax(logits.clone(), 1);
+        Ok(future_to_promise(async move {
+            let result = Object::new();
+            set(&result, "logits", &read(logits).await?.into())?;
+            set(&result, "probabilities", &read(probabilities).await?.into())?;
+            Ok(result.into())
+        }))
+    }
+
+    /// The method's map of the clean image for `target`: `Float32Array` `[3, 224, 224]`.
+    pub fn attribute(&self, options: JsValue) -> Result<Promise, JsValue> {
+        let options: AttributeOptions = options_from(options)?;
+        let method = method(&options.method, options.ig_steps)?;
+        let target = self.target(options.target)?;
+        let map = smoothgrad::Attribution::attribute(&method, self.model()?, self.input()?, &target);
+        Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
+    }
+
+    /// Prepares a SmoothGrad run (`{method, target, samples, noiseLevel, microBatch, seed,
+    /// igSteps}`); the noise comes from `seed` alone, so a run is the same on every backend.
+    pub fn start(&mut self, options: JsValue) -> Result<(), JsValue> {
+        let options: RunOptions = options_from(options)?;
+        let defaults = SmoothGradOptions::default();
+        let settings = SmoothGradOptions {
+            samples: options.samples.unwrap_or(defaults.samples),
+            noise_level: options.noise_level.unwrap_or(defaults.noise_level),
+            micro_batch: options.micro_batch.unwrap_or(defaults.micro_batch),
+            seed: options.seed.unwrap_or(defaults.seed),
+        };
+        let method = method(&options.method, options.ig_steps)?;
+        let target = self.target(options.target)?;
+        let noise = PortableNoise::new(settings.seed, &self.device);
+        let run = SmoothGradRun::new(self.model()?.clone(), method, self.input()?, target, noise, settings)
+            .map_err(|error| ErrorKind::Options.error(error))?;
+        self.run = Some(run);
+        Ok(())
+    }
+
+    /// Queues the next micro-batch (on the CPU backend, computes it); returns `{done, total}`.
+    pub fn step(&mut self) -> Result<JsValue, JsValue> {
+        let run = self.run.as_mut().ok_or_else(|| ErrorKind::State.error("no SmoothGrad run: call start() first"))?;
+        let progress = run.step();
+        let result = Object::new();
+        set(&result, "done", &progress.done.into())?;
+        set(&result, "total", &progress.total.into())?;
+        Ok(result.into())
+    }
+
+    /// The run's map so far for a smoothing (`"mean"`, `"mean-of-squares"`, `"variance"`,
+    /// `"abs-mean"`): `Float32Array` `[3, 224, 224]`. Awaiting it waits for the queued steps.
+    pub fn smoothed(&self, smoothing: &str) -> Result<Promise, JsValue> {
+        let run = self.run.as_ref().ok_or_else(|| ErrorKind::State.error("no SmoothGrad run: call start() first"))?;
+        let map = run.sums().map(parse(smoothing)?);
+        Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
+    }
+
+    /// RGBA pixels of a `[3, 224, 224]` map (`{sign, clipPercentile, gamma, colormap, overlay}`),
+    /// over the input crop when `overlay` > 0.
+    pub fn render(&self, map: &[f32], options: JsValue) -> Result<Vec<u8>, JsValue> {
+        let draw: DrawOptions = options_from(options)?;
+        let defaults = RenderOptions::default();
+        let options = RenderOptions {
+            sign: draw.sign.as_deref().map(parse).transpose()?.unwrap_or(defaults.sign),
+            clip: draw.clip_percentile.map(smoothgrad::Clip::Percentile).unwrap_or(defaults.clip),
+            gamma: draw.gamma.unwrap_or(defaults.gamma),
+            colormap: draw.colormap.as_deref().map(parse).transpose()?.unwrap_or(defaults.colormap),
+            overlay: draw.overlay.filter(|opacity| *opacity > 0.0),
+        };
+        let image = self.image.as_ref().ok_or_else(no_image)?;
+        let (width, height) = (image.crop.width() as usize, image.crop.height() as usize);
+        if map.len() != 3 * width * height {
+            return Err(ErrorKind::Options.error(format!(
+                "a map of {} values cannot be drawn at {width}×{height} (3 channels need {})",
+                map.len(),
+                3 * width * height
+            )));
+        }
+        Ok(smoothgrad::render(map, width, height, &options, options.overlay.map(|_| &image.crop)))
+    }
+
+    fn model(&self) -> Result<&ResNet, JsValue> {
+        self.model.as_ref().ok_or_else(|| ErrorKind::State.error("no model: load weights first"))
+    }
+
+    fn input(&self) -> Result<Tensor<4>, JsValue> {
+        Ok(self.image.as_ref().ok_or_else(no_image)?.input.clone())
+    }
+
+    fn target(&self, class: usize) -> Result<Targets, JsValue> {
+        Targets::classes(&[class], self.model()?.num_classes(), &self.device)
+            .map_err(|error| ErrorKind::Target.error(error))
+    }
+}
+
+fn no_image() -> JsValue {
+    ErrorKind::State.error("no image: choose an image first")
+}
+
+fn method(name: &str, ig_steps: Option<usize>) -> Result<Method, JsValue> {
+    let method: Method = parse(name)?;
+    match ig_steps {
+        None => Ok(method),
+        Some(steps) => std::num::NonZeroUsize::new(steps)
+            .map(|steps| method.with_steps(steps))
+            .ok_or_else(|| ErrorKind::Options.error("Integrated Gradients needs at least 1 step (got 0)")),
+    }
+}
+
+/// Reads a tensor back into a `Float32Array`.
+async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Float32Array, JsValue> {
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|error| ErrorKind::Device.error(format!("the device failed: {error:?}")))?;
+    let values = data.try_to_vec::<f32>().map_err(|error| ErrorKind::Device.error(format!("{error:?}")))?;
+    Ok(Float32Array::from(values.as_slice()))
+}
+
+fn set(object: &Object, key: &str, value: &JsValue) -> Result<(), JsValue> {
+    Reflect::set(object, &key.into(), value).map(|_| ())
+}

@@ -1,0 +1,107 @@
+//! The JS-facing layer in a browser: typed errors, and the same numbers on WebGPU and the CPU.
+#![cfg(target_family = "wasm")]
+
+use js_sys::{Float32Array, Promise, Reflect};
+use smoothgrad_web::Explainer;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/narrow_resnet50.safetensors");
+const IMAGE: &[u8] = include_bytes!("../../../tests/fixtures/chelsea.png");
+
+fn options(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).unwrap()
+}
+
+/// The `name` of the error a call threw.
+fn error_name<T>(result: Result<T, JsValue>) -> String {
+    let error = result.err().expect("an error").dyn_into::<js_sys::Error>().expect("a JS Error");
+    String::from(error.name())
+}
+
+async fn values(promise: Promise) -> Vec<f32> {
+    Float32Array::from(JsFuture::from(promise).await.unwrap()).to_vec()
+}
+
+async fn ready(backend: &str) -> Explainer {
+    let mut explainer = Explainer::create(backend.into()).await.unwrap();
+    let info = explainer.load_weights(WEIGHTS.to_vec()).unwrap();
+    assert_eq!(Reflect::get(&info, &"architecture".into()).unwrap(), "resnet50");
+    assert_eq!(Reflect::get(&info, &"numClasses".into()).unwrap(), 10);
+    let crop = explainer.set_image(IMAGE).unwrap();
+    assert_eq!(crop.len(), 224 * 224 * 4);
+    explainer
+}
+
+/// SmoothGrad's mean map after running every step.
+async fn smoothgrad(explainer: &mut Explainer) -> Vec<f32> {
+    explainer
+        .start(options(r#"{"method":"gradient","target":3,"samples":3,"microBatch":2,"seed":11}"#))
+        .unwrap();
+    let mut steps = 0;
+    loop {
+        let progress = explainer.step().unwrap();
+        steps += 1;
+        if Reflect::get(&progress, &"done".into()).unwrap() == Reflect::get(&progress, &"total".into()).unwrap() {
+            break;
+        }
+    }
+    assert_eq!(steps, 2);
+    values(explainer.smoothed("mean").unwrap()).await
+}
+
+fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
+    let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    ours.iter().zip(reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_and_cpu_give_the_same_classification_and_smoothgrad_for_a_seed() {
+    let mut gpu = ready("webgpu").await;
+    let mut cpu = ready("cpu").await;
+    assert_eq!(gpu.backend(), "webgpu");
+    let probabilities = |result: JsValue| Float32Array::from(Reflect::get(&result, &"probabilities".into()).unwrap()).to_vec();
+    let on_gpu = probabilities(JsFuture::from(gpu.classify().unwrap()).await.unwrap());
+    let on_cpu = probabilities(JsFuture::from(cpu.classify().unwrap()).await.unwrap());
+    assert_eq!(on_gpu.len(), 10);
+    assert!((on_cpu.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert!(relative_error(&on_gpu, &on_cpu) < 1e-4, "probabilities differ");
+    let error = relative_error(&smoothgrad(&mut gpu).await, &smoothgrad(&mut cpu).await);
+    web_sys::console::log_1(&format!("SmoothGrad WebGPU vs CPU, same seed: relative error {error:e}").into());
+    assert!(error < 1e-4, "SmoothGrad differs between backends: {error}");
+}
+
+#[wasm_bindgen_test]
+async fn every_mistake_is_a_named_error_and_the_explainer_stays_usable() {
+    let mut explainer = Explainer::create("cpu".into()).await.unwrap();
+    assert_eq!(error_name(explainer.classify()), "StateError");
+    assert_eq!(error_name(explainer.load_weights(WEIGHTS[..WEIGHTS.len() / 2].to_vec())), "WeightsError");
+    assert_eq!(error_name(explainer.load_weights(IMAGE.to_vec())), "WeightsError");
+    assert_eq!(error_name(explainer.set_image(b"not an image")), "ImageError");
+    assert_eq!(error_name(explainer.set_image(&IMAGE[..IMAGE.len() / 3])), "ImageError");
+    assert_eq!(error_name(explainer.set_image_rgba(vec![0; 7], 2, 2)), "ImageError");
+    let mut explainer = ready("cpu").await;
+    for (json, kind) in [
+        (r#"{"method":"gradient","target":0,"samples":0}"#, "OptionsError"),
+        (r#"{"method":"gradient","target":0,"noiseLevel":-1}"#, "OptionsError"),
+        (r#"{"method":"gradient","target":0,"samples":-3}"#, "OptionsError"),
+        (r#"{"method":"gradient","target":0,"microBatch":0}"#, "OptionsError"),
+        (r#"{"method":"saliency","target":0}"#, "OptionsError"),
+        (r#"{"method":"integrated-gradients","target":0,"igSteps":0}"#, "OptionsError"),
+        (r#"{"method":"gradient","target":10}"#, "TargetError"),
+    ] {
+        assert_eq!(error_name(explainer.start(options(json))), kind, "{json}");
+    }
+    assert_eq!(error_name(explainer.step()), "StateError");
+    assert_eq!(error_name(explainer.smoothed("median")), "StateError");
+    let map = values(explainer.attribute(options(r#"{"method":"guided-backprop","target":2}"#)).unwrap()).await;
+    assert_eq!(map.len(), 3 * 224 * 224);
+    assert_eq!(error_name(explainer.render(&map, options(r#"{"colormap":"rainbow"}"#))), "OptionsError");
+    assert_eq!(error_name(explainer.render(&map[..10], options("{}"))), "OptionsError");
+    let rgba = explainer.render(&map, options(r#"{"sign":"signed","overlay":0.5}"#)).unwrap();
+    assert_eq!(rgba.len(), 224 * 224 * 4);
+    assert!(rgba.chunks(4).any(|pixel| pixel[..3] != rgba[..3]), "the map draws something");
+}

@@ -1,0 +1,136 @@
+//! Speed benchmark: ResNet-50 at 224×224, fp32, input gradient of one logit; prints JSON.
+//!
+//! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]`
+//!
+//! Each figure is the median of `--runs` timed runs after one warm-up; every run ends with a
+//! device sync, so the time is the device's work, not the queueing. Memory is what burn's pools
+//! hold after the figure's runs (pools keep their pages until a cleanup, so it is the peak
+//! reserved). `scripts/bench.py` runs this next to PyTorch and prints the ratios.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use smoothgrad::burn::tensor::{Device, DeviceKind, Distribution, Tensor};
+use smoothgrad::{
+    Attribution, GaussianNoise, Gradient, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
+    Smoothing, Targets,
+};
+
+/// What to measure, from the command line.
+struct Args {
+    backend: String,
+    runs: usize,
+    samples: usize,
+    micro_batches: Vec<usize>,
+}
+
+impl Args {
+    fn parse() -> Self {
+        let mut args = Self {
+            backend: "wgpu".into(),
+            runs: 5,
+            samples: 50,
+            micro_batches: vec![1, 10, 25, 50],
+        };
+        let mut words = std::env::args().skip(1);
+        while let Some(flag) = words.next() {
+            let value = words.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+            match flag.as_str() {
+                "--backend" => args.backend = value,
+                "--runs" => args.runs = value.parse().expect("--runs takes a number"),
+                "--samples" => args.samples = value.parse().expect("--samples takes a number"),
+                "--micro-batches" => {
+                    args.micro_batches = value
+                        .split(',')
+                        .map(|size| size.parse().expect("--micro-batches takes 1,10,…"))
+                        .collect()
+                }
+                _ => panic!("unknown flag {flag}"),
+            }
+        }
+        args
+    }
+
+    fn device(&self) -> Device {
+        match self.backend.as_str() {
+            "wgpu" => Device::wgpu(DeviceKind::DefaultDevice),
+            "flex" => Device::flex(),
+            other => panic!("unknown backend {other} (wgpu or flex)"),
+        }
+    }
+}
+
+/// Median seconds of `runs` runs of `work` after one warm-up, each ended by a device sync.
+fn median_seconds(device: &Device, runs: usize, mut work: impl FnMut()) -> f64 {
+    let timed = |work: &mut dyn FnMut()| {
+        let started = Instant::now();
+        work();
+        device.sync().expect("the device ran the work");
+        started.elapsed().as_secs_f64()
+    };
+    timed(&mut work);
+    let mut times: Vec<f64> = (0..runs.max(1)).map(|_| timed(&mut work)).collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Bytes burn's pools hold on `device` (`None` where the backend does not say).
+fn reserved_bytes(device: &Device) -> Option<u64> {
+    device.memory_pool_usage().map(|usage| usage.bytes_reserved)
+}
+
+/// One figure: time and the memory the pools held after it, starting from clean pools.
+fn figure(device: &Device, runs: usize, work: impl FnMut()) -> Value {
+    device.memory_cleanup();
+    let seconds = median_seconds(device, runs, work);
+    json!({ "ms": seconds * 1e3, "reserved_bytes": reserved_bytes(device) })
+}
+
+fn smoothgrad(model: &ResNet, image: &Tensor<4>, target: &Targets, samples: usize, micro_batch: usize) {
+    let options = SmoothGradOptions { samples, micro_batch, ..Default::default() };
+    let noise = GaussianNoise::new(options.seed, &image.device());
+    let run = SmoothGradRun::new(model.clone(), Gradient, image.clone(), target.clone(), noise, options)
+        .expect("valid options");
+    // Read once at the end, as the page does per progress tick.
+    let _ = run.run(|_, _| {}).map(Smoothing::Mean).into_data();
+}
+
+fn main() {
+    let args = Args::parse();
+    let device = args.device();
+    let model = ResNetConfig::resnet50(1000).init(&device);
+    let image = Tensor::<4>::random([1, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
+    let target = Targets::top1(model.forward(image.clone()));
+
+    let forward = figure(&device, args.runs, || {
+        let _ = model.forward(image.clone());
+    });
+    let forward_backward = figure(&device, args.runs, || {
+        let _ = Gradient.attribute(&model, image.clone(), &target);
+    });
+    let smoothgrad: Vec<Value> = args
+        .micro_batches
+        .iter()
+        .map(|&micro_batch| {
+            let mut result = figure(&device, args.runs, || {
+                smoothgrad(&model, &image, &target, args.samples, micro_batch)
+            });
+            result["micro_batch"] = json!(micro_batch);
+            result
+        })
+        .collect();
+
+    let report = json!({
+        "project": "smoothgrad (burn)",
+        "burn": "0.22.1",
+        "backend": args.backend,
+        "device": format!("{device:?}"),
+        "model": "resnet50 224x224 fp32, random weights",
+        "runs": args.runs,
+        "samples": args.samples,
+        "forward_b1": forward,
+        "forward_backward_b1": forward_backward,
+        "smoothgrad": smoothgrad,
+    });
+    println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+}

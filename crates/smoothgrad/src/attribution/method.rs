@@ -1,0 +1,67 @@
+//! A method chosen at run time (from a menu, a URL, a command line).
+
+use std::num::NonZeroUsize;
+use std::str::FromStr;
+
+use burn::tensor::Tensor;
+
+use super::{Attribution, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients};
+use crate::names::{UnknownName, by_name};
+use crate::resnet::ResNet;
+use crate::targets::Targets;
+
+/// One of the attribution methods, picked by name.
+#[derive(Clone, Debug)]
+pub enum Method {
+    /// [`Gradient`].
+    Gradient,
+    /// [`GuidedBackprop`].
+    GuidedBackprop,
+    /// [`IntegratedGradients`].
+    IntegratedGradients(IntegratedGradients),
+    /// [`InputXGradient`].
+    InputXGradient,
+}
+
+impl Method {
+    /// Integrated Gradients with `steps` path points (Captum's defaults otherwise); other
+    /// methods are returned unchanged.
+    pub fn with_steps(self, steps: NonZeroUsize) -> Self {
+        match self {
+            Self::IntegratedGradients(ig) => Self::IntegratedGradients(IntegratedGradients { steps, ..ig }),
+            other => other,
+        }
+    }
+}
+
+impl FromStr for Method {
+    type Err = UnknownName;
+
+    /// "gradient", "guided-backprop", "integrated-gradients" or "input-x-gradient".
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        by_name("method", name, &[
+            ("gradient", Self::Gradient),
+            ("guided-backprop", Self::GuidedBackprop),
+            ("integrated-gradients", Self::IntegratedGradients(IntegratedGradients::default())),
+            ("input-x-gradient", Self::InputXGradient),
+        ])
+    }
+}
+
+impl Attribution for Method {
+    fn attribute(&self, model: &ResNet, inputs: Tensor<4>, targets: &Targets) -> Tensor<4> {
+        match self {
+            Self::Gradient => Gradient.attribute(model, inputs, targets),
+            Self::GuidedBackprop => GuidedBackprop.attribute(model, inputs, targets),
+            Self::IntegratedGradients(ig) => ig.attribute(model, inputs, targets),
+            Self::InputXGradient => InputXGradient.attribute(model, inputs, targets),
+        }
+    }
+
+    fn passes_per_image(&self) -> usize {
+        match self {
+            Self::IntegratedGradients(ig) => ig.passes_per_image(),
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
+# native wgpu benchmark (Vulkan) side by side, JSON into $OUT. Prepare here first:
+#   scripts/bench-prepare.sh   (builds .bench/bench, fetches .gl/libvulkan1 and .whl/captum)
+# then run on the device, carrying .bench .gl .whl:  scripts/bench-h100.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/bench-out}
+mkdir -p "$out"
+for deb in .gl/*.deb; do dpkg -x "$deb" /; done
+ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+python3 scripts/bench.py --project ".bench/bench --backend wgpu" --runs "${RUNS:-10}" \
+  > "$out/h100.json" 2> >(tee "$out/bench.log" >&2)
+cat "$out/h100.json"

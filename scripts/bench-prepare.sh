@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds what scripts/bench-h100.sh carries to the GPU machine: the native benchmark
+# (.bench/bench), the Vulkan loader (.gl/) and Captum's wheel (.whl/). All git-ignored.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -p smoothgrad --example bench --no-default-features --features wgpu,flex
+mkdir -p .bench .gl .whl /tmp/amd64/partial
+cp "${CARGO_TARGET_DIR:-target}/release/examples/bench" .bench/
+apt=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64)
+ls .gl/libvulkan1_*.deb >/dev/null 2>&1 || { apt-get "${apt[@]}" update -qq; (cd .gl && apt-get "${apt[@]}" download libvulkan1); }
+ls .whl/captum-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: -d .whl captum==0.9.0

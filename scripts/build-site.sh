@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the static site into dist/ (or $1): index.html, www/ and the wasm package in www/pkg/.
+# Any static host serves dist/ as it is; weights/*.safetensors are copied in when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-dist}
+scripts/setup.sh
+
+target_dir=${CARGO_TARGET_DIR:-target}/wasm
+cargo build -p smoothgrad-web --release --target wasm32-unknown-unknown --target-dir "$target_dir"
+
+rm -rf "$out"
+mkdir -p "$out"
+cp index.html "$out/"
+cp -r www "$out/www"
+rm -rf "$out/www/pkg"
+wasm-bindgen --target web --no-typescript --out-dir "$out/www/pkg" --out-name smoothgrad_web \
+  "$target_dir/wasm32-unknown-unknown/release/smoothgrad_web.wasm"
+# Debian's binaryen: a smaller, faster module. Optional: the site works without it.
+if command -v wasm-opt >/dev/null 2>&1; then
+  wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types \
+    "$out/www/pkg/smoothgrad_web_bg.wasm" -o "$out/www/pkg/smoothgrad_web_bg.wasm"
+fi
+if compgen -G "weights/*.safetensors" >/dev/null; then
+  mkdir -p "$out/weights" && cp weights/*.safetensors "$out/weights/"
+fi
+echo "site built in $out/ ($(du -h "$out/www/pkg/smoothgrad_web_bg.wasm" | cut -f1) of wasm)"
