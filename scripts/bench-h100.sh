@@ -13,6 +13,8 @@ export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+# A short smoke run first: if Vulkan is not found, say so before the long runs.
+timeout 120 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 | tee "$out/smoke.json"
 python3 scripts/bench.py --project ".bench/bench --backend wgpu" --runs "${RUNS:-10}" \
   > "$out/h100.json" 2> >(tee "$out/bench.log" >&2)
 cat "$out/h100.json"

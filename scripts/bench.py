@@ -169,10 +169,15 @@ def main():
             "--runs", str(args.runs), "--samples", str(args.samples),
             "--micro-batches", args.micro_batches]
         print("running:", shlex.join(command), file=sys.stderr)
-        project = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout)
-        report["project"] = project
-        report["ratios_project_over_pytorch"] = {
-            mode: ratios(project, figures) for mode, figures in report["pytorch"].items()}
+        run = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+        if run.returncode == 0:
+            project = json.loads(run.stdout)
+            report["project"] = project
+            report["ratios_project_over_pytorch"] = {
+                mode: ratios(project, figures) for mode, figures in report["pytorch"].items()}
+        else:
+            # The PyTorch figures still count: keep them and say what failed.
+            report["project_error"] = f"exit status {run.returncode}; see stderr"
     print(json.dumps(report, indent=2))
 
 

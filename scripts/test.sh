@@ -20,7 +20,6 @@ cargo test -p smoothgrad "${wasm[@]}" --no-default-features --features wgpu,flex
 cargo test -p smoothgrad-web "${wasm[@]}" --tests
 
 echo "== the page, end to end =="
-mkdir -p tests/e2e/output
 cargo run -q -p smoothgrad "${native[@]}" --example page_reference -- \
-  tests/fixtures/narrow_resnet50.safetensors tests/fixtures/chelsea.png > tests/e2e/output/page_reference.json
+  tests/fixtures/narrow_resnet50.safetensors tests/fixtures/chelsea.png > tests/fixtures/page_reference.json
 scripts/e2e.sh

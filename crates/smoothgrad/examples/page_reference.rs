@@ -1,8 +1,8 @@
 //! The numbers the browser page must show for the fixture model and a sample image, computed
 //! natively on the CPU backend (whose maths the core tests check against PyTorch/Captum).
 //!
-//! `cargo run --example page_reference -- WEIGHTS IMAGE > page_reference.json`; the end-to-end
-//! tests compare the page's read-back results with it.
+//! `cargo run --example page_reference -- WEIGHTS IMAGE > tests/fixtures/page_reference.json`
+//! (generated, git-ignored); the end-to-end tests compare the page's read-back results with it.
 
 use serde_json::json;
 use smoothgrad::burn::tensor::activation::softmax;
@@ -17,6 +17,11 @@ const OPTIONS: SmoothGradOptions = SmoothGradOptions { samples: 4, noise_level: 
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
     tensor.into_data().try_to_vec::<f32>().expect("f32 tensor")
+}
+
+/// The name the page's test server serves the fixture under.
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path).file_name().expect("a file").to_string_lossy().into_owned()
 }
 
 fn main() {
@@ -45,8 +50,8 @@ fn main() {
 
     let reference = json!({
         "generator": "cargo run --example page_reference (CPU backend)",
-        "weights": weights_path,
-        "image": image_path,
+        "weights": file_name(&weights_path),
+        "image": file_name(&image_path),
         "method": "gradient",
         "seed": OPTIONS.seed,
         "samples": OPTIONS.samples,
