@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# End-to-end tests of the page (tests/e2e/*.test.mjs) in headless Debian chromium on WebGPU
+# (SwiftShader) and on the CPU backend, against a freshly built site (scripts/build-site.sh).
+# E2E_SKIP_BUILD=1 reuses the existing dist/. Screenshots go to tests/e2e/output/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y --no-install-recommends nodejs npm
+fi
+scripts/setup.sh --browser # chromium (never a browser downloaded by Playwright)
+[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
+
+# The numbers the page must show, computed natively (CPU backend); scripts/test.sh writes it too.
+if [ ! -s tests/fixtures/page_reference.json ]; then
+  cargo run -q -p smoothgrad --no-default-features --features flex,pytorch --example page_reference -- \
+    tests/fixtures/narrow_resnet50.safetensors tests/fixtures/chelsea.png > tests/fixtures/page_reference.json
+fi
+
+site=${E2E_SITE:-dist}
+[ "${E2E_SKIP_BUILD:-0}" = 1 ] || scripts/build-site.sh "$site"
+export E2E_SITE=$site
+
+status=0
+for test in tests/e2e/*.test.mjs; do
+  echo "== $test =="
+  start=$(date +%s)
+  node --test "$test" || status=1
+  echo "== $test: $(( $(date +%s) - start )) s =="
+done
+exit $status

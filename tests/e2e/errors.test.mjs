@@ -1,0 +1,218 @@
+// Every error a user must recover from, provoked on the page (WebGPU on SwiftShader, the fixture
+// model): each gets a clear message in the status area, and the page still works afterwards.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startServer, launch, openPage, waitForTasks, completed, badInputs, outputDir } from './harness.mjs';
+
+let server;
+let browser;
+let page;
+let context;
+let bad;
+
+const QUERY = new URLSearchParams({
+  backend: 'webgpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
+  methods: 'gradient', samples: '4', microBatch: '2', seed: '3', autorun: '0',
+});
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+  bad = await badInputs();
+  ({ page, context } = await openPage(browser, `${server.url}/?${QUERY}`));
+  await waitForTasks(page, 2);
+});
+after(async () => {
+  await context?.close();
+  await browser?.close();
+  await server?.close();
+});
+
+const state = () => page.evaluate(() => {
+  const s = window.__smoothgrad;
+  return { lastError: s.lastError, errors: s.errors.length, completed: s.completed, status: s.status,
+    probabilities: s.probabilities && Array.from(s.probabilities), model: s.model, messages: s.messages.map((m) => m.text) };
+});
+const statusText = () => page.locator('#status').textContent();
+
+/** Runs `act`, waits for the page's task, expects an error of `kind` whose message matches `pattern`. */
+async function expectError(act, kind, pattern) {
+  const before = await state();
+  await act();
+  await page.waitForFunction((n) => window.__smoothgrad.errors.length > n && window.__smoothgrad.status !== 'busy', before.errors, { timeout: 120_000 });
+  const after = await state();
+  assert.equal(after.lastError.kind, kind, JSON.stringify(after.lastError));
+  assert.match(after.lastError.message, pattern);
+  assert.match(await statusText(), pattern); // shown on the page, not only in the console
+  return after;
+}
+
+/** The page still works: the cat is classified again, with the same probabilities. */
+async function stillUsable(reference) {
+  const n = await completed(page);
+  await page.locator('button.sample[data-sample="chelsea.png"]').click();
+  await waitForTasks(page, n + 1, 120_000);
+  const s = await state();
+  assert.equal(s.probabilities.length, 10);
+  if (reference) assert.deepEqual(s.probabilities, reference);
+}
+
+let catProbabilities;
+
+test('the page starts: fixture weights by URL, the cat classified', async () => {
+  const s = await state();
+  assert.equal(s.model.numClasses, 10);
+  assert.equal(s.lastError, null);
+  catProbabilities = s.probabilities;
+});
+
+test('a file that is not an image', async () => {
+  await expectError(() => page.setInputFiles('#image-file', { name: 'notes.txt', mimeType: 'text/plain', buffer: bad['notes.txt'] }),
+    'ImageError', /image/i);
+  await stillUsable(catProbabilities);
+});
+
+test('a corrupt image (truncated PNG)', async () => {
+  await expectError(() => page.setInputFiles('#image-file', { name: 'corrupt.png', mimeType: 'image/png', buffer: bad['corrupt.png'] }),
+    'ImageError', /./);
+  await stillUsable(catProbabilities);
+});
+
+test('a huge image: 100000×100000 pixels in the header', async () => {
+  await expectError(() => page.setInputFiles('#image-file', { name: 'huge.png', mimeType: 'image/png', buffer: bad['huge.png'] }),
+    'ImageError', /./);
+  await stillUsable(catProbabilities);
+});
+
+test('a huge image file: over the 50 MB limit', async () => {
+  const file = join(await outputDir(), 'big.bmp');
+  await writeFile(file, Buffer.alloc(51 * 1024 * 1024));
+  await expectError(() => page.setInputFiles('#image-file', file), 'ImageError', /MB; the limit is 50 MB/);
+  await rm(file);
+  await stillUsable(catProbabilities);
+});
+
+test('truncated weights: a clear message, random weights offered, the old model kept', async () => {
+  await page.fill('#weights-url', '/gen/truncated.safetensors');
+  await expectError(() => page.click('#weights-url-load'), 'WeightsError', /./);
+  assert.equal(await page.locator('#random-weights').isVisible(), true);
+  assert.match(await page.locator('#random-weights').textContent(), /random weights/);
+  await stillUsable(catProbabilities);
+});
+
+test('weights of another model (not a ResNet checkpoint)', async () => {
+  await page.fill('#weights-url', '/fixtures/reference.safetensors');
+  await expectError(() => page.click('#weights-url-load'), 'WeightsError', /./);
+  await stillUsable(catProbabilities);
+});
+
+test('weights that cannot be downloaded (404)', async () => {
+  await page.fill('#weights-url', '/fixtures/no-such-file.safetensors');
+  await expectError(() => page.click('#weights-url-load'), 'NetworkError', /HTTP 404/);
+  // Recover by loading good weights from the same field.
+  const n = await completed(page);
+  await page.fill('#weights-url', '/fixtures/narrow_resnet50.safetensors');
+  await page.click('#weights-url-load');
+  await waitForTasks(page, n + 1);
+  assert.deepEqual((await state()).probabilities, catProbabilities);
+});
+
+test('nonsense parameters in the form: n = 0, σ < 0, σ empty, micro-batch 0', async () => {
+  for (const [id, value, pattern] of [
+    ['#samples-n', '0', /samples n must be a whole number ≥ 1/],
+    ['#noise', '-5', /noise σ must be a number ≥ 0/],
+    ['#noise', '', /noise σ must be a number ≥ 0/],
+    ['#micro-batch', '0', /micro-batch must be “auto” or a whole number ≥ 1/],
+  ]) {
+    const saved = await page.inputValue(id);
+    await page.fill(id, value);
+    const before = (await state()).errors;
+    await page.click('#run');
+    await page.waitForFunction((n) => window.__smoothgrad.errors.length > n, before);
+    const s = await state();
+    assert.equal(s.lastError.kind, 'OptionsError');
+    assert.match(s.lastError.message, pattern);
+    assert.match(await statusText(), pattern);
+    await page.fill(id, saved);
+  }
+});
+
+test('nonsense parameters through the API reach the Rust checks', async () => {
+  const cases = [
+    [{ samples: 0 }, 'OptionsError'],
+    [{ noiseLevel: -0.1 }, 'OptionsError'],
+    [{ noiseLevel: Number.NaN }, 'OptionsError'],
+    [{ microBatch: 0 }, 'OptionsError'],
+    [{ method: 'saliency' }, 'OptionsError'],
+    [{ target: 10 }, 'TargetError'],
+  ];
+  for (const [options, kind] of cases) {
+    const error = await page.evaluate(async (o) => {
+      try {
+        await window.__smoothgrad.api.explain({ method: 'gradient', samples: 2, microBatch: 1, ...o });
+        return null;
+      } catch (e) {
+        return { kind: e.kind, name: e.name, message: e.message };
+      }
+    }, options);
+    console.log(`explain(${JSON.stringify(options)}) → ${JSON.stringify(error)}`);
+    assert.ok(error, `explain(${JSON.stringify(options)}) did not fail`);
+    assert.equal(error.name, 'SmoothGradError');
+    assert.equal(error.kind, kind, `${JSON.stringify(options)}: ${error.message}`);
+    assert.ok(error.message.length > 10);
+  }
+});
+
+test('a class index out of range typed as target: the Rust TargetError on the page', async () => {
+  await expectError(async () => {
+    await page.fill('#target', '12');
+    await page.press('#target', 'Enter');
+    await page.locator('#target').blur();
+  }, 'TargetError', /./);
+  await page.fill('#target', '');
+  await page.locator('#target').dispatchEvent('change');
+  await stillUsable(catProbabilities);
+});
+
+test('an unknown class name typed as target', async () => {
+  const before = (await state()).errors;
+  await page.fill('#target', 'platypus');
+  await page.locator('#target').dispatchEvent('change');
+  await page.waitForFunction((n) => window.__smoothgrad.errors.length > n, before);
+  assert.match((await state()).lastError.message, /No class is called “platypus”/);
+  await page.fill('#target', '');
+  await page.locator('#target').dispatchEvent('change');
+});
+
+test('out of GPU memory mid-run: the worker restarts and SmoothGrad retries with half the micro-batch', async () => {
+  const settings = { n: await page.inputValue('#samples-n'), seed: await page.inputValue('#seed'), url: page.url() };
+  await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
+    op: 'step', message: 'panicked at wgpu: Out of Memory: failed to allocate a buffer of 300 MiB',
+  }));
+  const n = await completed(page);
+  await page.click('#run');
+  await waitForTasks(page, n + 1);
+  const s = await state();
+  assert.ok(s.messages.some((m) => /Out of GPU memory at micro-batch 2: retrying with micro-batch 1/.test(m)), s.messages.join('\n'));
+  assert.match(await statusText(), /micro-batch 1/);
+  const run = await page.evaluate(() => window.__smoothgrad.runs.gradient);
+  assert.equal(run.microBatch, 1);
+  assert.equal(run.done, 4);
+  assert.equal(await page.inputValue('#samples-n'), settings.n); // nothing the user set is lost
+  assert.equal(await page.inputValue('#seed'), settings.seed);
+  assert.equal(page.url(), settings.url);
+  await stillUsable(catProbabilities);
+});
+
+test('the GPU device lost during classification: restarted, the image and weights restored', async () => {
+  await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
+    op: 'classify', message: 'panicked at wgpu: Device lost: the GPU was reset',
+  }));
+  const errorsBefore = (await state()).errors;
+  await stillUsable(catProbabilities);
+  const s = await state();
+  assert.ok(s.messages.some((m) => /GPU device lost/.test(m)), s.messages.join('\n'));
+  assert.equal(s.errors, errorsBefore, `no error left for the user: ${JSON.stringify(s.lastError)}`);
+});

@@ -1,0 +1,217 @@
+// Shared by the e2e tests: a tiny static server (the built site + /fixtures/ + generated bad
+// inputs) and headless Debian chromium with WebGPU on SwiftShader (never a downloaded browser).
+import { createServer } from 'node:http';
+import { readFile, stat, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { extname, join, normalize, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const SITE = resolve(root, process.env.E2E_SITE ?? 'dist');
+export const FIXTURES = join(root, 'tests/fixtures');
+export const OUTPUT = join(root, 'tests/e2e/output');
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
+  '.css': 'text/css', '.wasm': 'application/wasm', '.json': 'application/json', '.png': 'image/png',
+  '.jpg': 'image/jpeg', '.md': 'text/markdown; charset=utf-8', '.safetensors': 'application/octet-stream',
+};
+
+/** A PNG whose header claims `width`×`height` pixels (a decompression bomb in spirit). */
+function hugePng(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (bytes) => {
+    let c = 0xffffffff;
+    for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    out.write(type, 4, 'ascii');
+    data.copy(out, 8);
+    out.writeUInt32BE(crc(out.subarray(4, 8 + data.length)), 8 + data.length);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** Bad inputs for the error tests, as bytes. */
+export async function badInputs() {
+  const chelsea = await readFile(join(FIXTURES, 'chelsea.png'));
+  const weights = await readFile(join(FIXTURES, 'narrow_resnet50.safetensors'));
+  return {
+    'notes.txt': Buffer.from('These are lecture notes, not a photo.\n'),
+    'corrupt.png': chelsea.subarray(0, Math.floor(chelsea.length / 3)),
+    'huge.png': hugePng(100000, 100000),
+    'truncated.safetensors': weights.subarray(0, Math.floor(weights.length * 0.6)),
+  };
+}
+
+/** Serves the site at /, tests/fixtures at /fixtures/ and badInputs() at /gen/. */
+export async function startServer() {
+  if (!existsSync(join(SITE, 'www/pkg/smoothgrad_web.js'))) {
+    throw new Error(`${SITE}/www/pkg is missing: build the site first (scripts/build-site.sh, or scripts/e2e.sh)`);
+  }
+  const generated = await badInputs();
+  const server = createServer(async (request, response) => {
+    try {
+      const path = decodeURIComponent(new URL(request.url, 'http://x').pathname);
+      let file;
+      if (path.startsWith('/gen/')) {
+        const body = generated[path.slice(5)];
+        if (!body) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+        response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+        response.end(body);
+        return;
+      }
+      if (path.startsWith('/fixtures/')) file = join(FIXTURES, normalize(path.slice('/fixtures/'.length)));
+      else file = join(SITE, normalize(path === '/' ? '/index.html' : path));
+      if (!file.startsWith(SITE) && !file.startsWith(FIXTURES)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
+      if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
+      const body = await readFile(file);
+      response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': body.length });
+      response.end(request.method === 'HEAD' ? undefined : body);
+    } catch (e) {
+      response.writeHead(e.code === 'ENOENT' || e.code === 'ENOTDIR' ? 404 : 500, { 'content-type': 'text/plain' });
+      response.end(String(e.message));
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+export const CHROMIUM_ARGS = [
+  '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader', '--enable-unsafe-swiftshader', '--no-sandbox', '--disable-quic',
+  '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/** Opens the page; the console and page errors are echoed to the test's output. */
+export async function openPage(browser, url, { initScript, log = true } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1100 }, acceptDownloads: true });
+  if (initScript) await context.addInitScript(initScript);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => { errors.push(e); console.log(`[pageerror] ${e.message}`); });
+  if (log) page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console.log(`[console.${m.type()}] ${m.text()}`); });
+  page.on('worker', (worker) => {
+    if (log) worker.on('console', (m) => { if (m.type() === 'error') console.log(`[worker.error] ${m.text()}`); });
+  });
+  await page.goto(url);
+  return { page, context, errors };
+}
+
+/** Waits until the page has finished `count` tasks in all (weights, images, runs) and is idle. */
+export async function waitForTasks(page, count, timeout = 300_000) {
+  await page.waitForFunction((n) => {
+    const s = window.__smoothgrad;
+    return s && s.completed >= n && s.status !== 'busy';
+  }, count, { timeout, polling: 200 });
+}
+
+export async function completed(page) {
+  return page.evaluate(() => window.__smoothgrad.completed);
+}
+
+/** max |a − b| / max |b|: the bound of the native and wasm tests (1e-4). */
+export function relativeError(actual, expected) {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length} ≠ ${expected.length}`);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i += 1) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / scale;
+}
+
+export async function readReference() {
+  const file = join(FIXTURES, 'page_reference.json');
+  if (!existsSync(file)) return null;
+  return JSON.parse(await readFile(file, 'utf8'));
+}
+
+export async function outputDir() {
+  await mkdir(OUTPUT, { recursive: true });
+  return OUTPUT;
+}
+
+/** Reads the page's typed arrays as plain arrays. */
+export async function pageArrays(page) {
+  return page.evaluate(() => {
+    const s = window.__smoothgrad;
+    const arr = (a) => (a ? Array.from(a) : null);
+    const smooth = {};
+    for (const [method, maps] of Object.entries(s.smoothgrad)) {
+      smooth[method] = maps ? Object.fromEntries(Object.entries(maps).map(([k, v]) => [k, arr(v)])) : null;
+    }
+    return {
+      probabilities: arr(s.probabilities),
+      maps: Object.fromEntries(Object.entries(s.maps).map(([k, v]) => [k, arr(v)])),
+      smoothgrad: smooth,
+      target: s.target,
+      backend: s.backend,
+      runs: s.runs,
+      model: s.model,
+    };
+  });
+}
+
+export const BOUND = 1e-4;
+
+/** The page URL that reproduces the reference's settings. */
+export function referenceQuery(ref, backend) {
+  const q = new URLSearchParams({
+    backend,
+    weights: `/fixtures/${ref.weights}`,
+    image: `/fixtures/${ref.image}`,
+    methods: 'gradient,guided-backprop',
+    samples: String(ref.samples),
+    noise: String(Number((ref.noiseLevel * 100).toPrecision(12))),
+    microBatch: String(ref.microBatch),
+    seed: String(ref.seed),
+    target: String(ref.target),
+  });
+  return q.toString();
+}
+
+export function compareWithReference(got, ref) {
+  const errors = {
+    probabilities: relativeError(got.probabilities, ref.probabilities),
+    gradient: relativeError(got.maps.gradient, ref.gradient),
+    guided_backprop: relativeError(got.maps['guided-backprop'], ref.guided_backprop),
+    smoothgrad_mean: relativeError(got.smoothgrad.gradient.mean, ref.smoothgrad_mean),
+  };
+  if (ref.smoothgrad_variance) errors.smoothgrad_variance = relativeError(got.smoothgrad.gradient.variance, ref.smoothgrad_variance);
+  console.log(`max|a-b|/max|b| on ${got.backend}: ${JSON.stringify(errors)}`);
+  for (const [name, error] of Object.entries(errors)) {
+    assert.ok(error <= BOUND, `${name}: ${error} > ${BOUND}`);
+  }
+}
+

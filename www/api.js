@@ -1,0 +1,484 @@
+// SmoothGrad in the browser: a small API for course pages (and the demo page, which uses only it).
+//
+//   import { SmoothGrad, SmoothGradError } from './api.js';
+//   const sg = await SmoothGrad.create({ backend: 'auto' });          // 'auto' | 'webgpu' | 'cpu'
+//   await sg.loadWeights(undefined, { onProgress: p => console.log(p.loaded, p.total) });
+//   const { top } = await sg.classify(canvasOrImageDataOrBlobOrBytes); // top-5 with class names
+//   const result = await sg.explain({ method: 'gradient', samples: 50, noiseLevel: 0.15,
+//                                     onProgress: p => sg.render(p.map, canvas) });
+//   await sg.render(result.map, canvas, { sign: 'abs', colormap: 'viridis' });
+//
+// The model runs in a dedicated worker (www/worker.js) that owns the wasm module. If that
+// instance traps (GPU out of memory, device lost), the worker is replaced, the weights, image and
+// settings are sent again, and a SmoothGrad run is retried (with half the micro-batch after an
+// out-of-memory); `onNotice` tells the user. Every failure is a SmoothGradError with a `.kind`.
+
+import { IMAGENET_CLASSES } from './imagenet-classes.js';
+
+export const METHODS = Object.freeze(['gradient', 'guided-backprop', 'integrated-gradients', 'input-x-gradient']);
+export const METHOD_NAMES = Object.freeze({
+  'gradient': 'Gradient',
+  'guided-backprop': 'Guided Backprop',
+  'integrated-gradients': 'Integrated Gradients',
+  'input-x-gradient': 'Input × Gradient',
+});
+export const SMOOTHINGS = Object.freeze(['mean', 'mean-of-squares', 'variance', 'abs-mean']);
+export const DEFAULT_DISPLAY = Object.freeze({
+  sign: 'abs', clipPercentile: 99, gamma: 1, colormap: 'viridis', overlay: 0,
+});
+/** The paper's defaults (Smilkov et al. 2017): n = 50, σ = 15 % of the input range. */
+export const DEFAULT_OPTIONS = Object.freeze({
+  method: 'gradient', samples: 50, noiseLevel: 0.15, microBatch: 'auto', seed: 0, igSteps: 50,
+  smoothing: 'mean',
+});
+/** torchvision's ImageNet checkpoint (IMAGENET1K_V1), served with CORS by the Hugging Face hub. */
+export const HUB_WEIGHTS_URL = 'https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors';
+/** Self-hosted weights (scripts/fetch-weights.sh puts them there; build-site.sh copies them). */
+export const LOCAL_WEIGHTS_URL = new URL('../weights/resnet50.safetensors', import.meta.url).href;
+export const WEBGPU_BROWSERS = 'Chrome and Edge 113+, Safari 26, Firefox 141+ on Windows';
+export const MAX_IMAGE_BYTES = 50 * 1024 * 1024;
+const CACHE_NAME = 'smoothgrad-weights-v1';
+const RETRIED_OPS = new Set(['classify', 'attribute', 'render']);
+const SIDE = 224;
+
+/** Every error of this API. `kind` is one of the wasm module's error names ("WeightsError",
+ * "ImageError", "OptionsError", "TargetError", "StateError", "BackendError", "DeviceError") or "NetworkError",
+ * "OutOfMemory", "DeviceLost", "Crash" (the wasm instance trapped and was restarted). */
+export class SmoothGradError extends Error {
+  constructor(kind, message, extra = {}) {
+    super(message);
+    this.name = 'SmoothGradError';
+    this.kind = kind;
+    Object.assign(this, extra);
+  }
+}
+
+/** A class's display name: ImageNet's for 1000-class models, "class N" otherwise. */
+export function className(index, numClasses = 1000) {
+  if (numClasses === 1000 && index >= 0 && index < 1000) return IMAGENET_CLASSES[index];
+  return `class ${index}`;
+}
+
+/** Which backend `auto` picks here, and why (in words for the user). Never throws. */
+export async function chooseBackend(requested = 'auto') {
+  const gpu = globalThis.navigator?.gpu;
+  const noWebGpu = `This browser has no WebGPU (${WEBGPU_BROWSERS} have it)`;
+  if (requested === 'cpu') return { backend: 'cpu', reason: 'the CPU backend was requested', adapter: null };
+  if (!gpu) {
+    return { backend: 'cpu', reason: `${noWebGpu}: running on the CPU inside WebAssembly instead, which is slower.`, adapter: null, fallback: true };
+  }
+  let adapter = null;
+  try { adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }); } catch { adapter = null; }
+  if (!adapter) {
+    return { backend: 'cpu', reason: 'WebGPU is present but offers no adapter (GPU disabled or blocklisted): running on the CPU inside WebAssembly instead, which is slower.', adapter: null, fallback: true };
+  }
+  const info = adapter.info ?? {};
+  const described = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  const software = adapter.isFallbackAdapter === true || info.isFallbackAdapter === true ||
+    /swiftshader|llvmpipe|lavapipe|software|microsoft basic render|warp/i.test(described);
+  const limits = {
+    maxBufferSize: Number(adapter.limits.maxBufferSize),
+    maxStorageBufferBindingSize: Number(adapter.limits.maxStorageBufferBindingSize),
+  };
+  const adapterInfo = { description: described || 'unknown adapter', software, limits };
+  if (requested === 'webgpu') return { backend: 'webgpu', reason: 'WebGPU was requested', adapter: adapterInfo };
+  if (software) {
+    return { backend: 'cpu', reason: `WebGPU here is a software renderer (${described || 'fallback adapter'}): the CPU backend inside WebAssembly is faster, so it runs instead.`, adapter: adapterInfo };
+  }
+  return { backend: 'webgpu', reason: `WebGPU on ${described || 'the GPU'}`, adapter: adapterInfo };
+}
+
+/** Micro-batch for "auto": from the adapter's buffer limits on WebGPU (ResNet-50 needs ≈ 216 MiB at
+ * batch 1 and ≈ 75 MiB per extra image, scaled by the model's width), 1–4 on the CPU; at most 10. */
+export function autoMicroBatch({ backend, adapter, model, samples }) {
+  const width = (model?.baseWidth ?? 64) / 64;
+  let batch;
+  if (backend === 'webgpu' && adapter?.limits) {
+    const MiB = 1024 * 1024;
+    const budget = Math.min(adapter.limits.maxBufferSize, adapter.limits.maxStorageBufferBindingSize);
+    batch = 1 + Math.floor((budget - 216 * MiB * width) / (75 * MiB * width));
+  } else {
+    batch = width >= 1 ? 2 : 4;
+  }
+  batch = Math.max(1, Math.min(10, batch));
+  if (Number.isFinite(samples) && samples >= 1) batch = Math.min(batch, Math.floor(samples));
+  return batch;
+}
+
+function kindOf(error) {
+  const known = ['WeightsError', 'ImageError', 'OptionsError', 'TargetError', 'StateError', 'BackendError', 'DeviceError'];
+  return known.includes(error.name) ? error.name : (error.name || 'Error');
+}
+
+async function toBytes(input) {
+  if (input instanceof Uint8Array) return input;
+  if (input instanceof ArrayBuffer) return new Uint8Array(input);
+  if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  if (typeof Blob !== 'undefined' && input instanceof Blob) return new Uint8Array(await input.arrayBuffer());
+  return null;
+}
+
+/** Fetches `url` into bytes with download progress; Cache Storage for cross-origin files. */
+async function fetchBytes(url, { onProgress, cache = 'cross-origin', accept } = {}) {
+  const href = new URL(url, globalThis.location?.href).href;
+  const crossOrigin = globalThis.location && new URL(href).origin !== globalThis.location.origin;
+  const useCache = typeof caches !== 'undefined' && (cache === 'always' || (cache === 'cross-origin' && crossOrigin));
+  if (useCache) {
+    try {
+      const store = await caches.open(CACHE_NAME);
+      const hit = await store.match(href);
+      if (hit) {
+        const bytes = new Uint8Array(await hit.arrayBuffer());
+        onProgress?.({ loaded: bytes.length, total: bytes.length, fromCache: true, url: href });
+        return { bytes, fromCache: true, url: href };
+      }
+    } catch { /* no cache here: download */ }
+  }
+  let response;
+  try {
+    response = await fetch(href);
+  } catch (e) {
+    throw new SmoothGradError('NetworkError', `Could not download ${href}: ${e.message} (offline, or the server does not allow this page to read it).`, { url: href, status: 0 });
+  }
+  if (!response.ok) {
+    throw new SmoothGradError('NetworkError', `Could not download ${href}: HTTP ${response.status} ${response.statusText}`.trim() + '.', { url: href, status: response.status });
+  }
+  if (accept && !accept(response)) {
+    throw new SmoothGradError('NetworkError', `${href} is not a weights file (the server sent ${response.headers.get('content-type')}).`, { url: href, status: 404 });
+  }
+  const total = Number(response.headers.get('content-length')) || 0;
+  let bytes;
+  if (response.body && onProgress) {
+    const reader = response.body.getReader();
+    const chunks = [];
+    let loaded = 0;
+    onProgress({ loaded, total, fromCache: false, url: href });
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      loaded += value.length;
+      onProgress({ loaded, total, fromCache: false, url: href });
+    }
+    bytes = new Uint8Array(loaded);
+    let offset = 0;
+    for (const chunk of chunks) { bytes.set(chunk, offset); offset += chunk.length; }
+  } else {
+    bytes = new Uint8Array(await response.arrayBuffer());
+  }
+  if (useCache) {
+    try {
+      const store = await caches.open(CACHE_NAME);
+      await store.put(href, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
+    } catch { /* quota: fine, next visit downloads again */ }
+  }
+  return { bytes, fromCache: false, url: href };
+}
+
+export class SmoothGrad {
+  /** Starts the worker on the chosen backend. Options: backend ('auto' | 'webgpu' | 'cpu'),
+   * onNotice(message, level) for what the user should know (fallbacks, restarts, retries). */
+  static async create({ backend = 'auto', onNotice } = {}) {
+    const sg = new SmoothGrad(onNotice);
+    const choice = await chooseBackend(backend);
+    sg.requestedBackend = backend;
+    sg.backendReason = choice.reason;
+    sg.adapter = choice.adapter;
+    if (choice.fallback || (backend === 'auto' && choice.backend === 'cpu')) sg._notice(choice.reason, choice.fallback ? 'warn' : 'info');
+    await sg._startWorker(choice.backend);
+    return sg;
+  }
+
+  constructor(onNotice) {
+    this.onNotice = onNotice;
+    this.backend = null;
+    this.model = null; // {architecture, numClasses, baseWidth}
+    this.weightsSource = null; // what loadWeights loaded: {url} | {bytes} | {random: numClasses}
+    this._worker = null;
+    this._pending = new Map();
+    this._nextId = 1;
+    this._weights = null; // kept for restarts: {bytes} | {random}
+    this._image = null; // kept for restarts: {bytes} | {rgba, width, height}
+    this._stopRequested = false;
+    this.crop = null; // ImageData of the 224×224 centre crop the model sees
+    this.lastClassification = null;
+  }
+
+  _notice(message, level = 'info') {
+    try { this.onNotice?.(message, level); } catch { /* the page's problem */ }
+  }
+
+  async _startWorker(backend) {
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this._worker = worker;
+    worker.onmessage = (event) => {
+      const { id, ok, result, error } = event.data;
+      const pending = this._pending.get(id);
+      if (!pending) return;
+      this._pending.delete(id);
+      if (ok) pending.resolve(result); else pending.reject(error);
+    };
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      const error = { name: 'BackendError', message: `The model's worker failed: ${event.message || 'it could not start'}.`, trap: false };
+      for (const pending of this._pending.values()) pending.reject(error);
+      this._pending.clear();
+    };
+    try {
+      const { backend: running } = await this._raw('init', { backend });
+      this.backend = running;
+    } catch (error) {
+      worker.terminate();
+      this._worker = null;
+      if (backend === 'webgpu' && !/could not be loaded/.test(error.message)) {
+        this._notice(`WebGPU could not start (${error.message}); running on the CPU inside WebAssembly instead, which is slower.`, 'warn');
+        this.backendReason = `WebGPU failed to start: ${error.message}`;
+        return this._startWorker('cpu');
+      }
+      throw new SmoothGradError(kindOf(error), error.message);
+    }
+  }
+
+  _raw(op, args, transfer = []) {
+    const id = this._nextId++;
+    return new Promise((resolve, reject) => {
+      this._pending.set(id, { resolve, reject });
+      this._worker.postMessage({ id, op, args }, transfer);
+    });
+  }
+
+  /** Sends one operation; a trap replaces the worker (state restored) and throws a kind
+   * "OutOfMemory", "DeviceLost" or "Crash" SmoothGradError for the caller to retry. */
+  async _call(op, args, transfer, retried = false) {
+    if (!this._worker) throw new SmoothGradError('StateError', 'This SmoothGrad instance was disposed.');
+    try {
+      return await this._raw(op, args, transfer);
+    } catch (error) {
+      if (!error.trap) throw new SmoothGradError(kindOf(error), error.message);
+      const panic = error.panic || error.message;
+      const kind = /out of memory|outofmemory|oom|allocat/i.test(panic) ? 'OutOfMemory'
+        : /device.*lost|lost.*device|devicelost/i.test(panic) ? 'DeviceLost' : 'Crash';
+      await this._restart(kind, panic);
+      // One-shot operations are simply done again on the fresh worker (a SmoothGrad run is
+      // retried by explain(), which may also halve its micro-batch).
+      if (RETRIED_OPS.has(op) && !retried && kind !== 'OutOfMemory') {
+        this._notice('The model was restarted; trying again.', 'info');
+        return this._call(op, args, transfer, true);
+      }
+      const what = kind === 'OutOfMemory' ? 'The GPU ran out of memory'
+        : kind === 'DeviceLost' ? 'The GPU device was lost' : 'The model crashed';
+      throw new SmoothGradError(kind, `${what} (${panic}). The model was restarted with your weights, image and settings.`, { panic });
+    }
+  }
+
+  async _restart(kind, panic) {
+    this._worker?.terminate();
+    for (const pending of this._pending.values()) pending.reject({ name: 'StateError', message: 'restarted', trap: false });
+    this._pending.clear();
+    this._notice(`${kind === 'OutOfMemory' ? 'Out of GPU memory' : kind === 'DeviceLost' ? 'GPU device lost' : 'The WebAssembly module stopped'} (${panic}): restarting the model…`, 'warn');
+    await this._startWorker(this.backend ?? 'cpu');
+    if (this._weights?.bytes) await this._raw('loadWeights', { bytes: this._weights.bytes });
+    else if (this._weights?.random) await this._raw('loadRandomWeights', { numClasses: this._weights.random });
+    if (this._image?.bytes) await this._raw('setImage', { bytes: this._image.bytes });
+    else if (this._image?.rgba) await this._raw('setImageRgba', this._image);
+  }
+
+  /** Loads a .safetensors checkpoint (torchvision/timm names; the ResNet's depth, width and
+   * classes are read from it). `source`: a URL, bytes (Uint8Array/ArrayBuffer/Blob), or nothing
+   * for the default: weights/resnet50.safetensors beside the site, else the Hugging Face hub.
+   * onProgress({loaded, total, fromCache, url}) reports the download. Returns the model info. */
+  async loadWeights(source, { onProgress, cache = 'cross-origin' } = {}) {
+    let bytes = await toBytes(source);
+    let url = null;
+    let fromCache = false;
+    if (!bytes && (source === undefined || source === null || source === '')) {
+      const notHtml = (r) => !/text\/html/i.test(r.headers.get('content-type') ?? '');
+      try {
+        ({ bytes, url, fromCache } = await fetchBytes(LOCAL_WEIGHTS_URL, { onProgress, cache: 'never', accept: notHtml }));
+      } catch (local) {
+        try {
+          ({ bytes, url, fromCache } = await fetchBytes(HUB_WEIGHTS_URL, { onProgress, cache }));
+        } catch (hub) {
+          throw new SmoothGradError('NetworkError',
+            `No ResNet-50 weights could be loaded: not on this site (${local.message}) nor from the Hugging Face hub (${hub.message}).`,
+            { url: HUB_WEIGHTS_URL });
+        }
+      }
+    } else if (!bytes) {
+      ({ bytes, url, fromCache } = await fetchBytes(String(source), { onProgress, cache }));
+    }
+    const model = await this._call('loadWeights', { bytes });
+    this._weights = { bytes };
+    this.model = model;
+    this.weightsSource = { url, fromCache, random: false };
+    this.lastClassification = null;
+    return model;
+  }
+
+  /** A randomly initialised ResNet-50: the pipeline runs, the maps mean nothing. */
+  async loadRandomWeights(numClasses = 1000) {
+    const model = await this._call('loadRandomWeights', { numClasses });
+    this._weights = { random: numClasses };
+    this.model = model;
+    this.weightsSource = { url: null, fromCache: false, random: true };
+    this.lastClassification = null;
+    return model;
+  }
+
+  /** Sets the image: encoded file bytes (PNG/JPEG/WebP/GIF/BMP) as Uint8Array/ArrayBuffer/Blob,
+   * an ImageData, a canvas, an <img>/ImageBitmap, or a URL. Returns the 224×224 crop the model
+   * sees, as ImageData. */
+  async setImage(input) {
+    let image;
+    if (typeof input === 'string' || input instanceof URL) {
+      const { bytes } = await fetchBytes(String(input), { cache: 'never' });
+      image = { bytes };
+    } else if (typeof ImageData !== 'undefined' && input instanceof ImageData) {
+      image = { rgba: new Uint8Array(input.data.buffer.slice(0)), width: input.width, height: input.height };
+    } else if (input && typeof input.getContext === 'function') {
+      const data = input.getContext('2d').getImageData(0, 0, input.width, input.height);
+      image = { rgba: new Uint8Array(data.data.buffer), width: data.width, height: data.height };
+    } else if (input && (typeof ImageBitmap !== 'undefined' && input instanceof ImageBitmap ||
+               typeof HTMLImageElement !== 'undefined' && input instanceof HTMLImageElement)) {
+      const width = input.naturalWidth ?? input.width;
+      const height = input.naturalHeight ?? input.height;
+      const canvas = new OffscreenCanvas(width, height);
+      const context = canvas.getContext('2d');
+      context.drawImage(input, 0, 0);
+      const data = context.getImageData(0, 0, width, height);
+      image = { rgba: new Uint8Array(data.data.buffer), width, height };
+    } else {
+      const bytes = await toBytes(input);
+      if (!bytes) throw new SmoothGradError('ImageError', 'Give an image as file bytes, a Blob/File, ImageData, a canvas, an <img> or a URL.');
+      image = { bytes };
+    }
+    if (image.bytes && image.bytes.length > MAX_IMAGE_BYTES) {
+      throw new SmoothGradError('ImageError', `This image file is ${(image.bytes.length / 1048576).toFixed(0)} MB; the limit is ${MAX_IMAGE_BYTES / 1048576} MB. Use a smaller photo (the model sees 224×224 pixels anyway).`);
+    }
+    if (image.rgba && image.width * image.height > 100e6) {
+      throw new SmoothGradError('ImageError', `This image has ${image.width}×${image.height} pixels, too many; use a smaller one (the model sees 224×224 pixels anyway).`);
+    }
+    const crop = image.bytes
+      ? await this._call('setImage', { bytes: image.bytes })
+      : await this._call('setImageRgba', image);
+    this._image = image;
+    this.lastClassification = null;
+    this.crop = new ImageData(new Uint8ClampedArray(crop.buffer, crop.byteOffset, crop.byteLength), SIDE, SIDE);
+    return this.crop;
+  }
+
+  /** Classifies the image (sets it first when given). Returns {top: [{index, name, probability}]
+   * (topK, default 5), probabilities, logits, crop}. */
+  async classify(input, { topK = 5 } = {}) {
+    if (input !== undefined) await this.setImage(input);
+    const { logits, probabilities } = await this._call('classify', {});
+    const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]);
+    const numClasses = this.model?.numClasses ?? probabilities.length;
+    const top = order.slice(0, topK).map((index) => ({ index, name: className(index, numClasses), probability: probabilities[index] }));
+    this.lastClassification = { top, probabilities, logits, crop: this.crop };
+    return this.lastClassification;
+  }
+
+  async _defaultTarget(target) {
+    if (target !== undefined && target !== null && target !== '') return Number(target);
+    const classified = this.lastClassification ?? await this.classify();
+    return classified.top[0].index;
+  }
+
+  /** The method's map of the clean image, planar [3, 224, 224] (Float32Array).
+   * Options: method, target (default: the top-1 class), igSteps (Integrated Gradients). */
+  async attribute({ method = 'gradient', target, igSteps } = {}) {
+    const options = { method, target: await this._defaultTarget(target) };
+    if (igSteps !== undefined && method === 'integrated-gradients') options.igSteps = igSteps;
+    return this._call('attribute', { options });
+  }
+
+  /** SmoothGrad of `method`: the map averaged over `samples` noisy copies (noise σ = noiseLevel ×
+   * the input's range), `microBatch` copies at a time ('auto': from the GPU's limits). The
+   * running map is passed to onProgress({done, total, map, elapsedMs, samplesPerSecond,
+   * microBatch}) after every micro-batch; stop() ends the run early (result.stopped). `smoothing`
+   * (a name or a function returning one, read at each step) picks the running map's variant;
+   * the result has all four in `maps`. Returns {map, maps, done, total, stopped, elapsedMs,
+   * samplesPerSecond, microBatch, target, seed}. */
+  async explain(options = {}) {
+    const o = { ...DEFAULT_OPTIONS, ...options };
+    const target = await this._defaultTarget(o.target);
+    let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
+      ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples) })
+      : o.microBatch;
+    const smoothingNow = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean';
+    this._stopRequested = false;
+    let deviceRetries = 0;
+    for (;;) {
+      const start = { method: o.method, target, samples: o.samples, noiseLevel: o.noiseLevel, microBatch, seed: o.seed };
+      if (o.igSteps !== undefined && o.method === 'integrated-gradients') start.igSteps = o.igSteps;
+      try {
+        await this._call('start', { options: start });
+        const t0 = performance.now();
+        let progress = { done: 0, total: Number(o.samples) };
+        let map = null;
+        let stopped = false;
+        for (;;) {
+          if (this._stopRequested) { stopped = true; break; }
+          const smoothing = smoothingNow();
+          const step = await this._call('step', { smoothing });
+          map = step.map;
+          const elapsedMs = performance.now() - t0;
+          progress = { done: step.done, total: step.total, map, smoothing, elapsedMs, microBatch,
+            samplesPerSecond: step.done / Math.max(elapsedMs / 1000, 1e-9) };
+          try { o.onProgress?.(progress); } catch (e) { console.error(e); }
+          if (step.done >= step.total) break;
+        }
+        const maps = progress.done > 0 ? await this._call('smoothedAll', {}) : null;
+        const elapsedMs = performance.now() - t0;
+        return { map: maps ? maps[smoothingNow()] : null, maps, done: progress.done, total: progress.total,
+          stopped, elapsedMs, samplesPerSecond: progress.done / Math.max(elapsedMs / 1000, 1e-9),
+          microBatch, target, seed: o.seed, method: o.method, samples: o.samples, noiseLevel: o.noiseLevel };
+      } catch (error) {
+        if (error.kind === 'OutOfMemory' && microBatch > 1 && !this._stopRequested) {
+          const smaller = Math.max(1, Math.floor(microBatch / 2));
+          this._notice(`Out of GPU memory at micro-batch ${microBatch}: retrying with micro-batch ${smaller}.`, 'warn');
+          microBatch = smaller;
+          continue;
+        }
+        if ((error.kind === 'DeviceLost' || error.kind === 'Crash') && deviceRetries < 1 && !this._stopRequested) {
+          deviceRetries += 1;
+          this._notice(`${error.message} Running SmoothGrad again.`, 'warn');
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  /** The last run's running map for another smoothing (mean | mean-of-squares | variance | abs-mean). */
+  async smoothed(smoothing = 'mean') {
+    return this._call('smoothed', { smoothing });
+  }
+
+  /** Ends a running explain() after its current micro-batch. */
+  stop() {
+    this._stopRequested = true;
+  }
+
+  /** Renders a map ([3, 224, 224]) to RGBA 224×224: options sign (abs | positive | negative |
+   * signed), clipPercentile, gamma, colormap (viridis | grey | red-blue), overlay (0..1, over the
+   * input crop). Draws into `canvas` when given; returns the ImageData. */
+  async render(map, canvas, display = {}) {
+    const options = { ...DEFAULT_DISPLAY, ...display };
+    const rgba = await this._call('render', { map, options });
+    const image = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), SIDE, SIDE);
+    if (canvas) {
+      canvas.width = SIDE;
+      canvas.height = SIDE;
+      canvas.getContext('2d').putImageData(image, 0, 0);
+    }
+    return image;
+  }
+
+  /** Ends the worker (and the GPU device with it). */
+  dispose() {
+    this._worker?.terminate();
+    this._worker = null;
+  }
+}

@@ -1,0 +1,731 @@
+// The demo page: wires index.html's controls to www/api.js (the same API course pages use).
+// URL parameters (all optional; the page writes its settings back so a view can be shared):
+//   backend=auto|webgpu|cpu  weights=<url>  image=<url>  target=<class index>
+//   methods=gradient,guided-backprop,...  samples=50  noise=15 (% of the range)  microBatch=auto|N
+//   seed=0  igSteps=50  smoothing=mean|mean-of-squares|variance|abs-mean
+//   sign=abs|positive|negative|signed  clip=99  gamma=1  colormap=viridis|grey|red-blue  overlay=0..1
+//   autorun=1|0 (run SmoothGrad after each new image or target; default 1)
+// For tests and the console, window.__smoothgrad mirrors the page's state and results.
+
+import {
+  SmoothGrad, SmoothGradError, METHODS, METHOD_NAMES, SMOOTHINGS, DEFAULT_DISPLAY, className,
+  autoMicroBatch, MAX_IMAGE_BYTES, WEBGPU_BROWSERS,
+} from './api.js';
+import { IMAGENET_CLASSES } from './imagenet-classes.js';
+
+const $ = (id) => document.getElementById(id);
+const here = new URL('.', import.meta.url); // .../www/
+const SAMPLE_IMAGES = [
+  { file: 'chelsea.png', label: 'cat' },
+  { file: 'coffee.png', label: 'coffee' },
+  { file: 'astronaut.png', label: 'astronaut' },
+  { file: 'rocket.jpg', label: 'rocket' },
+];
+const KIND_TITLES = {
+  ImageError: 'That image cannot be used',
+  WeightsError: 'Those weights cannot be used',
+  OptionsError: 'Invalid setting',
+  TargetError: 'Invalid target class',
+  StateError: 'Not ready',
+  BackendError: 'The model could not start',
+  DeviceError: 'The GPU failed',
+  NetworkError: 'Download failed',
+  OutOfMemory: 'Out of GPU memory',
+  DeviceLost: 'GPU device lost',
+  Crash: 'The model stopped',
+};
+
+const params = new URLSearchParams(location.search);
+
+// Everything a test (or a curious student in the console) may read.
+const exposed = {
+  status: 'starting', backend: null, backendReason: null, model: null, weights: null,
+  image: null, probabilities: null, top5: null, target: null,
+  maps: {}, smoothgrad: {}, runs: {}, messages: [], errors: [], lastError: null,
+  completed: 0, api: null,
+};
+window.__smoothgrad = exposed;
+
+const state = {
+  sg: null,
+  hasImage: false,
+  userTarget: null, // a class index the user chose, or null for the top-1
+  maps: {}, // method → plain map (Float32Array)
+  smooth: {}, // method → {maps: {smoothing → Float32Array}, running, params}
+  generation: 0,
+  task: Promise.resolve(),
+};
+
+// ---------------------------------------------------------------- status messages
+
+function say(text, level = 'info') {
+  const entry = { level, text, time: new Date().toISOString() };
+  exposed.messages.push(entry);
+  const line = document.createElement('p');
+  line.className = level;
+  line.textContent = text;
+  const status = $('status');
+  status.prepend(line);
+  while (status.children.length > 4) status.lastElementChild.remove();
+}
+
+function showError(error, context) {
+  const kind = error instanceof SmoothGradError ? error.kind : (error?.name || 'Error');
+  const title = KIND_TITLES[kind] || 'Something went wrong';
+  const message = error?.message ?? String(error);
+  exposed.errors.push({ kind, message, context });
+  exposed.lastError = { kind, message, context };
+  say(`${title}: ${message}`, 'error');
+  if (!(error instanceof SmoothGradError)) console.error(error);
+}
+
+function setStatus(status) {
+  exposed.status = status;
+  document.body.dataset.status = status;
+}
+
+// ---------------------------------------------------------------- controls and URL
+
+const controls = {
+  methods: () => [...document.querySelectorAll('input[name=method]')].filter((c) => c.checked).map((c) => c.value),
+  smoothing: () => $('smoothing').value,
+  display: () => ({
+    sign: $('sign').value,
+    clipPercentile: Number($('clip').value),
+    gamma: Number($('gamma').value),
+    colormap: $('colormap').value,
+    overlay: Number($('overlay').value),
+  }),
+};
+
+function applyParams() {
+  const set = (id, key) => { if (params.has(key)) $(id).value = params.get(key); };
+  set('samples-n', 'samples');
+  set('noise', 'noise');
+  set('micro-batch', 'microBatch');
+  set('seed', 'seed');
+  set('ig-steps', 'igSteps');
+  set('smoothing', 'smoothing');
+  set('sign', 'sign');
+  set('clip', 'clip');
+  set('gamma', 'gamma');
+  set('colormap', 'colormap');
+  set('overlay', 'overlay');
+  if (params.has('methods')) {
+    const wanted = params.get('methods').split(',');
+    for (const box of document.querySelectorAll('input[name=method]')) box.checked = wanted.includes(box.value);
+  }
+  if (params.has('target') && params.get('target') !== '') {
+    state.userTarget = Number(params.get('target'));
+    $('target').value = params.get('target');
+  }
+}
+
+function syncUrl() {
+  const p = new URLSearchParams();
+  for (const key of ['backend', 'weights', 'image']) if (params.has(key)) p.set(key, params.get(key));
+  if (state.userTarget !== null) p.set('target', String(state.userTarget));
+  p.set('methods', controls.methods().join(','));
+  p.set('samples', $('samples-n').value);
+  p.set('noise', $('noise').value);
+  p.set('microBatch', $('micro-batch').value);
+  p.set('seed', $('seed').value);
+  if (controls.methods().includes('integrated-gradients')) p.set('igSteps', $('ig-steps').value);
+  p.set('smoothing', controls.smoothing());
+  const d = controls.display();
+  p.set('sign', d.sign);
+  p.set('clip', String(d.clipPercentile));
+  p.set('gamma', String(d.gamma));
+  p.set('colormap', d.colormap);
+  p.set('overlay', String(d.overlay));
+  if (params.has('autorun')) p.set('autorun', params.get('autorun'));
+  for (const [key, value] of p) params.set(key, value);
+  history.replaceState(null, '', `${location.pathname}?${p}`);
+}
+
+/** The form's SmoothGrad settings, checked; throws an OptionsError naming the bad field. */
+function readRunOptions() {
+  const bad = (message) => new SmoothGradError('OptionsError', message);
+  const n = Number($('samples-n').value);
+  if (!Number.isInteger(n) || n < 1) throw bad(`samples n must be a whole number ≥ 1 (got “${$('samples-n').value}”).`);
+  const noise = Number($('noise').value);
+  if ($('noise').value.trim() === '' || !Number.isFinite(noise) || noise < 0) throw bad(`noise σ must be a number ≥ 0 (% of the input range; the paper uses 15), got “${$('noise').value}”.`);
+  const mbText = $('micro-batch').value.trim().toLowerCase();
+  let microBatch = 'auto';
+  if (mbText !== 'auto' && mbText !== '') {
+    microBatch = Number(mbText);
+    if (!Number.isInteger(microBatch) || microBatch < 1) throw bad(`micro-batch must be “auto” or a whole number ≥ 1 (got “${$('micro-batch').value}”).`);
+  }
+  const seed = Number($('seed').value);
+  if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw bad(`seed must be a whole number ≥ 0 (got “${$('seed').value}”).`);
+  const igSteps = Number($('ig-steps').value);
+  if (!Number.isInteger(igSteps) || igSteps < 1) throw bad(`IG steps must be a whole number ≥ 1 (got “${$('ig-steps').value}”).`);
+  return { samples: n, noiseLevel: noise / 100, microBatch, seed, igSteps };
+}
+
+// ---------------------------------------------------------------- the map grid
+
+const figures = {}; // key ('input' | method | 'sg:' + method) → {figure, canvas}
+
+function figure(key, title, exportable) {
+  const fig = document.createElement('figure');
+  fig.dataset.key = key;
+  const canvas = document.createElement('canvas');
+  canvas.width = 224;
+  canvas.height = 224;
+  canvas.id = `canvas-${key.replace(':', '-')}`;
+  const caption = document.createElement('figcaption');
+  const name = document.createElement('span');
+  name.textContent = title;
+  caption.append(name);
+  if (exportable) {
+    const tools = document.createElement('span');
+    tools.className = 'export';
+    for (const [label, fn] of [['PNG', exportPng], ['.f32', exportF32], ['.json', exportJson]]) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = label;
+      button.title = `download this map as ${label}`;
+      button.addEventListener('click', () => fn(key).catch((e) => showError(e)));
+      tools.append(button);
+    }
+    caption.append(tools);
+  }
+  fig.append(canvas, caption);
+  figures[key] = { figure: fig, canvas };
+  return fig;
+}
+
+function buildGrid() {
+  const grid = $('maps');
+  grid.append(figure('input', 'Input (the 224×224 crop the model sees)', false));
+  for (const method of METHODS) {
+    grid.append(figure(method, METHOD_NAMES[method], true));
+    grid.append(figure(`sg:${method}`, `SmoothGrad + ${METHOD_NAMES[method]}`, true));
+  }
+  layoutGrid();
+}
+
+function layoutGrid() {
+  const enabled = controls.methods();
+  let row = 1;
+  for (const method of METHODS) {
+    const on = enabled.includes(method);
+    for (const [key, column] of [[method, 2], [`sg:${method}`, 3]]) {
+      const f = figures[key].figure;
+      f.hidden = !on;
+      f.style.gridRow = String(row);
+      f.style.gridColumn = String(column);
+    }
+    if (on) row += 1;
+  }
+  figures.input.figure.style.gridRow = '1';
+  figures.input.figure.style.gridColumn = '1';
+}
+
+function mapFor(key) {
+  if (key.startsWith('sg:')) {
+    const run = state.smooth[key.slice(3)];
+    if (!run) return null;
+    return run.maps?.[controls.smoothing()] ?? run.running;
+  }
+  return state.maps[key] ?? null;
+}
+
+async function draw(key) {
+  const map = mapFor(key);
+  const { canvas } = figures[key];
+  if (!map) {
+    canvas.getContext('2d').clearRect(0, 0, canvas.width, canvas.height);
+    return;
+  }
+  await state.sg.render(map, canvas, controls.display());
+}
+
+function redrawAll() {
+  const keys = Object.keys(figures).filter((k) => k !== 'input' && !figures[k].figure.hidden);
+  return Promise.all(keys.map((k) => draw(k).catch((e) => showError(e, 'render'))));
+}
+
+function clearMaps() {
+  state.maps = {};
+  state.smooth = {};
+  exposed.maps = {};
+  exposed.smoothgrad = {};
+  exposed.runs = {};
+  for (const key of Object.keys(figures)) {
+    if (key === 'input') continue;
+    const { canvas } = figures[key];
+    canvas.getContext('2d').clearRect(0, 0, canvas.width, canvas.height);
+  }
+}
+
+// ---------------------------------------------------------------- exports
+
+function download(blob, name) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+function describeMap(key) {
+  const sg = key.startsWith('sg:');
+  const method = sg ? key.slice(3) : key;
+  const run = sg ? state.smooth[method] : null;
+  const info = {
+    map: sg ? `SmoothGrad + ${METHOD_NAMES[method]}` : METHOD_NAMES[method],
+    method,
+    smoothgrad: sg,
+    shape: [3, 224, 224], layout: 'CHW (channel-major), the input gradient w.r.t. the normalised image',
+    dtype: 'float32, little-endian',
+    target: exposed.target,
+    targetName: exposed.target === null ? null : className(exposed.target, exposed.model?.numClasses),
+    image: exposed.image,
+    model: exposed.model,
+    weights: exposed.weights,
+    backend: exposed.backend,
+    display: controls.display(),
+    url: location.href,
+  };
+  if (sg && run) Object.assign(info, { smoothing: controls.smoothing(), ...run.params });
+  if (method === 'integrated-gradients') info.igSteps = run?.params?.igSteps ?? Number($('ig-steps').value);
+  return info;
+}
+
+function fileStem(key) {
+  const info = describeMap(key);
+  const parts = [info.smoothgrad ? `smoothgrad-${info.method}-${info.smoothing}` : info.method, `class${info.target}`];
+  if (info.smoothgrad) parts.push(`n${info.samples}`, `sigma${info.noiseLevel}`, `seed${info.seed}`);
+  return parts.join('_');
+}
+
+async function exportPng(key) {
+  if (!mapFor(key)) throw new SmoothGradError('StateError', 'That map is not computed yet.');
+  const blob = await new Promise((resolve) => figures[key].canvas.toBlob(resolve, 'image/png'));
+  download(blob, `${fileStem(key)}.png`);
+}
+
+async function exportF32(key) {
+  const map = mapFor(key);
+  if (!map) throw new SmoothGradError('StateError', 'That map is not computed yet.');
+  const bytes = new DataView(new ArrayBuffer(map.length * 4));
+  map.forEach((v, i) => bytes.setFloat32(i * 4, v, true));
+  download(new Blob([bytes.buffer], { type: 'application/octet-stream' }), `${fileStem(key)}.f32`);
+}
+
+async function exportJson(key) {
+  if (!mapFor(key)) throw new SmoothGradError('StateError', 'That map is not computed yet.');
+  const json = JSON.stringify({ ...describeMap(key), data: `${fileStem(key)}.f32` }, null, 2);
+  download(new Blob([json], { type: 'application/json' }), `${fileStem(key)}.json`);
+}
+
+// ---------------------------------------------------------------- the work (one task at a time)
+
+/** Stops whatever runs and queues `fn` (given its generation number: it should give up when a
+ * newer task was scheduled). Controls stay usable meanwhile. */
+function schedule(fn) {
+  state.generation += 1;
+  const generation = state.generation;
+  state.sg?.stop();
+  state.task = state.task.catch(() => {}).then(async () => {
+    if (generation !== state.generation) return;
+    setStatus('busy');
+    try {
+      await fn(generation);
+    } catch (e) {
+      showError(e);
+    } finally {
+      if (generation === state.generation) {
+        setStatus('idle');
+        $('stop').disabled = true;
+      }
+      exposed.completed += 1;
+    }
+  });
+  return state.task;
+}
+
+const current = (generation) => generation === state.generation;
+
+function showTop5(classification) {
+  const list = $('top5');
+  list.replaceChildren();
+  for (const { index, name, probability } of classification.top) {
+    const li = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'class-choice';
+    button.dataset.index = String(index);
+    button.textContent = name;
+    button.title = `explain class ${index} (${name})`;
+    button.addEventListener('click', () => chooseTarget(index));
+    const p = document.createElement('span');
+    p.className = 'probability';
+    p.textContent = `${(probability * 100).toFixed(probability < 0.001 ? 3 : 1)} %`;
+    li.append(button, ' ', p);
+    list.append(li);
+  }
+  markTarget();
+}
+
+function markTarget() {
+  for (const button of document.querySelectorAll('#top5 .class-choice')) {
+    button.classList.toggle('target', Number(button.dataset.index) === exposed.target);
+  }
+}
+
+function fillClassNames(numClasses) {
+  const list = $('class-names');
+  list.replaceChildren();
+  for (let i = 0; i < numClasses; i += 1) {
+    const option = document.createElement('option');
+    option.value = `${i}: ${className(i, numClasses)}`;
+    list.append(option);
+  }
+}
+
+/** Classifies (when asked), computes the plain maps, then SmoothGrad (when autorun). */
+async function analyse(generation, { classify = true, smoothgrad = autorun() } = {}) {
+  const sg = state.sg;
+  if (!sg.model || !state.hasImage) return;
+  if (classify || !sg.lastClassification) {
+    const classification = await sg.classify();
+    if (!current(generation)) return;
+    exposed.probabilities = classification.probabilities;
+    exposed.top5 = classification.top;
+    showTop5(classification);
+  }
+  const top1 = sg.lastClassification.top[0].index;
+  const target = state.userTarget ?? top1;
+  exposed.target = target;
+  markTarget();
+  if (state.userTarget === null) $('target').placeholder = `top-1: ${top1}: ${className(top1, sg.model.numClasses)}`;
+  state.maps = {};
+  exposed.maps = {};
+  const igSteps = Number($('ig-steps').value) || 50;
+  for (const method of controls.methods()) {
+    const map = await sg.attribute({ method, target, igSteps });
+    if (!current(generation)) return;
+    state.maps[method] = map;
+    exposed.maps[method] = map;
+    await draw(method);
+  }
+  if (smoothgrad) await runSmoothGrad(generation);
+}
+
+async function runSmoothGrad(generation) {
+  const sg = state.sg;
+  const options = readRunOptions();
+  const target = exposed.target;
+  $('stop').disabled = false;
+  for (const method of controls.methods()) {
+    if (!current(generation)) return;
+    const key = `sg:${method}`;
+    const label = `SmoothGrad + ${METHOD_NAMES[method]}`;
+    state.smooth[method] = { maps: null, running: null, params: null };
+    exposed.smoothgrad[method] = null;
+    $('progress').value = 0;
+    const result = await sg.explain({
+      method, target, ...options,
+      smoothing: () => controls.smoothing(),
+      onProgress: (p) => {
+        if (!current(generation)) return;
+        state.smooth[method].running = p.map;
+        $('progress').value = p.done / p.total;
+        $('progress-text').textContent = `${label}: ${p.done}/${p.total} samples · ${(p.elapsedMs / 1000).toFixed(1)} s · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}`;
+        draw(key).catch((e) => showError(e, 'render'));
+      },
+    });
+    const params = { samples: options.samples, noiseLevel: options.noiseLevel, seed: options.seed,
+      microBatch: result.microBatch, requestedMicroBatch: options.microBatch, done: result.done,
+      igSteps: method === 'integrated-gradients' ? options.igSteps : undefined };
+    state.smooth[method] = { maps: result.maps, running: result.map, params };
+    exposed.smoothgrad[method] = result.maps;
+    exposed.runs[method] = { done: result.done, total: result.total, stopped: result.stopped,
+      elapsedMs: result.elapsedMs, samplesPerSecond: result.samplesPerSecond, microBatch: result.microBatch };
+    if (current(generation)) await draw(key);
+    const summary = `${label}: ${result.done}/${result.total} samples in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.samplesPerSecond.toFixed(2)} samples/s, micro-batch ${result.microBatch}, ${sg.backend})`;
+    $('progress-text').textContent = result.stopped ? `${summary} — stopped` : summary;
+    if (result.stopped) {
+      say(`Stopped: ${summary}.`, 'info');
+      return;
+    }
+  }
+}
+
+function autorun() {
+  return params.get('autorun') !== '0';
+}
+
+// ---------------------------------------------------------------- weights and images
+
+async function loadWeights(source, label) {
+  const sg = state.sg;
+  $('weights-panel').hidden = false;
+  $('weights-failed').hidden = true;
+  $('weights-progress-row').hidden = false;
+  $('weights-progress').removeAttribute('value');
+  $('weights-progress-text').textContent = label ? `loading ${label}…` : 'looking for weights…';
+  try {
+    const model = await sg.loadWeights(source, {
+      onProgress: ({ loaded, total, fromCache, url }) => {
+        if (total) $('weights-progress').value = loaded / total;
+        const mb = (x) => (x / 1048576).toFixed(1);
+        $('weights-progress-text').textContent = fromCache
+          ? `${url.split('/').slice(-3).join('/')} from the browser's cache`
+          : `${url.split('/').slice(-3).join('/')}: ${mb(loaded)}${total ? ` of ${mb(total)}` : ''} MB`;
+      },
+    });
+    showModel(model, sg.weightsSource);
+    $('weights-progress-row').hidden = true;
+    return true;
+  } catch (e) {
+    showError(e, 'weights');
+    $('weights-progress-row').hidden = true;
+    $('weights-failed').hidden = false;
+    if (!sg.model) setModelBadge('no model loaded', 'warn');
+    return false;
+  }
+}
+
+function showModel(model, source) {
+  const where = source.random ? 'RANDOM WEIGHTS: the maps mean nothing'
+    : source.url ? `${source.url.split('/').slice(-2).join('/')}${source.fromCache ? ' (cached)' : ''}`
+      : 'from a file';
+  setModelBadge(`${model.architecture}, ${model.numClasses} classes — ${where}`, source.random ? 'warn' : 'ok');
+  exposed.model = model;
+  exposed.weights = source.random ? 'random' : (source.url ?? 'file');
+  fillClassNames(model.numClasses);
+  $('weights-failed').hidden = true;
+  if (!source.random) $('weights-panel').hidden = true;
+  say(source.random
+    ? 'Running with randomly initialised weights: the predictions and maps are meaningless; load real weights to explain anything.'
+    : `Loaded ${model.architecture} (${model.numClasses} classes).`, source.random ? 'warn' : 'info');
+}
+
+function setModelBadge(text, level) {
+  const badge = $('model-badge');
+  badge.textContent = text;
+  badge.className = `badge ${level}`;
+}
+
+function weightsChanged(load) {
+  return schedule(async (generation) => {
+    if (await load()) {
+      state.userTarget = state.userTarget !== null && state.userTarget < state.sg.model.numClasses ? state.userTarget : null;
+      clearMaps();
+      await analyse(generation);
+    }
+  });
+}
+
+async function readImageSource(source) {
+  if (source instanceof Blob) {
+    if (source.size > MAX_IMAGE_BYTES) {
+      throw new SmoothGradError('ImageError', `“${source.name ?? 'the image'}” is ${(source.size / 1048576).toFixed(0)} MB; the limit is ${MAX_IMAGE_BYTES / 1048576} MB. Use a smaller photo (the model sees 224×224 pixels anyway).`);
+    }
+    return { bytes: new Uint8Array(await source.arrayBuffer()), name: source.name || 'pasted image' };
+  }
+  const url = new URL(source, location.href);
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new SmoothGradError('NetworkError', `Could not fetch the image ${url}: ${e.message}.`);
+  }
+  if (!response.ok) throw new SmoothGradError('NetworkError', `Could not fetch the image ${url}: HTTP ${response.status}.`);
+  return { bytes: new Uint8Array(await response.arrayBuffer()), name: url.pathname.split('/').pop() };
+}
+
+/** A new input image: from a File/Blob (picker, drop, paste) or a URL (samples, ?image=). */
+function useImage(source, { urlParam } = {}) {
+  return schedule(async (generation) => {
+    const { bytes, name } = await readImageSource(source);
+    if (!current(generation)) return;
+    const crop = await state.sg.setImage(bytes);
+    state.hasImage = true;
+    exposed.image = name;
+    const canvas = figures.input.canvas;
+    canvas.getContext('2d').putImageData(crop, 0, 0);
+    figures.input.figure.querySelector('figcaption span').textContent = `Input: ${name} (the 224×224 crop the model sees)`;
+    if (urlParam) params.set('image', urlParam); else params.delete('image');
+    syncUrl();
+    clearMaps();
+    await analyse(generation);
+  });
+}
+
+function chooseTarget(index) {
+  state.userTarget = index;
+  $('target').value = `${index}: ${className(index, state.sg.model?.numClasses ?? 1000)}`;
+  syncUrl();
+  return schedule((generation) => analyse(generation, { classify: false }));
+}
+
+function parseTarget(text) {
+  const value = text.trim();
+  if (value === '') return null;
+  const numeric = /^(-?\d+)\s*(:.*)?$/.exec(value);
+  if (numeric) return Number(numeric[1]);
+  const numClasses = state.sg.model?.numClasses ?? 1000;
+  const lower = value.toLowerCase();
+  for (let i = 0; i < numClasses; i += 1) if (className(i, numClasses).toLowerCase() === lower) return i;
+  throw new SmoothGradError('TargetError', `No class is called “${value}”; pick one from the list or type its number (0–${numClasses - 1}).`);
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire() {
+  const samples = $('samples');
+  for (const { file, label } of SAMPLE_IMAGES) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'sample';
+    button.dataset.sample = file;
+    button.title = `use the sample photo ${file}`;
+    const img = document.createElement('img');
+    img.src = new URL(`samples/${file}`, here).href;
+    img.alt = label;
+    img.loading = 'lazy';
+    button.append(img);
+    button.addEventListener('click', () => useImage(new URL(`samples/${file}`, here).href, { urlParam: `www/samples/${file}` }));
+    samples.append(button);
+  }
+  $('image-file').addEventListener('change', (e) => {
+    const file = e.target.files?.[0];
+    if (file) useImage(file);
+    e.target.value = '';
+  });
+  document.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
+  document.addEventListener('dragleave', (e) => { if (!e.relatedTarget) document.body.classList.remove('dragging'); });
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    document.body.classList.remove('dragging');
+    const file = e.dataTransfer?.files?.[0];
+    if (file) useImage(file);
+    else say('Drop an image file (PNG, JPEG, WebP, GIF or BMP).', 'warn');
+  });
+  document.addEventListener('paste', (e) => {
+    const item = [...(e.clipboardData?.items ?? [])].find((i) => i.kind === 'file');
+    const file = item?.getAsFile();
+    if (file) { e.preventDefault(); useImage(file); }
+  });
+
+  $('target').addEventListener('change', () => {
+    try {
+      const index = parseTarget($('target').value);
+      state.userTarget = index;
+      syncUrl();
+      schedule((generation) => analyse(generation, { classify: false }));
+    } catch (e) {
+      showError(e);
+    }
+  });
+
+  $('run').addEventListener('click', () => {
+    try {
+      readRunOptions();
+    } catch (e) {
+      showError(e);
+      return;
+    }
+    syncUrl();
+    schedule((generation) => (state.sg.lastClassification ? runSmoothGrad(generation) : analyse(generation, { smoothgrad: true })));
+  });
+  $('stop').addEventListener('click', () => state.sg?.stop());
+  $('new-seed').addEventListener('click', () => {
+    $('seed').value = String(Math.floor(Math.random() * 2 ** 31));
+    syncUrl();
+  });
+  for (const id of ['samples-n', 'noise', 'micro-batch', 'seed', 'ig-steps']) $(id).addEventListener('change', syncUrl);
+  for (const box of document.querySelectorAll('input[name=method]')) {
+    box.addEventListener('change', () => {
+      layoutGrid();
+      syncUrl();
+      if (box.checked && state.sg?.model && state.hasImage) {
+        schedule((generation) => analyse(generation, { classify: false }));
+      }
+    });
+  }
+  for (const id of ['smoothing', 'sign', 'clip', 'gamma', 'colormap', 'overlay']) {
+    $(id).addEventListener(id === 'overlay' ? 'input' : 'change', () => {
+      syncUrl();
+      if (state.sg) redrawAll();
+    });
+  }
+
+  $('random-weights').addEventListener('click', () => weightsChanged(async () => {
+    try {
+      const model = await state.sg.loadRandomWeights(1000);
+      showModel(model, state.sg.weightsSource);
+      return true;
+    } catch (e) {
+      showError(e, 'weights');
+      return false;
+    }
+  }));
+  $('retry-weights').addEventListener('click', () => weightsChanged(() => loadWeights(params.get('weights') ?? undefined)));
+  $('weights-url-load').addEventListener('click', () => {
+    const url = $('weights-url').value.trim();
+    if (!url) { say('Type the URL of a .safetensors checkpoint first.', 'warn'); return; }
+    params.set('weights', url);
+    syncUrl();
+    weightsChanged(() => loadWeights(url, url));
+  });
+  $('weights-file').addEventListener('change', (e) => {
+    const file = e.target.files?.[0];
+    e.target.value = '';
+    if (file) weightsChanged(() => loadWeights(file, file.name));
+  });
+}
+
+async function main() {
+  applyParams();
+  buildGrid();
+  wire();
+  const requested = params.get('backend') ?? 'auto';
+  if (!['auto', 'webgpu', 'cpu'].includes(requested)) {
+    say(`Unknown backend “${requested}” (use auto, webgpu or cpu): choosing automatically.`, 'warn');
+  }
+  try {
+    state.sg = await SmoothGrad.create({
+      backend: ['auto', 'webgpu', 'cpu'].includes(requested) ? requested : 'auto',
+      onNotice: (message, level) => say(message, level),
+    });
+  } catch (e) {
+    showError(e, 'backend');
+    setStatus('error');
+    $('backend-badge').textContent = 'not running';
+    return;
+  }
+  const sg = state.sg;
+  exposed.api = sg;
+  exposed.backend = sg.backend;
+  exposed.backendReason = sg.backendReason;
+  const badge = $('backend-badge');
+  badge.textContent = sg.backend === 'webgpu' ? `WebGPU${sg.adapter?.description ? ` · ${sg.adapter.description}` : ''}` : 'CPU (WebAssembly)';
+  badge.title = sg.backendReason ?? '';
+  badge.className = `badge ${sg.backend === 'webgpu' ? 'ok' : 'info'}`;
+  if (!navigator.gpu && sg.backend === 'cpu') badge.title = `No WebGPU in this browser (${WEBGPU_BROWSERS} have it)`;
+
+  const weightsParam = params.get('weights');
+  await schedule(async () => { await loadWeights(weightsParam ?? undefined, weightsParam ?? undefined); });
+  const image = params.get('image') ?? 'www/samples/chelsea.png';
+  await useImage(new URL(image, location.href).href, { urlParam: params.has('image') ? image : undefined });
+}
+
+// Micro-batch "auto" is resolved by the API per run; show what it would be.
+export function describeAuto() {
+  const sg = state.sg;
+  return sg ? autoMicroBatch({ backend: sg.backend, adapter: sg.adapter, model: sg.model, samples: Number($('samples-n').value) }) : null;
+}
+exposed.describeAuto = describeAuto;
+exposed.smoothings = SMOOTHINGS;
+exposed.defaults = DEFAULT_DISPLAY;
+exposed.classes = IMAGENET_CLASSES;
+
+main().catch((e) => { showError(e); setStatus('error'); });

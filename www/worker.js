@@ -1,0 +1,144 @@
+// The dedicated worker that owns the wasm module (one Explainer per worker: WebGPU can be
+// initialised only once per worker, so switching backend or recovering from a trap means a new
+// worker). Speaks a small request/response protocol with www/api.js:
+//   main → worker  {id, op, args}
+//   worker → main  {id, ok: true, result} | {id, ok: false, error: {name, message, trap, panic}}
+// Calls into the Explainer run one at a time (a queue): the Rust object is borrowed by each call,
+// and an async call (classify, smoothed, ...) must finish before the next one starts.
+
+let wasm = null; // the module namespace of ./pkg/smoothgrad_web.js
+let explainer = null;
+let trapped = null; // the panic message once the instance trapped: it cannot be used any more
+let simulated = null; // test hook: {op, message} makes that op fail as a trap would
+
+const SMOOTHINGS = ['mean', 'mean-of-squares', 'variance', 'abs-mean'];
+
+// A wasm-bindgen result may be a plain object, a Map (serde-wasm-bindgen) or a class instance
+// (getters on its prototype, which postMessage would drop): copy the named fields out.
+function field(value, key) {
+  if (value instanceof Map) return value.get(key);
+  return value[key];
+}
+function plain(value, keys) {
+  const out = {};
+  for (const key of keys) out[key] = field(value, key);
+  if (typeof value.free === 'function') value.free();
+  return out;
+}
+
+const ops = {
+  async init({ backend }) {
+    try {
+      wasm = await import('./pkg/smoothgrad_web.js');
+      await wasm.default();
+    } catch (e) {
+      throw Object.assign(new Error(
+        `The WebAssembly module could not be loaded (${e && e.message}). ` +
+        'Build the site with scripts/build-site.sh and serve dist/ over http.'), { name: 'BackendError' });
+    }
+    explainer = await wasm.Explainer.create(backend);
+    return { backend: explainer.backend };
+  },
+  loadWeights({ bytes }) {
+    return plain(explainer.loadWeights(bytes), ['architecture', 'numClasses', 'baseWidth']);
+  },
+  loadRandomWeights({ numClasses }) {
+    return plain(explainer.loadRandomWeights(numClasses), ['architecture', 'numClasses', 'baseWidth']);
+  },
+  setImage({ bytes }) {
+    return explainer.setImage(bytes);
+  },
+  setImageRgba({ rgba, width, height }) {
+    return explainer.setImageRgba(rgba, width, height);
+  },
+  async classify() {
+    return plain(await explainer.classify(), ['logits', 'probabilities']);
+  },
+  attribute({ options }) {
+    return explainer.attribute(options);
+  },
+  start({ options }) {
+    explainer.start(options);
+    return null;
+  },
+  // One micro-batch, then the running map: awaiting smoothed() is the sync point.
+  async step({ smoothing }) {
+    const { done, total } = plain(explainer.step(), ['done', 'total']);
+    const map = await explainer.smoothed(smoothing);
+    return { done, total, map };
+  },
+  smoothed({ smoothing }) {
+    return explainer.smoothed(smoothing);
+  },
+  async smoothedAll() {
+    const maps = {};
+    for (const smoothing of SMOOTHINGS) maps[smoothing] = await explainer.smoothed(smoothing);
+    return maps;
+  },
+  render({ map, options }) {
+    return explainer.render(map, options);
+  },
+  // Test hook (e2e): the next call of `op` fails exactly like a wasm trap with `message` as the
+  // Rust panic message, so the page's restart path can be exercised without exhausting a GPU.
+  simulateTrap({ op, message }) {
+    simulated = { op, message };
+    return null;
+  },
+};
+
+function transferables(result) {
+  const list = [];
+  const add = (v) => {
+    if (ArrayBuffer.isView(v) && !list.includes(v.buffer)) list.push(v.buffer);
+  };
+  if (result && typeof result === 'object') {
+    add(result);
+    for (const v of Object.values(result)) add(v);
+  }
+  return list;
+}
+
+function describe(e) {
+  if (e?.name === 'Trap') return { name: 'Trap', message: e.message, trap: true, panic: trapped };
+  const isTrap = e instanceof WebAssembly.RuntimeError || e?.simulatedTrap === true;
+  if (isTrap) {
+    let panic = e.simulatedTrap ? e.message : undefined;
+    if (panic === undefined) {
+      try { panic = wasm?.takePanicMessage?.(); } catch { /* the instance is gone */ }
+    }
+    trapped = panic ?? String(e?.message ?? e);
+    return { name: 'Trap', message: String(e?.message ?? e), trap: true, panic: trapped };
+  }
+  if (e instanceof Error) return { name: e.name || 'Error', message: e.message, trap: false };
+  // wasm-bindgen can throw plain values (a string, a JsValue object).
+  if (e && typeof e === 'object' && 'message' in e) {
+    return { name: e.name || 'Error', message: String(e.message), trap: false };
+  }
+  return { name: 'Error', message: String(e), trap: false };
+}
+
+let queue = Promise.resolve();
+
+self.onmessage = (event) => {
+  const { id, op, args } = event.data;
+  queue = queue.then(async () => {
+    try {
+      if (!(op in ops)) throw Object.assign(new Error(`unknown operation ${op}`), { name: 'StateError' });
+      if (trapped !== null) {
+        throw Object.assign(new Error(`the WebAssembly instance stopped after: ${trapped}`), { name: 'Trap' });
+      }
+      if (op !== 'init' && op !== 'simulateTrap' && explainer === null) {
+        throw Object.assign(new Error('the model is not initialised yet'), { name: 'StateError' });
+      }
+      if (simulated && simulated.op === op) {
+        const message = simulated.message;
+        simulated = null;
+        throw Object.assign(new Error(message), { simulatedTrap: true });
+      }
+      const result = await ops[op](args ?? {});
+      self.postMessage({ id, ok: true, result }, transferables(result));
+    } catch (e) {
+      self.postMessage({ id, ok: false, error: describe(e) });
+    }
+  });
+};
