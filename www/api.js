@@ -225,7 +225,8 @@ export class SmoothGrad {
       this._pending.clear();
     };
     try {
-      const { backend: running } = await this._raw('init', { backend });
+      const module = await this._compiled();
+      const { backend: running } = await this._raw('init', { backend, module });
       this.backend = running;
     } catch (error) {
       worker.terminate();
@@ -237,6 +238,24 @@ export class SmoothGrad {
       }
       throw new SmoothGradError(kindOf(error), error.message);
     }
+  }
+
+  /** The wasm module, compiled once here and handed to every worker (a restart after a trap
+   * then skips the compilation); undefined makes the worker fetch it by itself. */
+  _compiled() {
+    this._module ??= (async () => {
+      try {
+        const url = new URL('./pkg/smoothgrad_web_bg.wasm', import.meta.url);
+        const response = await fetch(url);
+        if (!response.ok) return undefined;
+        return /application\/wasm/.test(response.headers.get('content-type') ?? '')
+          ? await WebAssembly.compileStreaming(response)
+          : await WebAssembly.compile(await response.arrayBuffer());
+      } catch {
+        return undefined;
+      }
+    })();
+    return this._module;
   }
 
   _raw(op, args, transfer = []) {

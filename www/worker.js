@@ -27,10 +27,10 @@ function plain(value, keys) {
 }
 
 const ops = {
-  async init({ backend }) {
+  async init({ backend, module }) {
     try {
       wasm = await import('./pkg/smoothgrad_web.js');
-      await wasm.default();
+      await wasm.default(module ? { module_or_path: module } : undefined);
     } catch (e) {
       throw Object.assign(new Error(
         `The WebAssembly module could not be loaded (${e && e.message}). ` +

@@ -216,3 +216,40 @@ test('the GPU device lost during classification: restarted, the image and weight
   assert.ok(s.messages.some((m) => /GPU device lost/.test(m)), s.messages.join('\n'));
   assert.equal(s.errors, errorsBefore, `no error left for the user: ${JSON.stringify(s.lastError)}`);
 });
+
+test('drag-and-drop and paste of an image file', async () => {
+  for (const type of ['drop', 'paste']) {
+    const n = await completed(page);
+    await page.evaluate(async (kind) => {
+      const bytes = await (await fetch('/fixtures/chelsea.png')).arrayBuffer();
+      const file = new File([bytes], `dropped-${kind}.png`, { type: 'image/png' });
+      const data = new DataTransfer();
+      data.items.add(file);
+      const event = kind === 'drop'
+        ? new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true })
+        : new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true });
+      document.body.dispatchEvent(event);
+    }, type);
+    await waitForTasks(page, n + 1);
+    const s = await state();
+    assert.deepEqual(s.probabilities, catProbabilities);
+    assert.equal(await page.evaluate(() => window.__smoothgrad.image), `dropped-${type}.png`);
+  }
+});
+
+test('Stop ends a run early and keeps what was summed', async () => {
+  await page.fill('#samples-n', '40');
+  await page.fill('#micro-batch', '1');
+  const n = await completed(page);
+  await page.click('#run');
+  await page.waitForFunction(() => /SmoothGrad \+ Gradient: [1-9]\d*\/40/.test(document.querySelector('#progress-text').textContent), null, { timeout: 120_000 });
+  await page.click('#stop');
+  await waitForTasks(page, n + 1);
+  const run = await page.evaluate(() => window.__smoothgrad.runs.gradient);
+  assert.equal(run.stopped, true);
+  assert.ok(run.done >= 1 && run.done < 40, JSON.stringify(run));
+  assert.match(await page.locator('#progress-text').textContent(), /stopped/);
+  assert.equal(await page.evaluate(() => window.__smoothgrad.smoothgrad.gradient.mean.length), 3 * 224 * 224);
+  await page.fill('#samples-n', '4');
+  await page.fill('#micro-batch', '2');
+});
