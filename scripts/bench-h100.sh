@@ -7,14 +7,19 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/bench-out}
 mkdir -p "$out"
+gunzip -kf .bench/bench.gz && chmod +x .bench/bench
 for deb in .gl/*.deb; do dpkg -x "$deb" /; done
 ldconfig
+# The NVIDIA ICD (libGLX_nvidia) needs glvnd's dispatch libraries, which the image lacks.
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+cat "$VK_DRIVER_FILES"; ldconfig -p | grep -E "libvulkan|libGLX_nvidia|libGLdispatch" | tee "$out/libs.txt"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
 # A short smoke run first: if Vulkan is not found, say so before the long runs.
 timeout 120 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 | tee "$out/smoke.json"
-python3 scripts/bench.py --project ".bench/bench --backend wgpu" --runs "${RUNS:-10}" \
+# The project's run is bounded so that PyTorch's figures come back even if it is very slow.
+python3 scripts/bench.py --project "timeout ${PROJECT_TIMEOUT:-300} .bench/bench --backend wgpu" --runs "${RUNS:-10}" \
   > "$out/h100.json" 2> >(tee "$out/bench.log" >&2)
 cat "$out/h100.json"

@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p smoothgrad --example bench --no-default-features --features wgpu,flex
 mkdir -p .bench .gl .whl /tmp/amd64/partial
-cp "${CARGO_TARGET_DIR:-target}/release/examples/bench" .bench/
+# Stripped and gzipped: what travels to the GPU machine is limited to 64 MiB.
+strip -o .bench/bench "${CARGO_TARGET_DIR:-target}/release/examples/bench"
+gzip -9f .bench/bench
 apt=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64)
-ls .gl/libvulkan1_*.deb >/dev/null 2>&1 || { apt-get "${apt[@]}" update -qq; (cd .gl && apt-get "${apt[@]}" download libvulkan1); }
+# The Vulkan loader and glvnd's libraries, which the NVIDIA ICD loads.
+ls .gl/libglvnd0_*.deb >/dev/null 2>&1 || { apt-get "${apt[@]}" update -qq; (cd .gl && apt-get "${apt[@]}" download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2); }
 ls .whl/captum-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: -d .whl captum==0.9.0

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
-use crate::conv::conv;
+use crate::conv::{self, conv};
 use crate::downsample::{Downsample, add_shortcut, shortcut};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 use crate::relu::ReluKind;
@@ -49,9 +49,9 @@ impl Bottleneck {
 
     /// Runs the block; `relu` is applied at all three places torchvision applies its shared ReLU.
     pub fn forward(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<4> {
-        let x = relu.forward(self.bn1.forward(self.conv1.forward(input.clone())));
-        let x = relu.forward(self.bn2.forward(self.conv2.forward(x)));
-        let x = self.bn3.forward(self.conv3.forward(x));
+        let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input.clone())));
+        let x = relu.forward(self.bn2.forward(conv::forward(&self.conv2, x)));
+        let x = self.bn3.forward(conv::forward(&self.conv3, x));
         relu.forward(add_shortcut(x, input, &self.downsample))
     }
 }

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
-use crate::conv::conv;
+use crate::conv::{self, conv};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 
 /// torchvision's `downsample` (`Sequential(conv1x1, BatchNorm2d)`, keys `downsample.0`/`.1`,
@@ -28,7 +28,7 @@ impl Downsample {
 
     /// Projects the block input onto the block output's shape.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(input))
+        self.bn.forward(conv::forward(&self.conv, input))
     }
 }
 

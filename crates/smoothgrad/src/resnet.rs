@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::basic_block::BasicBlock;
 use crate::bottleneck::Bottleneck;
-use crate::conv::conv;
+use crate::conv::{self, conv};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 use crate::relu::ReluKind;
 
@@ -162,7 +162,7 @@ impl ResNet {
 
     /// Logits computed with the given ReLU backward rule at every ReLU.
     pub fn forward_with(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<2> {
-        let x = relu.forward(self.bn1.forward(self.conv1.forward(input)));
+        let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input)));
         let mut x = self.maxpool.forward(x);
         for block in [&self.layer1, &self.layer2, &self.layer3, &self.layer4].into_iter().flatten() {
             x = block.forward(x, relu);

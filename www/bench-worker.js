@@ -1,0 +1,87 @@
+// The browser half of the speed benchmark (issue 4): the same figures as the native `bench`
+// example, measured through the wasm API in a dedicated worker, as the page runs it.
+import init, { Explainer } from './pkg/smoothgrad_web.js';
+
+const now = () => performance.now();
+const say = (progress) => self.postMessage({ progress });
+
+/** Median milliseconds of `runs` runs after one warm-up. */
+async function median(runs, work) {
+  await work();
+  const times = [];
+  for (let run = 0; run < runs; run += 1) {
+    const started = now();
+    await work();
+    times.push(now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+async function bytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** SmoothGrad as the page runs it: read the running map after every micro-batch. */
+async function smoothgrad(explainer, target, samples, microBatch) {
+  explainer.start({ method: 'gradient', target, samples, microBatch, seed: 0 });
+  let progress;
+  do {
+    progress = explainer.step();
+    await explainer.smoothed('mean');
+  } while (progress.done < progress.total);
+}
+
+self.onmessage = async ({ data: params }) => {
+  const backend = params.backend ?? 'webgpu';
+  const samples = Number(params.samples ?? 50);
+  const runs = Number(params.runs ?? 3);
+  const microBatches = (params.microBatches ?? '1,10,25,50').split(',').map(Number);
+  const image = params.image ?? 'samples/chelsea.png';
+  try {
+    const started = now();
+    await init();
+    const explainer = await Explainer.create(backend);
+    const ready = now();
+    const model = params.weights ? explainer.loadWeights(await bytes(params.weights)) : explainer.loadRandomWeights(1000);
+    explainer.setImage(await bytes(image));
+    const { probabilities } = await explainer.classify();
+    const target = probabilities.indexOf(Math.max(...probabilities));
+    await explainer.attribute({ method: 'gradient', target });
+    const firstMap = now();
+    say(`first gradient map after ${(firstMap - started).toFixed(0)} ms`);
+
+    const forward = await median(runs, () => explainer.classify());
+    say(`forward: ${forward.toFixed(1)} ms`);
+    const forwardBackward = await median(runs, () => explainer.attribute({ method: 'gradient', target }));
+    say(`forward+backward: ${forwardBackward.toFixed(1)} ms`);
+    const smoothgradFigures = [];
+    for (const microBatch of microBatches) {
+      const ms = await median(runs, () => smoothgrad(explainer, target, samples, microBatch));
+      smoothgradFigures.push({ micro_batch: microBatch, ms });
+      say(`SmoothGrad-${samples}, micro-batch ${microBatch}: ${ms.toFixed(0)} ms`);
+    }
+    let adapter = null;
+    if (backend === 'webgpu' && self.navigator.gpu) {
+      const found = await self.navigator.gpu.requestAdapter();
+      adapter = found && { vendor: found.info.vendor, architecture: found.info.architecture, description: found.info.description };
+    }
+    self.postMessage({
+      project: 'smoothgrad (burn, wasm)',
+      backend,
+      adapter,
+      userAgent: self.navigator.userAgent,
+      model: { ...model, weights: params.weights ? params.weights : 'random' },
+      runs,
+      samples,
+      startup_ms: { wasm_and_device: ready - started, to_first_gradient_map: firstMap - started },
+      forward_b1: { ms: forward },
+      forward_backward_b1: { ms: forwardBackward },
+      smoothgrad: smoothgradFigures,
+    });
+  } catch (error) {
+    self.postMessage({ error: `${error.name}: ${error.message}` });
+  }
+};
