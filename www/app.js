@@ -365,7 +365,7 @@ function showTop5(classification) {
     button.addEventListener('click', () => chooseTarget(index));
     const p = document.createElement('span');
     p.className = 'probability';
-    p.textContent = `${(probability * 100).toFixed(probability < 0.001 ? 3 : 1)} %`;
+    p.textContent = probability < 1e-5 ? '< 0.001 %' : `${(probability * 100).toFixed(probability < 0.001 ? 3 : 1)} %`;
     li.append(button, ' ', p);
     list.append(li);
   }

@@ -1,5 +1,7 @@
-// Every error a user must recover from, provoked on the page (WebGPU on SwiftShader, the fixture
-// model): each gets a clear message in the status area, and the page still works afterwards.
+// Every error a user must recover from, provoked on the page (the fixture model, on the CPU
+// backend: the same wasm and the same checks as on WebGPU, where SwiftShader would make each
+// classification take seconds; restart.test.mjs covers the WebGPU-only failures): each gets a
+// clear message in the status area, and the page still works afterwards.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile, rm } from 'node:fs/promises';
@@ -13,7 +15,7 @@ let context;
 let bad;
 
 const QUERY = new URLSearchParams({
-  backend: 'webgpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
+  backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
   methods: 'gradient', samples: '4', microBatch: '2', seed: '3', autorun: '0',
 });
 
@@ -43,6 +45,7 @@ async function expectError(act, kind, pattern) {
   await act();
   await page.waitForFunction((n) => window.__smoothgrad.errors.length > n && window.__smoothgrad.status !== 'busy', before.errors, { timeout: 120_000 });
   const after = await state();
+  console.log(`${after.lastError.kind}: ${after.lastError.message}`);
   assert.equal(after.lastError.kind, kind, JSON.stringify(after.lastError));
   assert.match(after.lastError.message, pattern);
   assert.match(await statusText(), pattern); // shown on the page, not only in the console
@@ -186,37 +189,6 @@ test('an unknown class name typed as target', async () => {
   await page.locator('#target').dispatchEvent('change');
 });
 
-test('out of GPU memory mid-run: the worker restarts and SmoothGrad retries with half the micro-batch', async () => {
-  const settings = { n: await page.inputValue('#samples-n'), seed: await page.inputValue('#seed'), url: page.url() };
-  await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
-    op: 'step', message: 'panicked at wgpu: Out of Memory: failed to allocate a buffer of 300 MiB',
-  }));
-  const n = await completed(page);
-  await page.click('#run');
-  await waitForTasks(page, n + 1);
-  const s = await state();
-  assert.ok(s.messages.some((m) => /Out of GPU memory at micro-batch 2: retrying with micro-batch 1/.test(m)), s.messages.join('\n'));
-  assert.match(await statusText(), /micro-batch 1/);
-  const run = await page.evaluate(() => window.__smoothgrad.runs.gradient);
-  assert.equal(run.microBatch, 1);
-  assert.equal(run.done, 4);
-  assert.equal(await page.inputValue('#samples-n'), settings.n); // nothing the user set is lost
-  assert.equal(await page.inputValue('#seed'), settings.seed);
-  assert.equal(page.url(), settings.url);
-  await stillUsable(catProbabilities);
-});
-
-test('the GPU device lost during classification: restarted, the image and weights restored', async () => {
-  await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
-    op: 'classify', message: 'panicked at wgpu: Device lost: the GPU was reset',
-  }));
-  const errorsBefore = (await state()).errors;
-  await stillUsable(catProbabilities);
-  const s = await state();
-  assert.ok(s.messages.some((m) => /GPU device lost/.test(m)), s.messages.join('\n'));
-  assert.equal(s.errors, errorsBefore, `no error left for the user: ${JSON.stringify(s.lastError)}`);
-});
-
 test('drag-and-drop and paste of an image file', async () => {
   for (const type of ['drop', 'paste']) {
     const n = await completed(page);
@@ -238,16 +210,16 @@ test('drag-and-drop and paste of an image file', async () => {
 });
 
 test('Stop ends a run early and keeps what was summed', async () => {
-  await page.fill('#samples-n', '40');
+  await page.fill('#samples-n', '400');
   await page.fill('#micro-batch', '1');
   const n = await completed(page);
   await page.click('#run');
-  await page.waitForFunction(() => /SmoothGrad \+ Gradient: [1-9]\d*\/40/.test(document.querySelector('#progress-text').textContent), null, { timeout: 120_000 });
+  await page.waitForFunction(() => /SmoothGrad \+ Gradient: [1-9]\d*\/400/.test(document.querySelector('#progress-text').textContent), null, { timeout: 120_000 });
   await page.click('#stop');
   await waitForTasks(page, n + 1);
   const run = await page.evaluate(() => window.__smoothgrad.runs.gradient);
   assert.equal(run.stopped, true);
-  assert.ok(run.done >= 1 && run.done < 40, JSON.stringify(run));
+  assert.ok(run.done >= 1 && run.done < 400, JSON.stringify(run));
   assert.match(await page.locator('#progress-text').textContent(), /stopped/);
   assert.equal(await page.evaluate(() => window.__smoothgrad.smoothgrad.gradient.mean.length), 3 * 224 * 224);
   await page.fill('#samples-n', '4');
