@@ -284,7 +284,7 @@ export class SmoothGrad {
         this._notice('The model was restarted; trying again.', 'info');
         return this._call(op, args, transfer, true);
       }
-      const what = kind === 'OutOfMemory' ? 'The GPU ran out of memory'
+      const what = kind === 'OutOfMemory' ? `The ${this.backend === 'webgpu' ? 'GPU' : 'model'} ran out of memory`
         : kind === 'DeviceLost' ? 'The GPU device was lost' : 'The model crashed';
       throw new SmoothGradError(kind, `${what} (${panic}). The model was restarted with your weights, image and settings.`, { panic });
     }
@@ -294,7 +294,9 @@ export class SmoothGrad {
     this._worker?.terminate();
     for (const pending of this._pending.values()) pending.reject({ name: 'StateError', message: 'restarted', trap: false });
     this._pending.clear();
-    this._notice(`${kind === 'OutOfMemory' ? 'Out of GPU memory' : kind === 'DeviceLost' ? 'GPU device lost' : 'The WebAssembly module stopped'} (${panic}): restarting the model…`, 'warn');
+    const what = kind === 'OutOfMemory' ? `Out of ${this.backend === 'webgpu' ? 'GPU ' : ''}memory`
+      : kind === 'DeviceLost' ? 'GPU device lost' : 'The WebAssembly module stopped';
+    this._notice(`${what} (${panic}): restarting the model…`, 'warn');
     await this._startWorker(this.backend ?? 'cpu');
     if (this._weights?.bytes) await this._raw('loadWeights', { bytes: this._weights.bytes });
     else if (this._weights?.random) await this._raw('loadRandomWeights', { numClasses: this._weights.random });
@@ -454,9 +456,12 @@ export class SmoothGrad {
           stopped, elapsedMs, samplesPerSecond: progress.done / Math.max(elapsedMs / 1000, 1e-9),
           microBatch, target, seed: o.seed, method: o.method, samples: o.samples, noiseLevel: o.noiseLevel };
       } catch (error) {
-        if (error.kind === 'OutOfMemory' && microBatch > 1 && !this._stopRequested) {
+        // An unexplained trap mid-run is most often memory too (an allocation failure in the
+        // wasm heap aborts without a panic message): halve the micro-batch for both.
+        if ((error.kind === 'OutOfMemory' || error.kind === 'Crash') && microBatch > 1 && !this._stopRequested) {
           const smaller = Math.max(1, Math.floor(microBatch / 2));
-          this._notice(`Out of GPU memory at micro-batch ${microBatch}: retrying with micro-batch ${smaller}.`, 'warn');
+          const what = error.kind === 'Crash' ? 'The model stopped' : `Out of ${this.backend === 'webgpu' ? 'GPU ' : ''}memory`;
+          this._notice(`${what} at micro-batch ${microBatch}: retrying with micro-batch ${smaller}.`, 'warn');
           microBatch = smaller;
           continue;
         }

@@ -189,6 +189,26 @@ test('an unknown class name typed as target', async () => {
   await page.locator('#target').dispatchEvent('change');
 });
 
+test('out of memory mid-run (a trap): the worker restarts and SmoothGrad retries with half the micro-batch', async () => {
+  const settings = { n: await page.inputValue('#samples-n'), seed: await page.inputValue('#seed'), url: page.url() };
+  await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
+    op: 'step', message: 'panicked at burn-flex: out of memory: failed to allocate 300 MiB',
+  }));
+  const n = await completed(page);
+  await page.click('#run');
+  await waitForTasks(page, n + 1);
+  const s = await state();
+  assert.ok(s.messages.some((m) => /Out of memory at micro-batch 2: retrying with micro-batch 1/.test(m)), s.messages.join('\n'));
+  assert.match(await statusText(), /micro-batch 1/);
+  const run = await page.evaluate(() => window.__smoothgrad.runs.gradient);
+  assert.equal(run.microBatch, 1);
+  assert.equal(run.done, 4);
+  assert.equal(await page.inputValue('#samples-n'), settings.n); // nothing the user set is lost
+  assert.equal(await page.inputValue('#seed'), settings.seed);
+  assert.equal(page.url(), settings.url);
+  await stillUsable(catProbabilities);
+});
+
 test('drag-and-drop and paste of an image file', async () => {
   for (const type of ['drop', 'paste']) {
     const n = await completed(page);

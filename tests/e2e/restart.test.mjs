@@ -1,7 +1,8 @@
-// The failures only a GPU has, on WebGPU (SwiftShader): the wasm instance traps (out of memory,
-// device lost), the worker is replaced with the same weights, image and settings, and the work is
-// done again (a SmoothGrad run with half the micro-batch after an out-of-memory). The trap is
-// provoked through the worker's test hook `simulateTrap`: a real one needs a GPU to exhaust.
+// A GPU failure on WebGPU (SwiftShader): the wasm instance traps (device lost), the worker is
+// replaced by a new one with a new WebGPU device and the same weights, image and settings, and
+// the classification is done again. The trap is provoked through the worker's test hook
+// `simulateTrap`: a real one needs a GPU to lose. (The out-of-memory retry, which takes the same
+// restart path, is in errors.test.mjs on the CPU backend, where it runs in seconds.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launch, openPage, waitForTasks, completed } from './harness.mjs';
@@ -14,7 +15,7 @@ let catProbabilities;
 
 const QUERY = new URLSearchParams({
   backend: 'webgpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
-  methods: 'gradient', samples: '2', microBatch: '2', seed: '3', autorun: '0',
+  methods: 'gradient', autorun: '0',
 });
 
 before(async () => {
@@ -45,25 +46,6 @@ async function stillUsable() {
   assert.equal(s.backend, 'webgpu');
   assert.deepEqual(s.probabilities, catProbabilities);
 }
-
-test('out of GPU memory mid-run: the worker restarts and SmoothGrad retries with half the micro-batch', async () => {
-  const settings = { n: await page.inputValue('#samples-n'), seed: await page.inputValue('#seed'), url: page.url() };
-  await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
-    op: 'step', message: 'panicked at wgpu: Out of Memory: failed to allocate a buffer of 300 MiB',
-  }));
-  const n = await completed(page);
-  await page.click('#run');
-  await waitForTasks(page, n + 1);
-  const s = await state();
-  assert.ok(s.messages.some((m) => /Out of GPU memory at micro-batch 2: retrying with micro-batch 1/.test(m)), s.messages.join('\n'));
-  assert.match(await statusText(), /micro-batch 1/);
-  const run = await page.evaluate(() => window.__smoothgrad.runs.gradient);
-  assert.equal(run.microBatch, 1);
-  assert.equal(run.done, 2);
-  assert.equal(await page.inputValue('#samples-n'), settings.n); // nothing the user set is lost
-  assert.equal(await page.inputValue('#seed'), settings.seed);
-  assert.equal(page.url(), settings.url);
-});
 
 test('the GPU device lost during classification: restarted, the image and weights restored', async () => {
   await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
