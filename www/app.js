@@ -500,6 +500,7 @@ function showModel(model, source) {
   exposed.model = model;
   exposed.weights = source.random ? 'random' : (source.url ?? 'file');
   fillClassNames(model.numClasses);
+  showAutoMicroBatch();
   $('weights-failed').hidden = true;
   if (!source.random) $('weights-panel').hidden = true;
   say(source.random
@@ -642,6 +643,7 @@ function wire() {
     syncUrl();
   });
   for (const id of ['samples-n', 'noise', 'micro-batch', 'seed', 'ig-steps']) $(id).addEventListener('change', syncUrl);
+  $('samples-n').addEventListener('change', showAutoMicroBatch);
   for (const box of document.querySelectorAll('input[name=method]')) {
     box.addEventListener('change', () => {
       layoutGrid();
@@ -716,6 +718,11 @@ async function main() {
   await schedule(async () => { await loadWeights(weightsParam ?? undefined, weightsParam ?? undefined); });
   const image = params.get('image') ?? 'www/samples/chelsea.png';
   await useImage(new URL(image, location.href).href, { urlParam: params.has('image') ? image : undefined });
+}
+
+function showAutoMicroBatch() {
+  const auto = describeAuto();
+  $('micro-batch-auto').textContent = auto ? `(auto = ${auto} on ${state.sg.backend === 'webgpu' ? 'this GPU' : 'the CPU'})` : '';
 }
 
 // Micro-batch "auto" is resolved by the API per run; show what it would be.

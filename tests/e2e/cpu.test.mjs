@@ -66,3 +66,43 @@ test('the JS API example page (www/example.html) runs on the CPU backend', async
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('weights by default: not on the site → the Hugging Face hub with progress, then from Cache Storage; offline → random offered', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { FIXTURES } = await import('./harness.mjs');
+  const hub = 'https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors';
+  const body = await readFile(join(FIXTURES, 'narrow_resnet50.safetensors'));
+  const q = new URLSearchParams({ backend: 'cpu', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
+
+  // Online: the hub (stood in for by the fixture) serves the file once; the next visit reads the cache.
+  const { page, context } = await openPage(browser, 'about:blank');
+  let hits = 0;
+  await context.route(hub, (route) => {
+    hits += 1;
+    route.fulfill({ status: 200, body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'access-control-allow-origin': '*' } });
+  });
+  await page.goto(`${server.url}/?${q}`);
+  await waitForTasks(page, 2);
+  assert.equal(hits, 1);
+  assert.equal(await page.evaluate(() => window.__smoothgrad.weights), hub);
+  assert.equal(await page.evaluate(() => window.__smoothgrad.probabilities.length), 10);
+  await page.reload();
+  await waitForTasks(page, 2);
+  assert.equal(hits, 1, 'the second visit must not download again');
+  assert.match(await page.locator('#model-badge').textContent(), /\(cached\)/);
+  await context.close();
+
+  // Offline: a plain message, and random weights offered (not clicked: that is a full ResNet-50).
+  const offline = await openPage(browser, 'about:blank');
+  await offline.context.route(hub, (route) => route.abort('internetdisconnected'));
+  await offline.page.goto(`${server.url}/?${q}`);
+  await waitForTasks(offline.page, 2);
+  const lastError = await offline.page.evaluate(() => window.__smoothgrad.lastError);
+  assert.equal(lastError.kind, 'NetworkError');
+  assert.match(lastError.message, /No ResNet-50 weights could be loaded: not on this site .*HTTP 404.* nor from the Hugging Face hub/);
+  assert.match(await offline.page.locator('#status').textContent(), /No ResNet-50 weights could be loaded/);
+  assert.equal(await offline.page.locator('#random-weights').isVisible(), true);
+  assert.match(await offline.page.locator('#model-badge').textContent(), /no model/);
+  await offline.context.close();
+});
