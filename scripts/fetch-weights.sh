@@ -27,8 +27,12 @@ check_checkpoint() {
 }
 
 if [ -z "$expected" ]; then
-  expected=$(curl -sSIL --retry 3 "$url" | tr -d '\r' \
-    | awk 'tolower($1) == "x-linked-etag:" { gsub(/"/, "", $2); print $2 }' | tail -n 1 || true)
+  if ! headers=$(curl -sSfIL --retry 2 "$url"); then
+    echo "cannot reach $url (offline?); the page can still load the weights in the browser later" >&2
+    exit 1
+  fi
+  expected=$(printf '%s\n' "$headers" | tr -d '\r' \
+    | awk 'tolower($1) == "x-linked-etag:" { gsub(/"/, "", $2); print $2 }' | tail -n 1)
   if [ -n "$expected" ]; then
     echo "SHA-256 stated by the hub: $expected"
   else
