@@ -379,9 +379,17 @@ export class SmoothGrad {
     if (image.rgba && image.width * image.height > 100e6) {
       throw new SmoothGradError('ImageError', `This image has ${image.width}×${image.height} pixels, too many; use a smaller one (the model sees 224×224 pixels anyway).`);
     }
-    const crop = image.bytes
-      ? await this._call('setImage', { bytes: image.bytes })
-      : await this._call('setImageRgba', image);
+    let crop;
+    try {
+      crop = image.bytes
+        ? await this._call('setImage', { bytes: image.bytes })
+        : await this._call('setImageRgba', image);
+    } catch (error) {
+      if (error.kind === 'ImageError' && /limit/i.test(error.message)) {
+        error.message += '. The image has too many pixels to decode here: use a smaller photo (the model sees 224×224 pixels anyway).';
+      }
+      throw error;
+    }
     this._image = image;
     this.lastClassification = null;
     this.crop = new ImageData(new Uint8ClampedArray(crop.buffer, crop.byteOffset, crop.byteLength), SIDE, SIDE);
