@@ -1,33 +1,21 @@
 // Without WebGPU the page says so plainly and runs burn's CPU backend inside the wasm; its
 // numbers equal the same native reference. The JS API example page runs on it too.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, launch, openPage, waitForTasks, pageArrays, readReference, referenceQuery, compareWithReference,
+  useSite, openPage, waitForTasks, pageArrays, referenceQuery, compareWithReference,
 } from './harness.mjs';
 
-let server;
-let browser;
-let reference;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-  reference = await readReference();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const site = useSite();
 
 // A browser without WebGPU: navigator.gpu is gone before the page's scripts run.
 const NO_WEBGPU = () => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }); };
 
 test('no WebGPU: backend=auto falls back to the CPU, says so, and matches the native reference', async (t) => {
-  assert.ok(reference, 'tests/fixtures/page_reference.json is missing: scripts/e2e.sh writes it');
+  assert.ok(site.reference, 'tests/fixtures/page_reference.json is missing: scripts/e2e.sh writes it');
   const started = Date.now();
-  const query = referenceQuery(reference, 'auto');
-  const { page, context, errors } = await openPage(browser, `${server.url}/?${query}`, { initScript: NO_WEBGPU });
+  const query = referenceQuery(site.reference, 'auto');
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${query}`, { initScript: NO_WEBGPU });
   await waitForTasks(page, 2);
   const got = await pageArrays(page);
   console.log(`page on the CPU backend: ${((Date.now() - started) / 1000).toFixed(1)} s to the finished SmoothGrad; runs ${JSON.stringify(got.runs)}`);
@@ -35,14 +23,14 @@ test('no WebGPU: backend=auto falls back to the CPU, says so, and matches the na
   const status = await page.locator('#status').textContent();
   assert.match(status, /This browser has no WebGPU \(Chrome and Edge 113\+, Safari 26, Firefox 141\+ on Windows have it\)/);
   assert.match(await page.locator('#backend-badge').textContent(), /CPU/);
-  compareWithReference(got, reference);
+  compareWithReference(got, site.reference);
   assert.deepEqual(errors, []);
   await context.close();
 });
 
 test('backend=auto on a software adapter (SwiftShader) picks the CPU and says why', async () => {
   const q = new URLSearchParams({ backend: 'auto', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
-  const { page, context } = await openPage(browser, `${server.url}/?${q}`);
+  const { page, context } = await openPage(site.browser, `${site.server.url}/?${q}`);
   await waitForTasks(page, 2);
   const s = await page.evaluate(() => ({ backend: window.__smoothgrad.backend, reason: window.__smoothgrad.backendReason }));
   assert.equal(s.backend, 'cpu');
@@ -52,7 +40,7 @@ test('backend=auto on a software adapter (SwiftShader) picks the CPU and says wh
 
 test('the JS API example page (www/example.html) runs on the CPU backend', async () => {
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', samples: '4' });
-  const { page, context, errors } = await openPage(browser, `${server.url}/www/example.html?${q}`);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/www/example.html?${q}`);
   await page.waitForFunction(() => window.__example, null, { timeout: 300_000 });
   const result = await page.evaluate(() => {
     const e = window.__example;
@@ -76,13 +64,13 @@ test('weights by default: not on the site → the Hugging Face hub with progress
   const q = new URLSearchParams({ backend: 'cpu', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
 
   // Online: the hub (stood in for by the fixture) serves the file once; the next visit reads the cache.
-  const { page, context } = await openPage(browser, 'about:blank');
+  const { page, context } = await openPage(site.browser, 'about:blank');
   let hits = 0;
   await context.route(hub, (route) => {
     hits += 1;
     route.fulfill({ status: 200, body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'access-control-allow-origin': '*' } });
   });
-  await page.goto(`${server.url}/?${q}`);
+  await page.goto(`${site.server.url}/?${q}`);
   await waitForTasks(page, 2);
   assert.equal(hits, 1);
   assert.equal(await page.evaluate(() => window.__smoothgrad.weights), hub);
@@ -94,9 +82,9 @@ test('weights by default: not on the site → the Hugging Face hub with progress
   await context.close();
 
   // Offline: a plain message, and random weights offered (not clicked: that is a full ResNet-50).
-  const offline = await openPage(browser, 'about:blank');
+  const offline = await openPage(site.browser, 'about:blank');
   await offline.context.route(hub, (route) => route.abort('internetdisconnected'));
-  await offline.page.goto(`${server.url}/?${q}`);
+  await offline.page.goto(`${site.server.url}/?${q}`);
   await waitForTasks(offline.page, 2);
   const lastError = await offline.page.evaluate(() => window.__smoothgrad.lastError);
   assert.equal(lastError.kind, 'NetworkError');

@@ -2,61 +2,41 @@
 // backend: the same wasm and the same checks as on WebGPU, where SwiftShader would make each
 // classification take seconds; restart.test.mjs covers the WebGPU-only failures): each gets a
 // clear message in the status area, and the page still works afterwards.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startServer, launch, openPage, waitForTasks, completed, badInputs, outputDir } from './harness.mjs';
-
-let server;
-let browser;
-let page;
-let context;
-let bad;
+import { useSite, pageState, statusText, waitForTasks, completed, badInputs, outputDir } from './harness.mjs';
 
 const QUERY = new URLSearchParams({
   backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
   methods: 'gradient', samples: '4', microBatch: '2', seed: '3', autorun: '0',
 });
-
+const site = useSite({ query: QUERY });
+let bad;
 before(async () => {
-  server = await startServer();
-  browser = await launch();
   bad = await badInputs();
-  ({ page, context } = await openPage(browser, `${server.url}/?${QUERY}`));
-  await waitForTasks(page, 2);
 });
-after(async () => {
-  await context?.close();
-  await browser?.close();
-  await server?.close();
-});
-
-const state = () => page.evaluate(() => {
-  const s = window.__smoothgrad;
-  return { lastError: s.lastError, errors: s.errors.length, completed: s.completed, status: s.status,
-    probabilities: s.probabilities && Array.from(s.probabilities), model: s.model, messages: s.messages.map((m) => m.text) };
-});
-const statusText = () => page.locator('#status').textContent();
+const state = () => pageState(site.page);
 
 /** Runs `act`, waits for the page's task, expects an error of `kind` whose message matches `pattern`. */
 async function expectError(act, kind, pattern) {
   const before = await state();
   await act();
-  await page.waitForFunction((n) => window.__smoothgrad.errors.length > n && window.__smoothgrad.status !== 'busy', before.errors, { timeout: 120_000 });
+  await site.page.waitForFunction((n) => window.__smoothgrad.errors.length > n && window.__smoothgrad.status !== 'busy', before.errors, { timeout: 120_000 });
   const after = await state();
   console.log(`${after.lastError.kind}: ${after.lastError.message}`);
   assert.equal(after.lastError.kind, kind, JSON.stringify(after.lastError));
   assert.match(after.lastError.message, pattern);
-  assert.match(await statusText(), pattern); // shown on the page, not only in the console
+  assert.match(await statusText(site.page), pattern); // shown on the page, not only in the console
   return after;
 }
 
 /** The page still works: the cat is classified again, with the same probabilities. */
 async function stillUsable(reference) {
-  const n = await completed(page);
-  await page.locator('button.sample[data-sample="chelsea.png"]').click();
-  await waitForTasks(page, n + 1, 120_000);
+  const n = await completed(site.page);
+  await site.page.locator('button.sample[data-sample="chelsea.png"]').click();
+  await waitForTasks(site.page, n + 1, 120_000);
   const s = await state();
   assert.equal(s.probabilities.length, 10);
   if (reference) assert.deepEqual(s.probabilities, reference);
@@ -72,19 +52,19 @@ test('the page starts: fixture weights by URL, the cat classified', async () => 
 });
 
 test('a file that is not an image', async () => {
-  await expectError(() => page.setInputFiles('#image-file', { name: 'notes.txt', mimeType: 'text/plain', buffer: bad['notes.txt'] }),
+  await expectError(() => site.page.setInputFiles('#image-file', { name: 'notes.txt', mimeType: 'text/plain', buffer: bad['notes.txt'] }),
     'ImageError', /image/i);
   await stillUsable(catProbabilities);
 });
 
 test('a corrupt image (truncated PNG)', async () => {
-  await expectError(() => page.setInputFiles('#image-file', { name: 'corrupt.png', mimeType: 'image/png', buffer: bad['corrupt.png'] }),
+  await expectError(() => site.page.setInputFiles('#image-file', { name: 'corrupt.png', mimeType: 'image/png', buffer: bad['corrupt.png'] }),
     'ImageError', /./);
   await stillUsable(catProbabilities);
 });
 
 test('a huge image: 100000×100000 pixels in the header', async () => {
-  await expectError(() => page.setInputFiles('#image-file', { name: 'huge.png', mimeType: 'image/png', buffer: bad['huge.png'] }),
+  await expectError(() => site.page.setInputFiles('#image-file', { name: 'huge.png', mimeType: 'image/png', buffer: bad['huge.png'] }),
     'ImageError', /too many pixels/);
   await stillUsable(catProbabilities);
 });
@@ -92,33 +72,33 @@ test('a huge image: 100000×100000 pixels in the header', async () => {
 test('a huge image file: over the 50 MB limit', async () => {
   const file = join(await outputDir(), 'big.bmp');
   await writeFile(file, Buffer.alloc(51 * 1024 * 1024));
-  await expectError(() => page.setInputFiles('#image-file', file), 'ImageError', /MB; the limit is 50 MB/);
+  await expectError(() => site.page.setInputFiles('#image-file', file), 'ImageError', /MB; the limit is 50 MB/);
   await rm(file);
   await stillUsable(catProbabilities);
 });
 
 test('truncated weights: a clear message, random weights offered, the old model kept', async () => {
-  await page.fill('#weights-url', '/gen/truncated.safetensors');
-  await expectError(() => page.click('#weights-url-load'), 'WeightsError', /./);
-  assert.equal(await page.locator('#random-weights').isVisible(), true);
-  assert.match(await page.locator('#random-weights').textContent(), /random weights/);
+  await site.page.fill('#weights-url', '/gen/truncated.safetensors');
+  await expectError(() => site.page.click('#weights-url-load'), 'WeightsError', /./);
+  assert.equal(await site.page.locator('#random-weights').isVisible(), true);
+  assert.match(await site.page.locator('#random-weights').textContent(), /random weights/);
   await stillUsable(catProbabilities);
 });
 
 test('weights of another model (not a ResNet checkpoint)', async () => {
-  await page.fill('#weights-url', '/fixtures/reference.safetensors');
-  await expectError(() => page.click('#weights-url-load'), 'WeightsError', /./);
+  await site.page.fill('#weights-url', '/fixtures/reference.safetensors');
+  await expectError(() => site.page.click('#weights-url-load'), 'WeightsError', /./);
   await stillUsable(catProbabilities);
 });
 
 test('weights that cannot be downloaded (404)', async () => {
-  await page.fill('#weights-url', '/fixtures/no-such-file.safetensors');
-  await expectError(() => page.click('#weights-url-load'), 'NetworkError', /HTTP 404/);
+  await site.page.fill('#weights-url', '/fixtures/no-such-file.safetensors');
+  await expectError(() => site.page.click('#weights-url-load'), 'NetworkError', /HTTP 404/);
   // Recover by loading good weights from the same field.
-  const n = await completed(page);
-  await page.fill('#weights-url', '/fixtures/narrow_resnet50.safetensors');
-  await page.click('#weights-url-load');
-  await waitForTasks(page, n + 1);
+  const n = await completed(site.page);
+  await site.page.fill('#weights-url', '/fixtures/narrow_resnet50.safetensors');
+  await site.page.click('#weights-url-load');
+  await waitForTasks(site.page, n + 1);
   assert.deepEqual((await state()).probabilities, catProbabilities);
 });
 
@@ -129,16 +109,16 @@ test('nonsense parameters in the form: n = 0, σ < 0, σ empty, micro-batch 0', 
     ['#noise', '', /noise σ must be a number ≥ 0/],
     ['#micro-batch', '0', /micro-batch must be “auto” or a whole number ≥ 1/],
   ]) {
-    const saved = await page.inputValue(id);
-    await page.fill(id, value);
+    const saved = await site.page.inputValue(id);
+    await site.page.fill(id, value);
     const before = (await state()).errors;
-    await page.click('#run');
-    await page.waitForFunction((n) => window.__smoothgrad.errors.length > n, before);
+    await site.page.click('#run');
+    await site.page.waitForFunction((n) => window.__smoothgrad.errors.length > n, before);
     const s = await state();
     assert.equal(s.lastError.kind, 'OptionsError');
     assert.match(s.lastError.message, pattern);
-    assert.match(await statusText(), pattern);
-    await page.fill(id, saved);
+    assert.match(await statusText(site.page), pattern);
+    await site.page.fill(id, saved);
   }
 });
 
@@ -152,7 +132,7 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
     [{ target: 10 }, 'TargetError'],
   ];
   for (const [options, kind] of cases) {
-    const error = await page.evaluate(async (o) => {
+    const error = await site.page.evaluate(async (o) => {
       try {
         await window.__smoothgrad.api.explain({ method: 'gradient', samples: 2, microBatch: 1, ...o });
         return null;
@@ -170,49 +150,49 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
 
 test('a class index out of range typed as target: the Rust TargetError on the page', async () => {
   await expectError(async () => {
-    await page.fill('#target', '12');
-    await page.press('#target', 'Enter');
-    await page.locator('#target').blur();
+    await site.page.fill('#target', '12');
+    await site.page.press('#target', 'Enter');
+    await site.page.locator('#target').blur();
   }, 'TargetError', /./);
-  await page.fill('#target', '');
-  await page.locator('#target').dispatchEvent('change');
+  await site.page.fill('#target', '');
+  await site.page.locator('#target').dispatchEvent('change');
   await stillUsable(catProbabilities);
 });
 
 test('an unknown class name typed as target', async () => {
   const before = (await state()).errors;
-  await page.fill('#target', 'platypus');
-  await page.locator('#target').dispatchEvent('change');
-  await page.waitForFunction((n) => window.__smoothgrad.errors.length > n, before);
+  await site.page.fill('#target', 'platypus');
+  await site.page.locator('#target').dispatchEvent('change');
+  await site.page.waitForFunction((n) => window.__smoothgrad.errors.length > n, before);
   assert.match((await state()).lastError.message, /No class is called “platypus”/);
-  await page.fill('#target', '');
-  await page.locator('#target').dispatchEvent('change');
+  await site.page.fill('#target', '');
+  await site.page.locator('#target').dispatchEvent('change');
 });
 
 test('out of memory mid-run (a trap): the worker restarts and SmoothGrad retries with half the micro-batch', async () => {
-  const settings = { n: await page.inputValue('#samples-n'), seed: await page.inputValue('#seed'), url: page.url() };
-  await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
+  const settings = { n: await site.page.inputValue('#samples-n'), seed: await site.page.inputValue('#seed'), url: site.page.url() };
+  await site.page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
     op: 'step', message: 'panicked at burn-flex: out of memory: failed to allocate 300 MiB',
   }));
-  const n = await completed(page);
-  await page.click('#run');
-  await waitForTasks(page, n + 1);
+  const n = await completed(site.page);
+  await site.page.click('#run');
+  await waitForTasks(site.page, n + 1);
   const s = await state();
   assert.ok(s.messages.some((m) => /Out of memory at micro-batch 2: retrying with micro-batch 1/.test(m)), s.messages.join('\n'));
-  assert.match(await statusText(), /micro-batch 1/);
-  const run = await page.evaluate(() => window.__smoothgrad.runs.gradient);
+  assert.match(await statusText(site.page), /micro-batch 1/);
+  const run = await site.page.evaluate(() => window.__smoothgrad.runs.gradient);
   assert.equal(run.microBatch, 1);
   assert.equal(run.done, 4);
-  assert.equal(await page.inputValue('#samples-n'), settings.n); // nothing the user set is lost
-  assert.equal(await page.inputValue('#seed'), settings.seed);
-  assert.equal(page.url(), settings.url);
+  assert.equal(await site.page.inputValue('#samples-n'), settings.n); // nothing the user set is lost
+  assert.equal(await site.page.inputValue('#seed'), settings.seed);
+  assert.equal(site.page.url(), settings.url);
   await stillUsable(catProbabilities);
 });
 
 test('drag-and-drop and paste of an image file', async () => {
   for (const type of ['drop', 'paste']) {
-    const n = await completed(page);
-    await page.evaluate(async (kind) => {
+    const n = await completed(site.page);
+    await site.page.evaluate(async (kind) => {
       const bytes = await (await fetch('/fixtures/chelsea.png')).arrayBuffer();
       const file = new File([bytes], `dropped-${kind}.png`, { type: 'image/png' });
       const data = new DataTransfer();
@@ -222,26 +202,26 @@ test('drag-and-drop and paste of an image file', async () => {
         : new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true });
       document.body.dispatchEvent(event);
     }, type);
-    await waitForTasks(page, n + 1);
+    await waitForTasks(site.page, n + 1);
     const s = await state();
     assert.deepEqual(s.probabilities, catProbabilities);
-    assert.equal(await page.evaluate(() => window.__smoothgrad.image), `dropped-${type}.png`);
+    assert.equal(await site.page.evaluate(() => window.__smoothgrad.image), `dropped-${type}.png`);
   }
 });
 
 test('Stop ends a run early and keeps what was summed', async () => {
-  await page.fill('#samples-n', '400');
-  await page.fill('#micro-batch', '1');
-  const n = await completed(page);
-  await page.click('#run');
-  await page.waitForFunction(() => /SmoothGrad \+ Gradient: [1-9]\d*\/400/.test(document.querySelector('#progress-text').textContent), null, { timeout: 120_000 });
-  await page.click('#stop');
-  await waitForTasks(page, n + 1);
-  const run = await page.evaluate(() => window.__smoothgrad.runs.gradient);
+  await site.page.fill('#samples-n', '400');
+  await site.page.fill('#micro-batch', '1');
+  const n = await completed(site.page);
+  await site.page.click('#run');
+  await site.page.waitForFunction(() => /SmoothGrad \+ Gradient: [1-9]\d*\/400/.test(document.querySelector('#progress-text').textContent), null, { timeout: 120_000 });
+  await site.page.click('#stop');
+  await waitForTasks(site.page, n + 1);
+  const run = await site.page.evaluate(() => window.__smoothgrad.runs.gradient);
   assert.equal(run.stopped, true);
   assert.ok(run.done >= 1 && run.done < 400, JSON.stringify(run));
-  assert.match(await page.locator('#progress-text').textContent(), /stopped/);
-  assert.equal(await page.evaluate(() => window.__smoothgrad.smoothgrad.gradient.mean.length), 3 * 224 * 224);
-  await page.fill('#samples-n', '4');
-  await page.fill('#micro-batch', '2');
+  assert.match(await site.page.locator('#progress-text').textContent(), /stopped/);
+  assert.equal(await site.page.evaluate(() => window.__smoothgrad.smoothgrad.gradient.mean.length), 3 * 224 * 224);
+  await site.page.fill('#samples-n', '4');
+  await site.page.fill('#micro-batch', '2');
 });

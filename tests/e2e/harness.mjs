@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { extname, join, normalize, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -133,6 +134,45 @@ export async function waitForTasks(page, count, timeout = 300_000) {
     const s = window.__smoothgrad;
     return s && s.completed >= n && s.status !== 'busy';
   }, count, { timeout, polling: 200 });
+}
+
+/**
+ * What a test file shares, set up by node:test hooks: the server, the browser and the native
+ * reference (null when not written), and with `query` the site opened with it after its first
+ * `tasks` tasks. Everything is closed after the file's tests.
+ */
+export function useSite({ query, tasks = 2 } = {}) {
+  const site = {};
+  before(async () => {
+    site.server = await startServer();
+    site.browser = await launch();
+    site.reference = await readReference();
+    if (query) {
+      Object.assign(site, await openPage(site.browser, `${site.server.url}/?${query}`));
+      await waitForTasks(site.page, tasks);
+    }
+  });
+  after(async () => {
+    await site.context?.close();
+    await site.browser?.close();
+    await site.server?.close();
+  });
+  return site;
+}
+
+/** The page's own record of itself (`window.__smoothgrad`), as plain values. */
+export function pageState(page) {
+  return page.evaluate(() => {
+    const s = window.__smoothgrad;
+    return { lastError: s.lastError, errors: s.errors.length, completed: s.completed, status: s.status,
+      probabilities: s.probabilities && Array.from(s.probabilities), model: s.model, backend: s.backend,
+      messages: s.messages.map((m) => m.text) };
+  });
+}
+
+/** The text of the page's status area, where errors are shown to the user. */
+export function statusText(page) {
+  return page.locator('#status').textContent();
 }
 
 export async function completed(page) {

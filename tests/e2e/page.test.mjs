@@ -1,39 +1,27 @@
 // The page on WebGPU (SwiftShader): loads the fixture model by URL parameter, classifies the cat,
 // runs SmoothGrad, and the numbers read back from the page equal the native reference.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  startServer, launch, openPage, waitForTasks, pageArrays, readReference, relativeError, outputDir,
+  useSite, openPage, waitForTasks, pageArrays, relativeError, outputDir,
   referenceQuery, compareWithReference,
 } from './harness.mjs';
-let server;
-let browser;
-let reference;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-  reference = await readReference();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const site = useSite();
 
 test('WebGPU: classify + gradient + SmoothGrad equal the native reference; screenshot', async (t) => {
-  assert.ok(reference, 'tests/fixtures/page_reference.json is missing: scripts/e2e.sh writes it');
+  assert.ok(site.reference, 'tests/fixtures/page_reference.json is missing: scripts/e2e.sh writes it');
   const started = Date.now();
-  const { page, context, errors } = await openPage(browser, `${server.url}/?${referenceQuery(reference, 'webgpu')}`);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${referenceQuery(site.reference, 'webgpu')}`);
   await waitForTasks(page, 2); // weights, then image → classify → maps → SmoothGrad
   const got = await pageArrays(page);
   console.log(`page on WebGPU: ${((Date.now() - started) / 1000).toFixed(1)} s to the finished SmoothGrad; runs ${JSON.stringify(got.runs)}`);
   assert.equal(got.backend, 'webgpu');
   assert.equal(got.model.numClasses, 10);
-  assert.equal(got.target, reference.target);
-  assert.equal(got.runs.gradient.done, reference.samples);
-  compareWithReference(got, reference);
+  assert.equal(got.target, site.reference.target);
+  assert.equal(got.runs.gradient.done, site.reference.samples);
+  compareWithReference(got, site.reference);
 
   // The page shows what it computed: top-5 names ("class N": not an ImageNet model), progress.
   const top5 = await page.locator('#top5 li').allTextContents();
@@ -44,8 +32,8 @@ test('WebGPU: classify + gradient + SmoothGrad equal the native reference; scree
 
   // The view is in the URL, so it can be shared.
   const url = new URL(page.url());
-  assert.equal(url.searchParams.get('seed'), String(reference.seed));
-  assert.equal(url.searchParams.get('samples'), String(reference.samples));
+  assert.equal(url.searchParams.get('seed'), String(site.reference.seed));
+  assert.equal(url.searchParams.get('samples'), String(site.reference.samples));
 
   // Smoothing switches at once from the same run (no recomputation): VarGrad differs from the mean.
   const before = await page.evaluate(() => window.__smoothgrad.completed);
@@ -62,8 +50,8 @@ test('WebGPU: classify + gradient + SmoothGrad equal the native reference; scree
   assert.equal(bytes.length, 3 * 224 * 224 * 4);
   const [json] = await Promise.all([page.waitForEvent('download'), page.locator('figure[data-key="sg:gradient"] .export button', { hasText: '.json' }).click()]);
   const meta = JSON.parse(await readFile(await json.path(), 'utf8'));
-  assert.equal(meta.seed, reference.seed);
-  assert.equal(meta.samples, reference.samples);
+  assert.equal(meta.seed, site.reference.seed);
+  assert.equal(meta.samples, site.reference.samples);
   assert.equal(meta.smoothing, 'variance');
   const variance = await page.evaluate(() => Array.from(window.__smoothgrad.smoothgrad.gradient.variance));
   const exported = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
