@@ -3,7 +3,8 @@
 // www/bench.html for each backend and prints one JSON with the page's figures, the wasm
 // bundle's size (raw and gzip) and the browser's version.
 //   node scripts/bench-browser.mjs [--backends webgpu,cpu] [--samples 50] [--runs 3]
-//                                  [--microBatches 1,10,25,50] [--timeout-min 60]
+//                                  [--microBatches 1,10,25,50] [--pageWorkers 1,2]
+//                                  [--timeout-min 60]
 import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ const backends = (args.backends ?? 'webgpu,cpu').split(',');
 const query = new URLSearchParams({
   samples: args.samples ?? '50', runs: args.runs ?? '3', microBatches: args.microBatches ?? '1,10,25,50',
   ...(args.weights ? { weights: args.weights } : {}),
+  ...(args.pageWorkers ? { pageWorkers: args.pageWorkers } : {}),
 });
 const timeout = Number(args['timeout-min'] ?? 60) * 60_000;
 

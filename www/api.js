@@ -12,6 +12,9 @@
 // instance traps (GPU out of memory, device lost), the worker is replaced, the weights, image and
 // settings are sent again, and a SmoothGrad run is retried (with half the micro-batch after an
 // out-of-memory); `onNotice` tells the user. Every failure is a SmoothGradError with a `.kind`.
+// On the CPU backend a SmoothGrad run is shared by several such workers, one per core: wasm
+// threads would need a cross-origin-isolated page (special headers), which not every static host
+// can send, while the samples are independent and each worker can take a share of them.
 
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
 
@@ -29,8 +32,11 @@ export const DEFAULT_DISPLAY = Object.freeze({
 /** The paper's defaults (Smilkov et al. 2017): n = 50, σ = 15 % of the input range. */
 export const DEFAULT_OPTIONS = Object.freeze({
   method: 'gradient', samples: 50, noiseLevel: 0.15, microBatch: 'auto', seed: 0, igSteps: 50,
-  smoothing: 'mean',
+  smoothing: 'mean', workers: 'auto',
 });
+/** CPU workers sharing a run at most: each holds its own model (≈ 0.2 GB) and activations, and
+ * beyond a few the cores' shared memory bandwidth gains little. */
+export const MAX_CPU_WORKERS = 4;
 /** torchvision's ImageNet checkpoint (IMAGENET1K_V1), served with CORS by the Hugging Face hub. */
 export const HUB_WEIGHTS_URL = 'https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors';
 /** Self-hosted weights (scripts/fetch-weights.sh puts them there; build-site.sh copies them). */
@@ -103,6 +109,58 @@ export function autoMicroBatch({ backend, adapter, model, samples }) {
   batch = Math.max(1, Math.min(10, batch));
   if (Number.isFinite(samples) && samples >= 1) batch = Math.min(batch, Math.floor(samples));
   return batch;
+}
+
+/** Workers sharing a SmoothGrad run for "auto": one per core on the CPU backend (up to
+ * MAX_CPU_WORKERS, no more than the run has micro-batches); WebGPU has one device, so one. */
+export function autoWorkers({ backend, samples, microBatch }) {
+  if (backend !== 'cpu') return 1;
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  const batches = Number.isFinite(samples) && samples >= 1 ? Math.ceil(samples / microBatch) : 1;
+  return Math.max(1, Math.min(cores, MAX_CPU_WORKERS, batches));
+}
+
+/** Samples 0..samples split into `workers` contiguous shares [start, end), as even as can be. */
+function shareSamples(samples, workers) {
+  return Array.from({ length: workers }, (_, i) => [Math.floor((i * samples) / workers), Math.floor(((i + 1) * samples) / workers)]);
+}
+
+/** One www/worker.js (which owns a wasm instance) and its request/response plumbing. */
+class ModelWorker {
+  constructor() {
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.pending = new Map();
+    this.nextId = 1;
+    this.worker.onmessage = (event) => {
+      const { id, ok, result, error } = event.data;
+      const pending = this.pending.get(id);
+      if (!pending) return;
+      this.pending.delete(id);
+      if (ok) pending.resolve(result); else pending.reject(error);
+    };
+    this.worker.onerror = (event) => {
+      event.preventDefault?.();
+      this._rejectAll({ name: 'BackendError', message: `The model's worker failed: ${event.message || 'it could not start'}.`, trap: false });
+    };
+  }
+
+  call(op, args, transfer = []) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, args }, transfer);
+    });
+  }
+
+  terminate() {
+    this.worker.terminate();
+    this._rejectAll({ name: 'StateError', message: 'restarted', trap: false });
+  }
+
+  _rejectAll(error) {
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+  }
 }
 
 function kindOf(error) {
@@ -194,9 +252,9 @@ export class SmoothGrad {
     this.backend = null;
     this.model = null; // {architecture, numClasses, baseWidth}
     this.weightsSource = null; // what loadWeights loaded: {url} | {bytes} | {random: numClasses}
-    this._worker = null;
-    this._pending = new Map();
-    this._nextId = 1;
+    this._worker = null; // the ModelWorker that owns the run, the model and the image
+    this._helpers = []; // CPU only: more ModelWorkers taking shares of a run, {worker, weights, image}
+    this._others = undefined; // the helpers' sums of the last run, for smoothed()
     this._weights = null; // kept for restarts: {bytes} | {random}
     this._image = null; // kept for restarts: {bytes} | {rgba, width, height}
     this._stopRequested = false;
@@ -209,21 +267,8 @@ export class SmoothGrad {
   }
 
   async _startWorker(backend) {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    const worker = new ModelWorker();
     this._worker = worker;
-    worker.onmessage = (event) => {
-      const { id, ok, result, error } = event.data;
-      const pending = this._pending.get(id);
-      if (!pending) return;
-      this._pending.delete(id);
-      if (ok) pending.resolve(result); else pending.reject(error);
-    };
-    worker.onerror = (event) => {
-      event.preventDefault?.();
-      const error = { name: 'BackendError', message: `The model's worker failed: ${event.message || 'it could not start'}.`, trap: false };
-      for (const pending of this._pending.values()) pending.reject(error);
-      this._pending.clear();
-    };
     try {
       const module = await this._compiled();
       const { backend: running } = await this._raw('init', { backend, module });
@@ -259,11 +304,7 @@ export class SmoothGrad {
   }
 
   _raw(op, args, transfer = []) {
-    const id = this._nextId++;
-    return new Promise((resolve, reject) => {
-      this._pending.set(id, { resolve, reject });
-      this._worker.postMessage({ id, op, args }, transfer);
-    });
+    return this._worker.call(op, args, transfer);
   }
 
   /** Sends one operation; a trap replaces the worker (state restored) and throws a kind
@@ -292,16 +333,43 @@ export class SmoothGrad {
 
   async _restart(kind, panic) {
     this._worker?.terminate();
-    for (const pending of this._pending.values()) pending.reject({ name: 'StateError', message: 'restarted', trap: false });
-    this._pending.clear();
     const what = kind === 'OutOfMemory' ? `Out of ${this.backend === 'webgpu' ? 'GPU ' : ''}memory`
       : kind === 'DeviceLost' ? 'GPU device lost' : 'The WebAssembly module stopped';
     this._notice(`${what} (${panic}): restarting the model…`, 'warn');
     await this._startWorker(this.backend ?? 'cpu');
-    if (this._weights?.bytes) await this._raw('loadWeights', { bytes: this._weights.bytes });
-    else if (this._weights?.random) await this._raw('loadRandomWeights', { numClasses: this._weights.random });
-    if (this._image?.bytes) await this._raw('setImage', { bytes: this._image.bytes });
-    else if (this._image?.rgba) await this._raw('setImageRgba', this._image);
+    await this._sync(this._worker, {});
+  }
+
+  /** Sends `worker` the weights and image it lacks (`had`: the ones it was last given). */
+  async _sync(worker, had) {
+    if (had.weights !== this._weights) {
+      if (this._weights?.bytes) await worker.call('loadWeights', { bytes: this._weights.bytes });
+      else if (this._weights?.random) await worker.call('loadRandomWeights', { numClasses: this._weights.random });
+    }
+    if (had.image !== this._image) {
+      if (this._image?.bytes) await worker.call('setImage', { bytes: this._image.bytes });
+      else if (this._image?.rgba) await worker.call('setImageRgba', this._image);
+    }
+  }
+
+  /** `count` helper workers on the CPU backend with this model and image; kept between runs. */
+  async _helpersFor(count) {
+    while (this._helpers.length > count) this._helpers.pop().worker.terminate();
+    while (this._helpers.length < count) {
+      const worker = new ModelWorker();
+      this._helpers.push({ worker, weights: null, image: null });
+      await worker.call('init', { backend: 'cpu', module: await this._compiled() });
+    }
+    await Promise.all(this._helpers.map(async (helper) => {
+      await this._sync(helper.worker, helper);
+      Object.assign(helper, { weights: this._weights, image: this._image });
+    }));
+    return this._helpers.map((helper) => helper.worker);
+  }
+
+  _dropHelpers() {
+    for (const helper of this._helpers) helper.worker.terminate();
+    this._helpers = [];
   }
 
   /** Loads a .safetensors checkpoint (torchvision/timm names; the ResNet's depth, width and
@@ -423,47 +491,49 @@ export class SmoothGrad {
   }
 
   /** SmoothGrad of `method`: the map averaged over `samples` noisy copies (noise σ = noiseLevel ×
-   * the input's range), `microBatch` copies at a time ('auto': from the GPU's limits). The
-   * running map is passed to onProgress({done, total, map, elapsedMs, samplesPerSecond,
-   * microBatch}) after every micro-batch; stop() ends the run early (result.stopped). `smoothing`
-   * (a name or a function returning one, read at each step) picks the running map's variant;
-   * the result has all four in `maps`. Returns {map, maps, done, total, stopped, elapsedMs,
-   * samplesPerSecond, microBatch, target, seed}. */
+   * the input's range), `microBatch` copies at a time ('auto': from the GPU's limits), shared by
+   * `workers` workers on the CPU backend ('auto': one per core, see autoWorkers; always 1 on
+   * WebGPU). The running map is passed to onProgress({done, total, map, elapsedMs,
+   * samplesPerSecond, microBatch, workers}) after every micro-batch; stop() ends the run early
+   * (result.stopped). `smoothing` (a name or a function returning one, read at each step) picks
+   * the running map's variant; the result has all four in `maps`. Returns {map, maps, done, total,
+   * stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed}. The same seed gives
+   * the same map whatever the micro-batch and the number of workers. */
   async explain(options = {}) {
     const o = { ...DEFAULT_OPTIONS, ...options };
     const target = await this._defaultTarget(o.target);
     let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
       ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples) })
       : o.microBatch;
+    let workers = this._workerCount(o.workers, Number(o.samples), microBatch);
     const smoothingNow = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean';
     this._stopRequested = false;
+    this._others = undefined;
     let deviceRetries = 0;
     for (;;) {
       const start = { method: o.method, target, samples: o.samples, noiseLevel: o.noiseLevel, microBatch, seed: o.seed };
       if (o.igSteps !== undefined && o.method === 'integrated-gradients') start.igSteps = o.igSteps;
       try {
-        await this._call('start', { options: start });
         const t0 = performance.now();
-        let progress = { done: 0, total: Number(o.samples) };
-        let map = null;
-        let stopped = false;
-        for (;;) {
-          if (this._stopRequested) { stopped = true; break; }
-          const smoothing = smoothingNow();
-          const step = await this._call('step', { smoothing });
-          map = step.map;
+        const rate = (done) => {
           const elapsedMs = performance.now() - t0;
-          progress = { done: step.done, total: step.total, map, smoothing, elapsedMs, microBatch,
-            samplesPerSecond: step.done / Math.max(elapsedMs / 1000, 1e-9) };
-          try { o.onProgress?.(progress); } catch (e) { console.error(e); }
-          if (step.done >= step.total) break;
-        }
-        const maps = progress.done > 0 ? await this._call('smoothedAll', {}) : null;
-        const elapsedMs = performance.now() - t0;
-        return { map: maps ? maps[smoothingNow()] : null, maps, done: progress.done, total: progress.total,
-          stopped, elapsedMs, samplesPerSecond: progress.done / Math.max(elapsedMs / 1000, 1e-9),
-          microBatch, target, seed: o.seed, method: o.method, samples: o.samples, noiseLevel: o.noiseLevel };
+          return { elapsedMs, samplesPerSecond: done / Math.max(elapsedMs / 1000, 1e-9) };
+        };
+        const run = await this._share(start, workers, smoothingNow, (step) => {
+          try {
+            o.onProgress?.({ ...step, total: Number(o.samples), microBatch, workers, ...rate(step.done) });
+          } catch (e) { console.error(e); }
+        });
+        return { map: run.maps ? run.maps[smoothingNow()] : null, maps: run.maps, done: run.done, total: Number(o.samples),
+          stopped: run.stopped, ...rate(run.done), microBatch, workers, target, seed: o.seed, method: o.method,
+          samples: o.samples, noiseLevel: o.noiseLevel };
       } catch (error) {
+        if (error.helper) {
+          this._dropHelpers();
+          this._notice(`A helper worker failed (${error.message}): SmoothGrad runs again on one worker.`, 'warn');
+          workers = 1;
+          continue;
+        }
         // An unexplained trap mid-run is most often memory too (an allocation failure in the
         // wasm heap aborts without a panic message): halve the micro-batch for both.
         if ((error.kind === 'OutOfMemory' || error.kind === 'Crash') && microBatch > 1 && !this._stopRequested) {
@@ -483,9 +553,71 @@ export class SmoothGrad {
     }
   }
 
+  _workerCount(requested, samples, microBatch) {
+    if (requested === 'auto' || requested === undefined) return autoWorkers({ backend: this.backend, samples, microBatch });
+    if (!Number.isInteger(requested) || requested < 1) {
+      throw new SmoothGradError('OptionsError', `workers must be 'auto' or a whole number ≥ 1 (got ${requested}).`);
+    }
+    return this.backend === 'cpu' ? Math.min(requested, Math.max(1, samples)) : 1;
+  }
+
+  /** Runs `start` on `workers` workers, each on its share of the samples, every micro-batch's
+   * map merged with the others' latest sums; returns {maps, done, stopped}. A helper's failure
+   * is thrown with `helper: true`: the run can go on without it. */
+  async _share(start, workers, smoothingNow, onStep) {
+    const asHelper = (error) => {
+      throw Object.assign(new SmoothGradError(kindOf(error), error.message ?? String(error)), { helper: true });
+    };
+    const helpers = workers > 1 ? await this._helpersFor(workers - 1).catch(asHelper) : [];
+    const calls = [(op, args) => this._call(op, args), ...helpers.map((worker) => (op, args) => worker.call(op, args).catch(asHelper))];
+    const pooled = calls.length > 1;
+    const shares = shareSamples(Number(start.samples), calls.length);
+    // The owner first: it refuses bad options before any helper is asked.
+    const starts = calls.map((call, i) => () => call('start', { options: pooled ? { ...start, sampleRange: shares[i] } : start }));
+    await starts[0]();
+    await Promise.all(starts.slice(1).map((startShare) => startShare()));
+    const sums = calls.map(() => null); // each worker's latest {count, sum, sumOfSquares}
+    const count = (parts) => parts.reduce((n, part) => n + (part?.count ?? 0), 0);
+    let reported = 0;
+    let stopped = false;
+    let failed = false;
+    const drive = async (call, index) => {
+      for (;;) {
+        if (failed) return;
+        if (this._stopRequested) { stopped = true; return; }
+        const smoothing = smoothingNow();
+        const others = pooled ? sums.filter((part, j) => j !== index && part) : undefined;
+        const step = await call('step', { smoothing, others });
+        if (pooled) sums[index] = step.sums;
+        // The map holds exactly these samples; a tick older than one already shown is skipped.
+        const done = pooled ? count([step.sums, ...others]) : step.done;
+        if (done > reported) {
+          reported = done;
+          onStep({ done, map: step.map, smoothing });
+        }
+        if (step.done >= step.total) return;
+      }
+    };
+    const outcomes = await Promise.allSettled(calls.map((call, i) => drive(call, i).catch((error) => {
+      failed = true;
+      throw error;
+    })));
+    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failure) throw outcomes[0].status === 'rejected' ? outcomes[0].reason : failure.reason;
+    this._others = pooled ? sums.slice(1).filter(Boolean) : undefined;
+    const done = pooled ? count(sums) : reported;
+    const maps = done > 0 ? await this._call('smoothedAll', { others: this._others }) : null;
+    // The last ticks' maps may have missed a share that finished meanwhile.
+    if (done > reported) {
+      const smoothing = smoothingNow();
+      onStep({ done, map: maps[smoothing], smoothing });
+    }
+    return { maps, done, stopped };
+  }
+
   /** The last run's running map for another smoothing (mean | mean-of-squares | variance | abs-mean). */
   async smoothed(smoothing = 'mean') {
-    return this._call('smoothed', { smoothing });
+    return this._call('smoothed', { smoothing, others: this._others });
   }
 
   /** Ends a running explain() after its current micro-batch. */
@@ -508,9 +640,10 @@ export class SmoothGrad {
     return image;
   }
 
-  /** Ends the worker (and the GPU device with it). */
+  /** Ends the workers (and the GPU device with them). */
   dispose() {
     this._worker?.terminate();
     this._worker = null;
+    this._dropHelpers();
   }
 }

@@ -417,6 +417,8 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
   if (smoothgrad) await runSmoothGrad(generation);
 }
 
+const workersText = (workers) => (workers > 1 ? ` · ${workers} workers` : '');
+
 async function runSmoothGrad(generation) {
   const sg = state.sg;
   const options = readRunOptions();
@@ -436,7 +438,7 @@ async function runSmoothGrad(generation) {
         if (!current(generation)) return;
         state.smooth[method].running = p.map;
         $('progress').value = p.done / p.total;
-        $('progress-text').textContent = `${label}: ${p.done}/${p.total} samples · ${(p.elapsedMs / 1000).toFixed(1)} s · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}`;
+        $('progress-text').textContent = `${label}: ${p.done}/${p.total} samples · ${(p.elapsedMs / 1000).toFixed(1)} s · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}${workersText(p.workers)}`;
         draw(key).catch((e) => showError(e, 'render'));
       },
     });
@@ -446,9 +448,10 @@ async function runSmoothGrad(generation) {
     state.smooth[method] = { maps: result.maps, running: result.map, params };
     exposed.smoothgrad[method] = result.maps;
     exposed.runs[method] = { done: result.done, total: result.total, stopped: result.stopped,
-      elapsedMs: result.elapsedMs, samplesPerSecond: result.samplesPerSecond, microBatch: result.microBatch };
+      elapsedMs: result.elapsedMs, samplesPerSecond: result.samplesPerSecond, microBatch: result.microBatch,
+      workers: result.workers };
     if (current(generation)) await draw(key);
-    const summary = `${label}: ${result.done}/${result.total} samples in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.samplesPerSecond.toFixed(2)} samples/s, micro-batch ${result.microBatch}, ${sg.backend})`;
+    const summary = `${label}: ${result.done}/${result.total} samples in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.samplesPerSecond.toFixed(2)} samples/s, micro-batch ${result.microBatch}${workersText(result.workers)}, ${sg.backend})`;
     $('progress-text').textContent = result.stopped ? `${summary} — stopped` : summary;
     if (result.stopped) {
       say(`Stopped: ${summary}.`, 'info');

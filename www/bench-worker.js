@@ -42,7 +42,7 @@ self.onmessage = async ({ data: params }) => {
   const image = params.image ?? 'samples/chelsea.png';
   try {
     const started = now();
-    await init();
+    const { memory } = await init();
     const explainer = await Explainer.create(backend);
     const ready = now();
     const model = params.weights ? explainer.loadWeights(await bytes(params.weights)) : explainer.loadRandomWeights(1000);
@@ -77,6 +77,9 @@ self.onmessage = async ({ data: params }) => {
       runs,
       samples,
       startup_ms: { wasm_and_device: ready - started, to_first_gradient_map: firstMap - started },
+      // The wasm heap only grows: this is the peak of every run above (CPU backend: the model's
+      // weights and activations; WebGPU: what stays on the host).
+      wasm_memory_bytes: memory.buffer.byteLength,
       forward_b1: { ms: forward },
       forward_backward_b1: { ms: forwardBackward },
       smoothgrad: smoothgradFigures,

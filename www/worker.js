@@ -61,18 +61,21 @@ const ops = {
     explainer.start(options);
     return null;
   },
-  // One micro-batch, then the running map: awaiting smoothed() is the sync point.
-  async step({ smoothing }) {
+  // One micro-batch, then the running map: awaiting smoothed() is the sync point. When workers
+  // share the run, `others` are the other workers' latest sums (merged into the map) and this
+  // worker's own sums come back for them.
+  async step({ smoothing, others }) {
     const { done, total } = plain(explainer.step(), ['done', 'total']);
-    const map = await explainer.smoothed(smoothing);
-    return { done, total, map };
+    const sums = others ? plain(await explainer.sums(), ['count', 'sum', 'sumOfSquares']) : undefined;
+    const map = await explainer.smoothed(smoothing, others);
+    return { done, total, map, sums };
   },
-  smoothed({ smoothing }) {
-    return explainer.smoothed(smoothing);
+  smoothed({ smoothing, others }) {
+    return explainer.smoothed(smoothing, others);
   },
-  async smoothedAll() {
+  async smoothedAll({ others }) {
     const maps = {};
-    for (const smoothing of SMOOTHINGS) maps[smoothing] = await explainer.smoothed(smoothing);
+    for (const smoothing of SMOOTHINGS) maps[smoothing] = await explainer.smoothed(smoothing, others);
     return maps;
   },
   render({ map, options }) {
@@ -93,7 +96,10 @@ function transferables(result) {
   };
   if (result && typeof result === 'object') {
     add(result);
-    for (const v of Object.values(result)) add(v);
+    for (const v of Object.values(result)) {
+      add(v);
+      if (v && typeof v === 'object' && !ArrayBuffer.isView(v)) Object.values(v).forEach(add);
+    }
   }
   return list;
 }

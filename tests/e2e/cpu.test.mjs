@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  useSite, openPage, waitForTasks, pageArrays, referenceQuery, compareWithReference,
+  useSite, openPage, waitForTasks, pageArrays, referenceQuery, compareWithReference, relativeError,
 } from './harness.mjs';
 
 const site = useSite();
@@ -24,6 +24,55 @@ test('no WebGPU: backend=auto falls back to the CPU, says so, and matches the na
   assert.match(status, /This browser has no WebGPU \(Chrome and Edge 113\+, Safari 26, Firefox 141\+ on Windows have it\)/);
   assert.match(await page.locator('#backend-badge').textContent(), /CPU/);
   compareWithReference(got, site.reference);
+  // One worker per core shares the run (4 samples, micro-batch 2: at most 2 have work).
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  assert.equal(got.runs.gradient.workers, Math.min(cores, 2));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a run shared by workers gives the one-worker map, in order, and goes on alone when a helper fails', async () => {
+  const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${q}`);
+  await waitForTasks(page, 2);
+  const explain = (workers, failHelper = false) => page.evaluate(async ({ workers, failHelper }) => {
+    const sg = window.__smoothgrad.api;
+    if (failHelper) {
+      await sg._helpers[0].worker.call('simulateTrap', { op: 'step', message: 'panicked at a helper: test' });
+    }
+    const ticks = [];
+    const run = await sg.explain({
+      method: 'gradient', samples: 6, microBatch: 1, seed: 5, workers,
+      onProgress: (p) => ticks.push({ done: p.done, workers: p.workers, values: p.map.length }),
+    });
+    const variance = await sg.smoothed('variance');
+    return { workers: run.workers, done: run.done, ticks, mean: Array.from(run.maps.mean),
+      variance: Array.from(run.maps.variance), smoothedVariance: Array.from(variance) };
+  }, { workers, failHelper });
+
+  const alone = await explain(1);
+  const shared = await explain(3);
+  assert.equal(shared.workers, 3);
+  assert.equal(shared.done, 6);
+  const done = shared.ticks.map((tick) => tick.done);
+  assert.deepEqual(done, [...done].sort((a, b) => a - b), 'progress goes forward');
+  assert.equal(done.at(-1), 6);
+  assert.ok(shared.ticks.every((tick) => tick.workers === 3 && tick.values === 3 * 224 * 224));
+  const sameMap = (ours, reference, what) => {
+    const error = relativeError(ours, reference);
+    console.log(`${what}: max|a-b|/max|b| ${error}`);
+    assert.ok(error < 1e-5, `${what}: ${error}`);
+  };
+  sameMap(shared.mean, alone.mean, '3 workers vs 1, mean');
+  sameMap(shared.variance, alone.variance, '3 workers vs 1, variance');
+  sameMap(shared.smoothedVariance, shared.variance, 'smoothed() after a shared run');
+
+  const recovered = await explain(3, true);
+  assert.equal(recovered.workers, 1);
+  assert.equal(recovered.done, 6);
+  sameMap(recovered.mean, alone.mean, 'after a helper failed');
+  const messages = await page.evaluate(() => window.__smoothgrad.messages.map((m) => m.text ?? m));
+  assert.ok(messages.some((m) => /A helper worker failed .*panicked at a helper: test.*runs again on one worker/.test(m)), messages.join('\n'));
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -128,6 +128,8 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
     [{ noiseLevel: -0.1 }, 'OptionsError'],
     [{ noiseLevel: Number.NaN }, 'OptionsError'],
     [{ microBatch: 0 }, 'OptionsError'],
+    [{ workers: 0 }, 'OptionsError'],
+    [{ workers: 1.5 }, 'OptionsError'],
     [{ method: 'saliency' }, 'OptionsError'],
     [{ target: 10 }, 'TargetError'],
   ];

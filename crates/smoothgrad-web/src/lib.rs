@@ -7,14 +7,14 @@
 
 use std::sync::Mutex;
 
-use js_sys::{Float32Array, Object, Promise, Reflect};
+use js_sys::{Array, Float32Array, Object, Promise, Reflect};
 use serde::Deserialize;
 use smoothgrad::burn::tensor::activation::softmax;
-use smoothgrad::burn::tensor::{Device, Tensor};
+use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::image::RgbImage;
 use smoothgrad::{
     Method, PortableNoise, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
-    SmoothGradRun, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
+    SmoothGradRun, SmoothGradSums, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -99,6 +99,8 @@ struct RunOptions {
     noise_level: Option<f64>,
     micro_batch: Option<usize>,
     seed: Option<u64>,
+    #[serde(default)]
+    sample_range: Option<(usize, usize)>,
 }
 
 /// How a map is drawn, as JS spells it.
@@ -233,7 +235,9 @@ impl Explainer {
     }
 
     /// Prepares a SmoothGrad run (`{method, target, samples, noiseLevel, microBatch, seed,
-    /// igSteps}`); the noise comes from `seed` alone, so a run is the same on every backend.
+    /// igSteps, sampleRange}`); the noise comes from `seed` alone, so a run is the same on every
+    /// backend. `sampleRange: [start, end]` runs only those samples of the `samples`: workers
+    /// sharing one run each take a range and [`Explainer::smoothed`] merges their sums.
     pub fn start(&mut self, options: JsValue) -> Result<(), JsValue> {
         let options: RunOptions = options_from(options)?;
         let defaults = SmoothGradOptions::default();
@@ -246,16 +250,19 @@ impl Explainer {
         let method = method(&options.method, options.ig_steps)?;
         let target = self.target(options.target)?;
         let noise = PortableNoise::new(settings.seed, &self.device);
-        let run = SmoothGradRun::new(self.model()?.clone(), method, self.input()?, target, noise, settings)
-            .map_err(|error| ErrorKind::Options.error(error))?;
+        let options_error = |error| ErrorKind::Options.error(error);
+        let mut run = SmoothGradRun::new(self.model()?.clone(), method, self.input()?, target, noise, settings)
+            .map_err(options_error)?;
+        if let Some((start, end)) = options.sample_range {
+            run = run.with_sample_range(start..end).map_err(options_error)?;
+        }
         self.run = Some(run);
         Ok(())
     }
 
     /// Queues the next micro-batch (on the CPU backend, computes it); returns `{done, total}`.
     pub fn step(&mut self) -> Result<JsValue, JsValue> {
-        let run = self.run.as_mut().ok_or_else(|| ErrorKind::State.error("no SmoothGrad run: call start() first"))?;
-        let progress = run.step();
+        let progress = self.run.as_mut().ok_or_else(no_run)?.step();
         let result = Object::new();
         set(&result, "done", &progress.done.into())?;
         set(&result, "total", &progress.total.into())?;
@@ -264,10 +271,28 @@ impl Explainer {
 
     /// The run's map so far for a smoothing (`"mean"`, `"mean-of-squares"`, `"variance"`,
     /// `"abs-mean"`): `Float32Array` `[3, 224, 224]`. Awaiting it waits for the queued steps.
-    pub fn smoothed(&self, smoothing: &str) -> Result<Promise, JsValue> {
-        let run = self.run.as_ref().ok_or_else(|| ErrorKind::State.error("no SmoothGrad run: call start() first"))?;
-        let map = run.sums().map(parse(smoothing)?);
+    /// `others`, when given, are the [sums](Explainer::sums) of other workers' shares of the
+    /// same run, merged in first.
+    pub fn smoothed(&self, smoothing: &str, others: Option<Array>) -> Result<Promise, JsValue> {
+        let mut sums = self.run()?.sums().clone();
+        for other in others.iter().flat_map(Array::iter) {
+            sums = sums.merge(self.sums_from_js(&other)?);
+        }
+        let map = sums.map(parse(smoothing)?);
         Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
+    }
+
+    /// This run's own sums so far, `{count, sum, sumOfSquares}` (`Float32Array`s
+    /// `[3, 224, 224]`), for another worker's [`Explainer::smoothed`].
+    pub fn sums(&self) -> Result<Promise, JsValue> {
+        let sums = self.run()?.sums().clone();
+        Ok(future_to_promise(async move {
+            let result = Object::new();
+            set(&result, "count", &sums.count.into())?;
+            set(&result, "sum", &read(sums.sum).await?.into())?;
+            set(&result, "sumOfSquares", &read(sums.sum_of_squares).await?.into())?;
+            Ok(result.into())
+        }))
     }
 
     /// RGBA pixels of a `[3, 224, 224]` map (`{sign, clipPercentile, gamma, colormap, overlay}`),
@@ -294,6 +319,32 @@ impl Explainer {
         Ok(smoothgrad::render(map, width, height, &options, options.overlay.map(|_| &image.crop)))
     }
 
+    fn run(&self) -> Result<&SmoothGradRun<Method, PortableNoise>, JsValue> {
+        self.run.as_ref().ok_or_else(no_run)
+    }
+
+    /// `{count, sum, sumOfSquares}` from JS, checked against this image's shape.
+    fn sums_from_js(&self, value: &JsValue) -> Result<SmoothGradSums, JsValue> {
+        let [_, channels, height, width] = self.input()?.dims();
+        let shape = [channels, height, width];
+        let length = channels * height * width;
+        let bad = || {
+            ErrorKind::Options.error(format!(
+                "a share's sums must be {{count, sum, sumOfSquares}} with {length} values each"
+            ))
+        };
+        let field = |key: &str| Reflect::get(value, &key.into()).map_err(|_| bad());
+        let values = |key: &str| {
+            let array: Float32Array = field(key)?.dyn_into().map_err(|_| bad())?;
+            if array.length() as usize != length {
+                return Err(bad());
+            }
+            Ok(Tensor::from_data(TensorData::new(array.to_vec(), shape), &self.device))
+        };
+        let count = field("count")?.as_f64().filter(|n| n.fract() == 0.0 && *n >= 0.0).ok_or_else(bad)?;
+        Ok(SmoothGradSums { count: count as usize, sum: values("sum")?, sum_of_squares: values("sumOfSquares")? })
+    }
+
     fn model(&self) -> Result<&ResNet, JsValue> {
         self.model.as_ref().ok_or_else(|| ErrorKind::State.error("no model: load weights first"))
     }
@@ -306,6 +357,10 @@ impl Explainer {
         Targets::classes(&[class], self.model()?.num_classes(), &self.device)
             .map_err(|error| ErrorKind::Target.error(error))
     }
+}
+
+fn no_run() -> JsValue {
+    ErrorKind::State.error("no SmoothGrad run: call start() first")
 }
 
 fn no_image() -> JsValue {

@@ -1,7 +1,7 @@
 //! The JS-facing layer in a browser: typed errors, and the same numbers on WebGPU and the CPU.
 #![cfg(target_family = "wasm")]
 
-use js_sys::{Float32Array, Promise, Reflect};
+use js_sys::{Array, Float32Array, Object, Promise, Reflect};
 use smoothgrad_web::Explainer;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -36,21 +36,26 @@ async fn ready(backend: &str) -> Explainer {
     explainer
 }
 
-/// SmoothGrad's mean map after running every step.
-async fn smoothgrad(explainer: &mut Explainer) -> Vec<f32> {
-    explainer
-        .start(options(r#"{"method":"gradient","target":3,"samples":3,"microBatch":2,"seed":11}"#))
-        .unwrap();
+/// SmoothGrad on the fixture model: 3 samples, 2 at a time.
+const RUN: &str = r#""method":"gradient","target":3,"samples":3,"microBatch":2,"seed":11"#;
+
+/// Starts a run (`RUN` and `more` options) and steps it to the end; returns the steps taken.
+fn run_to_end(explainer: &mut Explainer, more: &str) -> usize {
+    explainer.start(options(&format!("{{{RUN}{more}}}"))).unwrap();
     let mut steps = 0;
     loop {
         let progress = explainer.step().unwrap();
         steps += 1;
         if Reflect::get(&progress, &"done".into()).unwrap() == Reflect::get(&progress, &"total".into()).unwrap() {
-            break;
+            return steps;
         }
     }
-    assert_eq!(steps, 2);
-    values(explainer.smoothed("mean").unwrap()).await
+}
+
+/// SmoothGrad's mean map after running every step.
+async fn smoothgrad(explainer: &mut Explainer) -> Vec<f32> {
+    assert_eq!(run_to_end(explainer, ""), 2);
+    values(explainer.smoothed("mean", None).unwrap()).await
 }
 
 fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
@@ -98,6 +103,28 @@ async fn webgpu_and_cpu_give_the_same_classification_and_smoothgrad_for_a_seed()
 }
 
 #[wasm_bindgen_test]
+async fn workers_sharing_a_run_merge_into_the_whole_run() {
+    let (mut whole, mut first, mut rest) = (ready("cpu").await, ready("cpu").await, ready("cpu").await);
+    let expected = smoothgrad(&mut whole).await;
+    assert_eq!(run_to_end(&mut first, r#","sampleRange":[0,1]"#), 1);
+    assert_eq!(run_to_end(&mut rest, r#","sampleRange":[1,3]"#), 1);
+    let sums = JsFuture::from(first.sums().unwrap()).await.unwrap();
+    assert_eq!(Reflect::get(&sums, &"count".into()).unwrap(), 1);
+    let merged = values(rest.smoothed("mean", Some(Array::of1(&sums))).unwrap()).await;
+    assert!(relative_error(&merged, &expected) < 1e-5, "merged shares differ from the whole run");
+    let alone = values(rest.smoothed("mean", None).unwrap()).await;
+    assert!(relative_error(&alone, &expected) > 1e-2, "a share alone is not the whole run");
+
+    let truncated = Object::new();
+    Reflect::set(&truncated, &"count".into(), &1.into()).unwrap();
+    for key in ["sum", "sumOfSquares"] {
+        Reflect::set(&truncated, &key.into(), &Float32Array::new_with_length(10)).unwrap();
+    }
+    assert_eq!(error_name(rest.smoothed("mean", Some(Array::of1(&truncated)))), "OptionsError");
+    assert_eq!(error_name(first.start(options(&format!(r#"{{{RUN},"sampleRange":[2,4]}}"#)))), "OptionsError");
+}
+
+#[wasm_bindgen_test]
 async fn every_mistake_is_a_named_error_and_the_explainer_stays_usable() {
     let mut explainer = Explainer::create("cpu".into()).await.unwrap();
     assert_eq!(error_name(explainer.classify()), "StateError");
@@ -119,7 +146,7 @@ async fn every_mistake_is_a_named_error_and_the_explainer_stays_usable() {
         assert_eq!(error_name(explainer.start(options(json))), kind, "{json}");
     }
     assert_eq!(error_name(explainer.step()), "StateError");
-    assert_eq!(error_name(explainer.smoothed("median")), "StateError");
+    assert_eq!(error_name(explainer.smoothed("median", None)), "StateError");
     let map = values(explainer.attribute(options(r#"{"method":"guided-backprop","target":2}"#)).unwrap()).await;
     assert_eq!(map.len(), 3 * 224 * 224);
     assert_eq!(error_name(explainer.render(&map, options(r#"{"colormap":"rainbow"}"#))), "OptionsError");

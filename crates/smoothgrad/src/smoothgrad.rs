@@ -1,5 +1,7 @@
 //! SmoothGrad (Smilkov et al. 2017): average a method's maps over noisy copies of the image.
 
+use std::ops::Range;
+
 use burn::tensor::Tensor;
 
 use crate::attribution::Attribution;
@@ -20,6 +22,16 @@ pub enum OptionsError {
     /// A micro-batch of nothing.
     #[error("the micro-batch size must be at least 1 (got 0)")]
     EmptyMicroBatch,
+    /// A share of a run that is empty or reaches past its samples.
+    #[error("samples {start}..{end} are not a share of a run of {samples} samples")]
+    BadSampleRange {
+        /// First sample of the share.
+        start: usize,
+        /// One past its last sample.
+        end: usize,
+        /// Samples in the whole run.
+        samples: usize,
+    },
 }
 
 /// SmoothGrad's parameters; the defaults are the paper's.
@@ -110,6 +122,15 @@ impl SmoothGradSums {
         }
     }
 
+    /// The sums over the samples of both (e.g. two workers' shares of one run).
+    pub fn merge(self, other: SmoothGradSums) -> Self {
+        Self {
+            count: self.count + other.count,
+            sum: self.sum + other.sum,
+            sum_of_squares: self.sum_of_squares + other.sum_of_squares,
+        }
+    }
+
     fn add(self, maps: Tensor<4>) -> Self {
         let batch = maps.dims()[0];
         Self {
@@ -148,6 +169,7 @@ pub struct SmoothGradRun<A: Attribution, N: NoiseSource> {
     noise: N,
     sigma: Tensor<1>,
     options: SmoothGradOptions,
+    samples: Range<usize>,
     sums: SmoothGradSums,
 }
 
@@ -174,19 +196,33 @@ impl<A: Attribution, N: NoiseSource> SmoothGradRun<A, N> {
             targets: target,
             noise,
             sigma,
+            samples: 0..options.samples,
             options,
             sums: SmoothGradSums { count: 0, sum: zeros(), sum_of_squares: zeros() },
             input,
         })
     }
 
+    /// Runs only the samples `samples` of the whole run, with the noise they have there: runs
+    /// over disjoint shares (one per worker, say) give, [merged](SmoothGradSums::merge), the
+    /// whole run's sums.
+    pub fn with_sample_range(mut self, samples: Range<usize>) -> Result<Self, OptionsError> {
+        if samples.is_empty() || samples.end > self.options.samples {
+            let Range { start, end } = samples;
+            return Err(OptionsError::BadSampleRange { start, end, samples: self.options.samples });
+        }
+        self.samples = samples;
+        Ok(self)
+    }
+
     /// Runs the next micro-batch of noisy copies and adds their maps to the sums.
     pub fn step(&mut self) -> Progress {
         let done = self.sums.count;
-        let batch = self.options.micro_batch.min(self.options.samples - done);
+        let batch = self.options.micro_batch.min(self.samples.len() - done);
         if batch > 0 {
             let [_, channels, height, width] = self.input.dims();
-            let noise = self.noise.draw(done..done + batch, &self.sigma, [channels, height, width]);
+            let first = self.samples.start + done;
+            let noise = self.noise.draw(first..first + batch, &self.sigma, [channels, height, width]);
             let noisy = self.input.clone().repeat_dim(0, batch) + noise;
             let maps = self.method.attribute(&self.model, noisy, &self.targets.repeat(batch));
             self.sums = self.sums.clone().add(maps);
@@ -194,9 +230,9 @@ impl<A: Attribution, N: NoiseSource> SmoothGradRun<A, N> {
         self.progress()
     }
 
-    /// Samples done so far.
+    /// Samples done so far, of this run's share.
     pub fn progress(&self) -> Progress {
-        Progress { done: self.sums.count, total: self.options.samples }
+        Progress { done: self.sums.count, total: self.samples.len() }
     }
 
     /// The running sums (device tensors).

@@ -5,8 +5,8 @@ mod common;
 use common::*;
 use smoothgrad::burn::tensor::{Device, Tensor};
 use smoothgrad::{
-    GaussianNoise, Gradient, NoiseSource, OptionsError, PortableNoise, SmoothGradOptions, SmoothGradRun,
-    Smoothing, TargetError, Targets,
+    GaussianNoise, Gradient, NoiseSource, OptionsError, PortableNoise, ResNet, SmoothGradOptions,
+    SmoothGradRun, Smoothing, TargetError, Targets,
 };
 
 fn device() -> Device {
@@ -67,28 +67,80 @@ fn check_noise<N: NoiseSource>(source: impl Fn(u64) -> N, device: &Device) {
     assert_ne!(alone, other_seed);
 }
 
+/// The fixture model, the first reference image and its target.
+struct Fixture {
+    device: Device,
+    model: ResNet,
+    input: Tensor<4>,
+    target: Targets,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let device = device();
+        let model = load(&narrow_resnet50(), MODEL, &device);
+        let input = reference_tensor::<4>("input", &device).narrow(0, 0, 1);
+        let target = reference_targets(&device).select(0);
+        Self { device, model, input, target }
+    }
+
+    /// A SmoothGrad run of the gradient over the image.
+    fn run<N: NoiseSource>(&self, noise: N, options: SmoothGradOptions) -> SmoothGradRun<Gradient, N> {
+        SmoothGradRun::new(self.model.clone(), Gradient, self.input.clone(), self.target.clone(), noise, options)
+            .unwrap()
+    }
+}
+
+/// max |ours − reference| / max |reference|.
+fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
+    let largest = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    ours.iter().zip(reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / largest
+}
+
 #[test]
 fn result_does_not_depend_on_the_micro_batch_and_progress_is_reported() {
-    let device = device();
-    let model = load(&narrow_resnet50(), MODEL, &device);
-    let input: Tensor<4> = reference_tensor::<4>("input", &device).narrow(0, 0, 1);
-    let target = reference_targets(&device).select(0);
+    let fixture = Fixture::new();
     let run = |micro_batch: usize| {
         let options = SmoothGradOptions { samples: 5, micro_batch, seed: 3, ..Default::default() };
-        let noise = GaussianNoise::new(options.seed, &device);
+        let noise = GaussianNoise::new(options.seed, &fixture.device);
         let mut ticks = Vec::new();
-        let sums = SmoothGradRun::new(model.clone(), Gradient, input.clone(), target.clone(), noise, options)
-            .unwrap()
-            .run(|progress, _| ticks.push(progress.done));
+        let sums = fixture.run(noise, options).run(|progress, _| ticks.push(progress.done));
         (values(sums.map(Smoothing::Mean)), ticks)
     };
     let (by_two, ticks) = run(2);
     assert_eq!(ticks, vec![2, 4, 5]);
     let (by_five, ticks) = run(5);
     assert_eq!(ticks, vec![5]);
-    let largest = by_five.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let error = by_two.iter().zip(&by_five).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(error <= 1e-5 * largest, "{error} vs {largest}");
+    let error = relative_error(&by_two, &by_five);
+    assert!(error <= 1e-5, "{error}");
+}
+
+#[test]
+fn shares_of_a_run_merge_into_the_whole_run() {
+    let fixture = Fixture::new();
+    let options = SmoothGradOptions { samples: 5, micro_batch: 2, seed: 11, ..Default::default() };
+    let run = || fixture.run(PortableNoise::new(options.seed, &fixture.device), options.clone());
+    let share = |samples| {
+        let mut ticks = Vec::new();
+        let sums = run().with_sample_range(samples).unwrap().run(|progress, _| ticks.push(progress));
+        (sums, ticks.last().copied().unwrap())
+    };
+    let whole = run().run(|_, _| ());
+    let ((first, first_end), (rest, rest_end)) = (share(0..2), share(2..5));
+    assert_eq!((first_end.done, first_end.total, rest_end.done, rest_end.total), (2, 2, 3, 3));
+    let merged = first.merge(rest.clone());
+    assert_eq!(merged.count, 5);
+    for smoothing in [Smoothing::Mean, Smoothing::Variance] {
+        let error = relative_error(&values(merged.map(smoothing)), &values(whole.map(smoothing)));
+        assert!(error <= 1e-5, "{smoothing:?}: {error}");
+    }
+    // A share is its own samples, not the first ones again.
+    assert_ne!(values(rest.sum), values(share(0..3).0.sum));
+
+    let refused = |samples| run().with_sample_range(samples).err();
+    let expected = |start, end| Some(OptionsError::BadSampleRange { start, end, samples: 5 });
+    assert_eq!(refused(3..6), expected(3, 6));
+    assert_eq!(refused(2..2), expected(2, 2));
 }
 
 #[test]
