@@ -34,9 +34,12 @@ export const DEFAULT_OPTIONS = Object.freeze({
   method: 'gradient', samples: 50, noiseLevel: 0.15, microBatch: 'auto', seed: 0, igSteps: 50,
   smoothing: 'mean', workers: 'auto',
 });
-/** CPU workers sharing a run at most: each holds its own model (≈ 0.2 GB) and activations, and
- * beyond a few the cores' shared memory bandwidth gains little. */
+/** CPU workers sharing a run at most: beyond a few, the cores' shared memory bandwidth gains
+ * little. Each holds its own model and activations: a ResNet-50 worker's wasm heap reaches
+ * ≈ 0.33 GB at micro-batch 4 (www/bench.html), and "auto" keeps them to a quarter of the
+ * device's memory where the browser tells it (navigator.deviceMemory). */
 export const MAX_CPU_WORKERS = 4;
+const WORKER_MEMORY_GB = 0.35;
 /** torchvision's ImageNet checkpoint (IMAGENET1K_V1), served with CORS by the Hugging Face hub. */
 export const HUB_WEIGHTS_URL = 'https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors';
 /** Self-hosted weights (scripts/fetch-weights.sh puts them there; build-site.sh copies them). */
@@ -112,12 +115,15 @@ export function autoMicroBatch({ backend, adapter, model, samples }) {
 }
 
 /** Workers sharing a SmoothGrad run for "auto": one per core on the CPU backend (up to
- * MAX_CPU_WORKERS, no more than the run has micro-batches); WebGPU has one device, so one. */
+ * MAX_CPU_WORKERS and the memory budget, no more than the run has micro-batches); WebGPU has one
+ * device, so one. */
 export function autoWorkers({ backend, samples, microBatch }) {
   if (backend !== 'cpu') return 1;
   const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  const memoryGB = globalThis.navigator?.deviceMemory;
+  const byMemory = memoryGB ? Math.floor(memoryGB / 4 / WORKER_MEMORY_GB) : MAX_CPU_WORKERS;
   const batches = Number.isFinite(samples) && samples >= 1 ? Math.ceil(samples / microBatch) : 1;
-  return Math.max(1, Math.min(cores, MAX_CPU_WORKERS, batches));
+  return Math.max(1, Math.min(cores, byMemory, MAX_CPU_WORKERS, batches));
 }
 
 /** Samples 0..samples split into `workers` contiguous shares [start, end), as even as can be. */
