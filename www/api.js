@@ -564,7 +564,7 @@ export class SmoothGrad {
     if (!Number.isInteger(requested) || requested < 1) {
       throw new SmoothGradError('OptionsError', `workers must be 'auto' or a whole number ≥ 1 (got ${requested}).`);
     }
-    return this.backend === 'cpu' ? Math.min(requested, Math.max(1, samples)) : 1;
+    return this.backend === 'cpu' ? Math.min(requested, Math.max(1, Math.floor(samples) || 1)) : 1;
   }
 
   /** Runs `start` on `workers` workers, each on its share of the samples, every micro-batch's
