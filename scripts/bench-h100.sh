@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
-# native wgpu benchmark (Vulkan) side by side, JSON into $OUT. Prepare here first:
-#   scripts/bench-prepare.sh   (builds .bench/bench, fetches .gl/libvulkan1 and .whl/captum)
+# native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json) and with
+# burn's autotune (h100-autotune.json, which also says whether its gradient matches the CPU's).
+# Prepare here first:
+#   scripts/bench-prepare.sh   (builds .bench/bench*, fetches .gl/libvulkan1 and .whl/captum)
 # then run on the device, carrying .bench .gl .whl:  scripts/bench-h100.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/bench-out}
 mkdir -p "$out"
-gunzip -kf .bench/bench.gz && chmod +x .bench/bench
+for binary in .bench/*.gz; do gunzip -kf "$binary" && chmod +x "${binary%.gz}"; done
 for deb in .gl/*.deb; do dpkg -x "$deb" /; done
 ldconfig
 # The NVIDIA ICD (libGLX_nvidia) needs glvnd's dispatch libraries, which the image lacks.
@@ -20,6 +22,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 # A short smoke run first: if Vulkan is not found, say so before the long runs.
 timeout 120 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 | tee "$out/smoke.json"
 # The project's run is bounded so that PyTorch's figures come back even if it is very slow.
-python3 scripts/bench.py --project "timeout ${PROJECT_TIMEOUT:-300} .bench/bench --backend wgpu" --runs "${RUNS:-10}" \
-  > "$out/h100.json" 2> >(tee "$out/bench.log" >&2)
-cat "$out/h100.json"
+for variant in bench bench-autotune; do
+  [ -x ".bench/$variant" ] || continue
+  name=h100${variant#bench}
+  python3 scripts/bench.py --project "timeout ${PROJECT_TIMEOUT:-240} .bench/$variant --backend wgpu" --runs "${RUNS:-10}" \
+    > "$out/$name.json" 2> >(tee "$out/$name.log" >&2)
+  cat "$out/$name.json"
+done

@@ -2,6 +2,7 @@
 #![cfg(target_family = "wasm")]
 
 use js_sys::{Array, Float32Array, Object, Promise, Reflect};
+use smoothgrad::compare;
 use smoothgrad_web::Explainer;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -58,26 +59,6 @@ async fn smoothgrad(explainer: &mut Explainer) -> Vec<f32> {
     values(explainer.smoothed("mean", None).unwrap()).await
 }
 
-fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
-    let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    ours.iter().zip(reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale
-}
-
-/// Pearson correlation, and how far the ratio of the two maps' norms is from 1.
-fn correlation_and_norm_ratio(ours: &[f32], reference: &[f32]) -> (f64, f64) {
-    let mean = |values: &[f32]| values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
-    let (mean_ours, mean_reference) = (mean(ours), mean(reference));
-    let (mut cross, mut square_ours, mut square_reference) = (0.0, 0.0, 0.0);
-    for (&a, &b) in ours.iter().zip(reference) {
-        let (a, b) = (f64::from(a) - mean_ours, f64::from(b) - mean_reference);
-        cross += a * b;
-        square_ours += a * a;
-        square_reference += b * b;
-    }
-    let norm = |values: &[f32]| values.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
-    (cross / (square_ours * square_reference).sqrt(), (norm(ours) / norm(reference) - 1.0).abs())
-}
-
 #[wasm_bindgen_test]
 async fn webgpu_and_cpu_give_the_same_classification_and_smoothgrad_for_a_seed() {
     let mut gpu = ready("webgpu").await;
@@ -88,13 +69,13 @@ async fn webgpu_and_cpu_give_the_same_classification_and_smoothgrad_for_a_seed()
     let on_cpu = probabilities(JsFuture::from(cpu.classify().unwrap()).await.unwrap());
     assert_eq!(on_gpu.len(), 10);
     assert!((on_cpu.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-    assert!(relative_error(&on_gpu, &on_cpu) < 1e-4, "probabilities differ");
+    assert!(compare::max_relative_error(&on_gpu, &on_cpu) < 1e-4, "probabilities differ");
     // Not element by element: on noisy inputs a ReLU input within rounding of zero can be gated
     // differently by the two backends' summation orders, which changes a patch of the gradient
     // (measured natively on this model: max error 2e-2, correlation ≥ 0.99989, norms within 5e-4),
     // while SmoothGrad with other noise correlates at ~0.16.
-    let (correlation, norm_ratio) =
-        correlation_and_norm_ratio(&smoothgrad(&mut gpu).await, &smoothgrad(&mut cpu).await);
+    let (on_gpu, on_cpu) = (smoothgrad(&mut gpu).await, smoothgrad(&mut cpu).await);
+    let (correlation, norm_ratio) = (compare::correlation(&on_gpu, &on_cpu), compare::norm_ratio_error(&on_gpu, &on_cpu));
     web_sys::console::log_1(
         &format!("SmoothGrad WebGPU vs CPU, same seed: correlation {correlation}, norm ratio off by {norm_ratio:e}").into(),
     );
@@ -111,9 +92,9 @@ async fn workers_sharing_a_run_merge_into_the_whole_run() {
     let sums = JsFuture::from(first.sums().unwrap()).await.unwrap();
     assert_eq!(Reflect::get(&sums, &"count".into()).unwrap(), 1);
     let merged = values(rest.smoothed("mean", Some(Array::of1(&sums))).unwrap()).await;
-    assert!(relative_error(&merged, &expected) < 1e-5, "merged shares differ from the whole run");
+    assert!(compare::max_relative_error(&merged, &expected) < 1e-5, "merged shares differ from the whole run");
     let alone = values(rest.smoothed("mean", None).unwrap()).await;
-    assert!(relative_error(&alone, &expected) > 1e-2, "a share alone is not the whole run");
+    assert!(compare::max_relative_error(&alone, &expected) > 1e-2, "a share alone is not the whole run");
 
     let truncated = Object::new();
     Reflect::set(&truncated, &"count".into(), &1.into()).unwrap();

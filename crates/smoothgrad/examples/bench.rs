@@ -1,6 +1,7 @@
 //! Speed benchmark: ResNet-50 at 224×224, fp32, input gradient of one logit; prints JSON.
 //!
 //! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]`
+//! (`--features autotune` natively lets burn's GPU backend tune its kernels)
 //!
 //! Each figure is the median of `--runs` timed runs after one warm-up; every run ends with a
 //! device sync, so the time is the device's work, not the queueing. Memory is what burn's pools
@@ -10,9 +11,10 @@
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use smoothgrad::burn::module::Module;
 use smoothgrad::burn::tensor::{Device, DeviceKind, Distribution, Tensor};
 use smoothgrad::{
-    Attribution, GaussianNoise, Gradient, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
+    Attribution, compare, GaussianNoise, Gradient, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
     Smoothing, Targets,
 };
 
@@ -95,6 +97,21 @@ fn smoothgrad(model: &ResNet, image: &Tensor<4>, target: &Targets, samples: usiz
     let _ = run.run(|_, _| {}).map(Smoothing::Mean).into_data();
 }
 
+/// The input gradient on `device` against the same on the CPU backend (exact kernels, no
+/// tuning): `{max_relative_error, correlation}`, so a GPU run checks the kernels it timed.
+fn gradient_against_cpu(model: &ResNet, image: &Tensor<4>, target: &Targets) -> Value {
+    let cpu = Device::flex();
+    let class = target.indices().into_data().iter::<i64>().next().expect("a class index") as usize;
+    let cpu_target = Targets::classes(&[class], 1000, &cpu).expect("a class of the model");
+    let cpu_gradient = Gradient.attribute(&model.clone().to_device(&cpu), image.clone().to_device(&cpu), &cpu_target);
+    let values = |tensor: Tensor<4>| tensor.into_data().iter::<f32>().collect::<Vec<_>>();
+    let (ours, reference) = (values(Gradient.attribute(model, image.clone(), target)), values(cpu_gradient));
+    json!({
+        "max_relative_error": compare::max_relative_error(&ours, &reference),
+        "correlation": compare::correlation(&ours, &reference),
+    })
+}
+
 fn main() {
     let args = Args::parse();
     let device = args.device();
@@ -120,10 +137,14 @@ fn main() {
         })
         .collect();
 
+    let check = (args.backend != "flex").then(|| gradient_against_cpu(&model, &image, &target));
+
     let report = json!({
         "project": "smoothgrad (burn)",
         "burn": "0.22.1",
         "backend": args.backend,
+        "autotune": cfg!(feature = "autotune"),
+        "gradient_vs_cpu": check,
         "device": format!("{device:?}"),
         "model": "resnet50 224x224 fp32, random weights",
         "runs": args.runs,

@@ -10,9 +10,13 @@
 //! Nothing here reads from the device except where a function says so, so the same code
 //! serves native callers and wasm, where every read must be async.
 
+#[cfg(all(feature = "autotune", target_family = "wasm"))]
+compile_error!("the `autotune` feature is native only: on WebGPU in wasm it gives wrong results");
+
 pub mod attribution;
 mod basic_block;
 mod bottleneck;
+pub mod compare;
 mod conv;
 mod downsample;
 mod frozen_batch_norm;

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use smoothgrad::burn::tensor::{Device, Tensor};
 use smoothgrad::{
-    GaussianNoise, Gradient, NoiseSource, OptionsError, PortableNoise, ResNet, SmoothGradOptions,
+    GaussianNoise, compare, Gradient, NoiseSource, OptionsError, PortableNoise, ResNet, SmoothGradOptions,
     SmoothGradRun, Smoothing, TargetError, Targets,
 };
 
@@ -91,12 +91,6 @@ impl Fixture {
     }
 }
 
-/// max |ours − reference| / max |reference|.
-fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
-    let largest = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    ours.iter().zip(reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / largest
-}
-
 #[test]
 fn result_does_not_depend_on_the_micro_batch_and_progress_is_reported() {
     let fixture = Fixture::new();
@@ -111,7 +105,7 @@ fn result_does_not_depend_on_the_micro_batch_and_progress_is_reported() {
     assert_eq!(ticks, vec![2, 4, 5]);
     let (by_five, ticks) = run(5);
     assert_eq!(ticks, vec![5]);
-    let error = relative_error(&by_two, &by_five);
+    let error = compare::max_relative_error(&by_two, &by_five);
     assert!(error <= 1e-5, "{error}");
 }
 
@@ -131,7 +125,7 @@ fn shares_of_a_run_merge_into_the_whole_run() {
     let merged = first.merge(rest.clone());
     assert_eq!(merged.count, 5);
     for smoothing in [Smoothing::Mean, Smoothing::Variance] {
-        let error = relative_error(&values(merged.map(smoothing)), &values(whole.map(smoothing)));
+        let error = compare::max_relative_error(&values(merged.map(smoothing)), &values(whole.map(smoothing)));
         assert!(error <= 1e-5, "{smoothing:?}: {error}");
     }
     // A share is its own samples, not the first ones again.

@@ -89,11 +89,7 @@ pub async fn assert_matches<const D: usize>(
     let ours = ours.try_to_vec::<f32>().unwrap();
     let expected = reference.try_to_vec::<f32>().unwrap();
     let scale = expected.iter().fold(0.0f32, |max, value| max.max(value.abs()));
-    let error = ours
-        .iter()
-        .zip(&expected)
-        .fold(0.0f32, |max, (a, b)| max.max((a - b).abs()));
-    let relative = error / scale;
+    let relative = smoothgrad::compare::max_relative_error(&ours, &expected);
     report!("{what}: max|ours − reference| / max|reference| = {relative:.3e} (scale {scale:.3e})");
     assert!(relative.is_finite() && relative <= tolerance, "{what}: relative error {relative:e} > {tolerance:e}");
     relative
