@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
 # native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json) and with
-# burn's autotune (h100-autotune.json, which also says whether its gradient matches the CPU's).
+# burn's autotune (h100-autotune.json, which also says whether its gradient matches the CPU's),
+# autotune's choices and a kernel profile of the shipped build.
 # Prepare here first:
 #   scripts/bench-prepare.sh   (builds .bench/bench*, fetches .gl/libvulkan1 and .whl/captum)
 # then run on the device, carrying .bench .gl .whl:  scripts/bench-h100.sh
@@ -15,17 +16,29 @@ ldconfig
 # The NVIDIA ICD (libGLX_nvidia) needs glvnd's dispatch libraries, which the image lacks.
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-cat "$VK_DRIVER_FILES"; ldconfig -p | grep -E "libvulkan|libGLX_nvidia|libGLdispatch" | tee "$out/libs.txt"
+{ cat "$VK_DRIVER_FILES"; ldconfig -p | grep -E "libvulkan|libGLX_nvidia|libGLdispatch"; } >> "$out/log.txt"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$out/log.txt"
 # A short smoke run first: if Vulkan is not found, say so before the long runs.
 timeout 120 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 | tee "$out/smoke.json"
-# The project's run is bounded so that PyTorch's figures come back even if it is very slow.
-for variant in bench bench-autotune; do
-  [ -x ".bench/$variant" ] || continue
+# Every benchmark binary in .bench (bench: as shipped; bench-autotune; any other build to compare)
+# runs beside PyTorch into h100<suffix>.json, bounded so that PyTorch's figures come back even if
+# it is very slow. Autotune's choices go to autotune-decisions.jsonl (one per tuned shape): which
+# kernels win on this GPU, the shortlist for a build without autotune (wasm).
+variants=$(ls .bench | grep -v '\.gz$')
+for variant in $variants; do
   name=h100${variant#bench}
-  python3 scripts/bench.py --project "timeout ${PROJECT_TIMEOUT:-240} .bench/$variant --backend wgpu" --runs "${RUNS:-10}" \
-    > "$out/$name.json" 2> >(tee "$out/$name.log" >&2)
+  rm -f cubecl.toml
+  [ "$variant" = bench-autotune ] && printf '[autotune.decisions]\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \
+    "$out/autotune-decisions.jsonl" "$out/autotune.log" > cubecl.toml
+  python3 scripts/bench.py --project "timeout ${PROJECT_TIMEOUT:-240} .bench/$variant --backend wgpu" --runs "${RUNS:-5}" \
+    > "$out/$name.json" 2> >(tee -a "$out/log.txt" >&2)
   cat "$out/$name.json"
 done
+# Where the shipped build's time goes: its kernel times (the logger loses the last ones at exit).
+printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$out/profile.log" > cubecl.toml
+timeout 60 .bench/bench --backend wgpu --runs 3 --micro-batches 50 > /dev/null
+rm -f cubecl.toml
+# The device tool brings back at most 8 files.
+ls "$out"

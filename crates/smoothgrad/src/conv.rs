@@ -1,8 +1,16 @@
-//! Convolutions of the ResNet blocks: torchvision's layout; 1×1 ones as matrix products.
+//! Convolutions of the ResNet blocks: torchvision's layout, computed as matrix products.
 
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::{Device, Slice, Tensor};
+use burn::tensor::ops::{ConvOptions, PadMode, UnfoldOptions};
+use burn::tensor::{Device, Shape, Slice, Tensor};
 
 /// A bias-free `kernel × kernel` convolution with torchvision's padding (`kernel / 2`).
 pub fn conv(
@@ -22,21 +30,26 @@ pub fn conv(
 
 /// `conv` (made by [`conv`]) applied to `input`. A 1×1 convolution (two of the three in each
 /// bottleneck, and the downsample shortcuts) is one matrix product per image, `[out, in]` times
-/// the (strided) input `[in, h·w]`; larger kernels use burn's convolution.
+/// the (strided) input `[in, h·w]`; larger kernels go through [`UnfoldedConvBackend`].
 ///
 /// Why: without autotune — which gives wrong results on WebGPU in wasm — burn's GPU backend
-/// convolves with a direct kernel (95 % of an H100's time in SmoothGrad); its matrix products are
-/// tiled. Measured on an H100 (SmoothGrad-50, micro-batch 50): direct everywhere 750 ms, matrix
-/// products everywhere 422 ms (k×k as k² shifted views: many small slice kernels, which also made
-/// SwiftShader ~4× slower), matrix products for 1×1 only 220 ms. On the CPU backend the last two
-/// are within noise of each other.
+/// convolves with a direct kernel, while its matrix products are tiled. Measured on an H100
+/// (SmoothGrad-50, micro-batch 50): direct everywhere 750 ms, 1×1 as matrix products 219 ms, and
+/// k×k unfolded too 141 ms. Autotune itself does not help there (226 ms): for WGSL it has no other
+/// forward kernel, as burn's implicit GEMMs need tensor cores.
 ///
 /// Backends sum in different orders, so where a ReLU's input lies within rounding of zero its gate
 /// can differ, and with it a patch of the input gradient: compare backends on noisy inputs by
 /// correlation, not element by element.
 pub fn forward(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
     if conv.kernel_size != [1, 1] {
-        return conv.forward(input);
+        let padding = conv.kernel_size.map(|size| size / 2);
+        let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+        return Tensor::from_dispatch(<Dispatch as UnfoldedConvBackend>::unfolded_conv2d(
+            input.into_dispatch(),
+            conv.weight.val().into_dispatch(),
+            options,
+        ));
     }
     let [batch, channels, height, width] = input.dims();
     let weight = conv.weight.val();
@@ -54,4 +67,141 @@ pub fn forward(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
         .reshape([1, out_channels, channels])
         .matmul(columns)
         .reshape([batch, out_channels, out_height, out_width])
+}
+
+/// Batches from which burn's GPU backend convolves through unfolded columns rather than its
+/// direct kernel. Measured on an H100 (ResNet-50): batch 1 forward 19.5 ms direct, 25.4 ms
+/// unfolded; SmoothGrad-50 at micro-batch 10: 296 → 248 ms, 25: 233 → 160 ms, 50: 219 → 141 ms.
+/// Below 10 nothing was measured between the two, so the direct kernel stays.
+pub const UNFOLD_FROM_BATCH: usize = 10;
+
+/// A bias-free convolution as a backend operation: on burn's GPU backend, from
+/// [`UNFOLD_FROM_BATCH`] images on, the zero-padded input is unfolded into columns (im2col:
+/// `[in·k·k, positions]` per image) and multiplied by the weights `[out, in·k·k]`; otherwise it is
+/// burn's convolution (burn's CPU backend already convolves through im2col and gemm).
+///
+/// Its gradient is burn's convolution gradient, not the product's: the columns (k² times the
+/// input) are never kept for the backward pass. (Unfolding the backward too — a stride-1
+/// convolution's input gradient is a convolution with the flipped kernel — measured no faster:
+/// SmoothGrad-50 at micro-batch 10 took 262 ms against 248, at 50 138 ms against 141.)
+#[backend_extension(Autodiff, Cube: cfg(feature = "wgpu"), Flex: cfg(feature = "flex"))]
+pub trait UnfoldedConvBackend: Backend {
+    /// `conv2d(x, weight)` with `options`, no bias.
+    fn unfolded_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, None, options)
+    }
+}
+
+#[cfg(feature = "flex")]
+impl UnfoldedConvBackend for burn::backend::Flex {}
+
+#[cfg(feature = "wgpu")]
+impl UnfoldedConvBackend for burn::backend::Cube {
+    fn unfolded_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        use burn::backend::TensorMetadata;
+        use burn::backend::ops::{FloatTensorOps, ModuleOps};
+
+        let [batch, _, _, _] = x.shape().dims();
+        if batch < UNFOLD_FROM_BATCH || options.dilation != [1, 1] || options.groups != 1 {
+            return Self::conv2d(x, weight, None, options);
+        }
+        let [out_channels, in_channels, kernel_height, kernel_width] = weight.shape().dims();
+        let [(top, bottom), (left, right)] = options.padding;
+        let padded = Self::float_pad(
+            x,
+            &[(0, 0), (0, 0), (top, bottom), (left, right)],
+            PadMode::Constant(0.0),
+        );
+        let [_, _, padded_height, padded_width] = padded.shape().dims();
+        // Without padding or dilation, unfolding is a strided view made contiguous by one copy.
+        let unfold = UnfoldOptions {
+            stride: options.stride,
+            padding: [0, 0],
+            dilation: [1, 1],
+        };
+        let columns = Self::unfold4d(padded, [kernel_height, kernel_width], unfold);
+        let weight = Self::float_reshape(
+            weight,
+            Shape::new([1, out_channels, in_channels * kernel_height * kernel_width]),
+        );
+        let out_height = (padded_height - kernel_height) / options.stride[0] + 1;
+        let out_width = (padded_width - kernel_width) / options.stride[1] + 1;
+        Self::float_reshape(
+            Self::float_matmul(weight, columns),
+            Shape::new([batch, out_channels, out_height, out_width]),
+        )
+    }
+}
+
+impl<B: UnfoldedConvBackend, C: CheckpointStrategy> UnfoldedConvBackend for Autodiff<B, C> {
+    fn unfolded_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct UnfoldedConv;
+
+        impl<B: Backend> Backward<B, 2> for UnfoldedConv {
+            type State = (NodeId, NodeId, ConvOptions<2>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_weight] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x_state, weight_state, options) = ops.state;
+                let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+                let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+                if let Some(node) = node_x {
+                    let x_grad = B::conv2d_x_backward(
+                        x.clone(),
+                        weight.clone(),
+                        grad.clone(),
+                        options.clone(),
+                    );
+                    grads.register::<B>(node.id, x_grad);
+                }
+                if let Some(node) = node_weight {
+                    grads.register::<B>(
+                        node.id,
+                        B::conv2d_weight_backward(x, weight, grad, options),
+                    );
+                }
+            }
+        }
+
+        match UnfoldedConv
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let output = B::unfolded_conv2d(
+                    x.primitive().clone(),
+                    weight.primitive().clone(),
+                    options.clone(),
+                );
+                prep.finish((x_state, weight_state, options), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::unfolded_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                options,
+            )),
+        }
+    }
 }

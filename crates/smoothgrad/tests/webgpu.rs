@@ -55,6 +55,14 @@ async fn gradient_matches_captum_on_webgpu() {
 }
 
 #[wasm_bindgen_test]
+async fn unfolded_convolutions_match_captum_on_webgpu() {
+    // From this batch on, WebGPU convolves through unfolded columns instead of burn's direct kernel.
+    let copies = smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2);
+    check_method_in_copies(&Gradient, "gradient", copies, &webgpu().await).await;
+    check_method_in_copies(&GuidedBackprop, "guided_backprop", copies, &webgpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn input_x_gradient_matches_captum_on_webgpu() {
     check_method(&InputXGradient, "input_x_gradient", &webgpu().await).await;
 }

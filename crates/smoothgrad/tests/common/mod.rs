@@ -100,9 +100,12 @@ pub const TOLERANCE: f32 = 1e-4;
 
 /// Reference target classes.
 pub fn reference_targets(device: &Device) -> Targets {
-    let classes: Vec<usize> =
-        reference("target").try_to_vec::<i64>().unwrap().iter().map(|&c| c as usize).collect();
-    Targets::classes(&classes, 10, device).unwrap()
+    Targets::classes(&reference_classes(), 10, device).unwrap()
+}
+
+/// Reference target classes as indices.
+fn reference_classes() -> Vec<usize> {
+    reference("target").try_to_vec::<i64>().unwrap().iter().map(|&c| c as usize).collect()
 }
 
 /// Logits of the fixture inputs.
@@ -134,9 +137,29 @@ pub async fn check_top1(device: &Device) {
 
 /// One attribution method on both fixture inputs.
 pub async fn check_method(method: &impl Attribution, name: &str, device: &Device) -> f32 {
+    check_method_in_copies(method, name, 1, device).await
+}
+
+/// One attribution method on a batch of `copies` copies of both fixture inputs (batch size
+/// changes the kernels a backend picks).
+pub async fn check_method_in_copies(
+    method: &impl Attribution,
+    name: &str,
+    copies: usize,
+    device: &Device,
+) -> f32 {
     let model = load(&narrow_resnet50(), MODEL, device);
-    let maps = method.attribute(&model, reference_tensor("input", device), &reference_targets(device));
-    assert_matches(name, maps, reference(name), TOLERANCE).await
+    let inputs: Tensor<4> = reference_tensor("input", device);
+    let targets = Targets::classes(&reference_classes().repeat(copies), 10, device).unwrap();
+    let maps = method.attribute(&model, inputs.repeat_dim(0, copies), &targets);
+    assert_matches(&format!("{name} ×{copies}"), maps, repeated(reference(name), copies), TOLERANCE).await
+}
+
+/// `data` stacked `copies` times along its first dimension.
+fn repeated(data: TensorData, copies: usize) -> TensorData {
+    let mut shape = data.shape().to_vec();
+    shape[0] *= copies;
+    TensorData::new(data.try_to_vec::<f32>().unwrap().repeat(copies), shape)
 }
 
 /// SmoothGrad of `method` over the recorded noise, for every smoothing variant and both inputs.
