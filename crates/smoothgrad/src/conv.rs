@@ -20,12 +20,18 @@ pub fn conv(
     stride: usize,
     device: &Device,
 ) -> Conv2d {
-    let padding = kernel / 2;
+    let padding = torchvision_padding(kernel);
     Conv2dConfig::new([channels_in, channels_out], [kernel, kernel])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
         .with_bias(false)
         .init(device)
+}
+
+/// torchvision's ResNet padding for a `kernel`-wide convolution: the output keeps the input's
+/// size at stride 1.
+fn torchvision_padding(kernel: usize) -> usize {
+    kernel / 2
 }
 
 /// `conv` (made by [`conv`]) applied to `input`. A 1×1 convolution (two of the three in each
@@ -43,7 +49,7 @@ pub fn conv(
 /// correlation, not element by element.
 pub fn forward(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
     if conv.kernel_size != [1, 1] {
-        let padding = conv.kernel_size.map(|size| size / 2);
+        let padding = conv.kernel_size.map(torchvision_padding);
         let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
         return Tensor::from_dispatch(<Dispatch as UnfoldedConvBackend>::unfolded_conv2d(
             input.into_dispatch(),
@@ -107,9 +113,10 @@ impl UnfoldedConvBackend for burn::backend::Cube {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         use burn::backend::TensorMetadata;
+        use burn::backend::ops::conv::calculate_conv_output_sizes;
         use burn::backend::ops::{FloatTensorOps, ModuleOps};
 
-        let [batch, _, _, _] = x.shape().dims();
+        let [batch, _, height, width] = x.shape().dims();
         if batch < UNFOLD_FROM_BATCH || options.dilation != [1, 1] || options.groups != 1 {
             return Self::conv2d(x, weight, None, options);
         }
@@ -120,23 +127,28 @@ impl UnfoldedConvBackend for burn::backend::Cube {
             &[(0, 0), (0, 0), (top, bottom), (left, right)],
             PadMode::Constant(0.0),
         );
-        let [_, _, padded_height, padded_width] = padded.shape().dims();
         // Without padding or dilation, unfolding is a strided view made contiguous by one copy.
         let unfold = UnfoldOptions {
             stride: options.stride,
             padding: [0, 0],
             dilation: [1, 1],
         };
-        let columns = Self::unfold4d(padded, [kernel_height, kernel_width], unfold);
+        let kernel = [kernel_height, kernel_width];
+        let columns = Self::unfold4d(padded, kernel, unfold);
         let weight = Self::float_reshape(
             weight,
             Shape::new([1, out_channels, in_channels * kernel_height * kernel_width]),
         );
-        let out_height = (padded_height - kernel_height) / options.stride[0] + 1;
-        let out_width = (padded_width - kernel_width) / options.stride[1] + 1;
+        let out_size = calculate_conv_output_sizes(
+            &kernel,
+            &options.stride,
+            &options.padding,
+            &options.dilation,
+            &[height, width],
+        );
         Self::float_reshape(
             Self::float_matmul(weight, columns),
-            Shape::new([batch, out_channels, out_height, out_width]),
+            Shape::new([batch, out_channels, out_size[0], out_size[1]]),
         )
     }
 }
