@@ -5,12 +5,12 @@
 #   scripts/bench-wasm-gemm.sh [--rounds 7]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${CARGO_TARGET_DIR:-target}/gemm-bench
+target=$(realpath -m "${CARGO_TARGET_DIR:-target}")/gemm-bench
 build() { # $1: output name; the rest: extra cargo arguments
   local name=$1
   shift
   (cd crates/vendor/gemm-bench &&
-    cargo build -q --release --target wasm32-unknown-unknown --target-dir "../../../$target/$name" "$@")
+    cargo build -q --release --target wasm32-unknown-unknown --target-dir "$target/$name" "$@")
 }
 build upstream
 build vendored --config 'patch.crates-io.gemm-f32.path="../gemm-f32"'
