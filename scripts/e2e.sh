@@ -11,7 +11,8 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y --no-install-recommends nodejs npm
 fi
 scripts/setup.sh --browser # chromium (never a browser downloaded by Playwright)
-[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
+# --omit=optional: TF.js, which only the benchmark uses (300 MB).
+[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --omit=optional
 
 # The numbers the page must show, computed natively (CPU backend); scripts/test.sh writes it too.
 if [ ! -s tests/fixtures/page_reference.json ]; then

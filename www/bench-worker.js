@@ -1,22 +1,10 @@
 // The browser half of the speed benchmark (issue 4): the same figures as the native `bench`
 // example, measured through the wasm API in a dedicated worker, as the page runs it.
 import init, { Explainer } from './pkg/smoothgrad_web.js';
+import { median } from './bench-timing.js';
 
 const now = () => performance.now();
 const say = (progress) => self.postMessage({ progress });
-
-/** Median milliseconds of `runs` runs after one warm-up. */
-async function median(runs, work) {
-  await work();
-  const times = [];
-  for (let run = 0; run < runs; run += 1) {
-    const started = now();
-    await work();
-    times.push(now() - started);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
 
 async function bytes(url) {
   const response = await fetch(url);

@@ -65,8 +65,12 @@ export async function badInputs() {
   };
 }
 
-/** Serves the site at /, tests/fixtures at /fixtures/ and badInputs() at /gen/. */
-export async function startServer() {
+/**
+ * Serves the site at /, tests/fixtures at /fixtures/, badInputs() at /gen/, and each of `mounts`
+ * (`{ '/prefix/': directory }`) at its prefix.
+ */
+export async function startServer({ mounts = {} } = {}) {
+  const directories = Object.entries({ '/fixtures/': FIXTURES, ...mounts });
   if (!existsSync(join(SITE, 'www/pkg/smoothgrad_web.js'))) {
     throw new Error(`${SITE}/www/pkg is missing: build the site first (scripts/build-site.sh, or scripts/e2e.sh)`);
   }
@@ -74,7 +78,6 @@ export async function startServer() {
   const server = createServer(async (request, response) => {
     try {
       const path = decodeURIComponent(new URL(request.url, 'http://x').pathname);
-      let file;
       if (path.startsWith('/gen/')) {
         const body = generated[path.slice(5)];
         if (!body) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
@@ -82,9 +85,9 @@ export async function startServer() {
         response.end(body);
         return;
       }
-      if (path.startsWith('/fixtures/')) file = join(FIXTURES, normalize(path.slice('/fixtures/'.length)));
-      else file = join(SITE, normalize(path === '/' ? '/index.html' : path));
-      if (!file.startsWith(SITE) && !file.startsWith(FIXTURES)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
+      const [prefix, directory] = directories.find(([prefix]) => path.startsWith(prefix)) ?? ['/', SITE];
+      let file = join(directory, normalize(path === '/' ? '/index.html' : path.slice(prefix.length - 1)));
+      if (!file.startsWith(directory)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
       if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
       const body = await readFile(file);
       response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': body.length });
