@@ -7,7 +7,7 @@
 //   node scripts/bench-browser.mjs [--backends webgpu,cpu] [--samples 50] [--runs 3]
 //                                  [--microBatches 1,10,25,50] [--pageWorkers 1,2]
 //                                  [--referenceMicroBatches 1] [--reference tfjs|none]
-//                                  [--timeout-min 60]
+//                                  [--adapter <description>] [--timeout-min 60]
 // The TF.js reference needs the optional npm packages (`npm ci`; scripts/e2e.sh omits them).
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -26,6 +26,7 @@ const query = new URLSearchParams({
   ...common, microBatches: args.microBatches ?? '1,10,25,50',
   ...(args.weights ? { weights: args.weights } : {}),
   ...(args.pageWorkers ? { pageWorkers: args.pageWorkers } : {}),
+  ...(args.adapter ? { adapter: args.adapter } : {}),
 });
 const TFJS_BACKEND = { cpu: 'wasm', webgpu: 'webgpu' };
 const withReference = (args.reference ?? 'tfjs') === 'tfjs';

@@ -256,6 +256,7 @@ export class SmoothGrad {
   constructor(onNotice) {
     this.onNotice = onNotice;
     this.backend = null;
+    this.convLowering = null; // how the wasm computes convolutions here: 'matrix-products' | 'direct'
     this.model = null; // {architecture, numClasses, baseWidth}
     this.weightsSource = null; // what loadWeights loaded: {url} | {bytes} | {random: numClasses}
     this._worker = null; // the ModelWorker that owns the run, the model and the image
@@ -277,8 +278,10 @@ export class SmoothGrad {
     this._worker = worker;
     try {
       const module = await this._compiled();
-      const { backend: running } = await this._raw('init', { backend, module });
+      // The adapter decides how convolutions run fastest (ConvLowering in the core crate).
+      const { backend: running, convLowering } = await this._raw('init', { backend, module, adapter: this.adapter?.description });
       this.backend = running;
+      this.convLowering = convLowering;
     } catch (error) {
       worker.terminate();
       this._worker = null;

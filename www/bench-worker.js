@@ -2,6 +2,7 @@
 // example, measured through the wasm API in a dedicated worker, as the page runs it.
 import init, { Explainer } from './pkg/smoothgrad_web.js';
 import { median } from './bench-timing.js';
+import { chooseBackend } from './api.js';
 
 const now = () => performance.now();
 const say = (progress) => self.postMessage({ progress });
@@ -31,7 +32,10 @@ self.onmessage = async ({ data: params }) => {
   try {
     const started = now();
     const { memory } = await init();
-    const explainer = await Explainer.create(backend);
+    // As the page does, tell the wasm which adapter runs it; `adapter=<description>` overrides
+    // that, to compare the ways of convolving on one adapter.
+    const adapter = backend === 'webgpu' ? (await chooseBackend('webgpu')).adapter : null;
+    const explainer = await Explainer.create(backend, params.adapter ?? adapter?.description);
     const ready = now();
     const model = params.weights ? explainer.loadWeights(await bytes(params.weights)) : explainer.loadRandomWeights(1000);
     explainer.setImage(await bytes(image));
@@ -51,15 +55,11 @@ self.onmessage = async ({ data: params }) => {
       smoothgradFigures.push({ micro_batch: microBatch, ms });
       say(`SmoothGrad-${samples}, micro-batch ${microBatch}: ${ms.toFixed(0)} ms`);
     }
-    let adapter = null;
-    if (backend === 'webgpu' && self.navigator.gpu) {
-      const found = await self.navigator.gpu.requestAdapter();
-      adapter = found && { vendor: found.info.vendor, architecture: found.info.architecture, description: found.info.description };
-    }
     self.postMessage({
       project: 'smoothgrad (burn, wasm)',
       backend,
       adapter,
+      conv_lowering: explainer.convLowering,
       userAgent: self.navigator.userAgent,
       model: { ...model, weights: params.weights ? params.weights : 'random' },
       runs,

@@ -27,7 +27,7 @@ function plain(value, keys) {
 }
 
 const ops = {
-  async init({ backend, module }) {
+  async init({ backend, module, adapter }) {
     try {
       wasm = await import('./pkg/smoothgrad_web.js');
       await wasm.default(module ? { module_or_path: module } : undefined);
@@ -36,8 +36,8 @@ const ops = {
         `The WebAssembly module could not be loaded (${e && e.message}). ` +
         'Build the site with scripts/build-site.sh and serve dist/ over http.'), { name: 'BackendError' });
     }
-    explainer = await wasm.Explainer.create(backend);
-    return { backend: explainer.backend };
+    explainer = await wasm.Explainer.create(backend, adapter);
+    return { backend: explainer.backend, convLowering: explainer.convLowering };
   },
   loadWeights({ bytes }) {
     return plain(explainer.loadWeights(bytes), ['architecture', 'numClasses', 'baseWidth']);

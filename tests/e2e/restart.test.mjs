@@ -21,6 +21,7 @@ async function stillUsable(catProbabilities) {
   await waitForTasks(site.page, n + 1);
   const s = await state();
   assert.equal(s.backend, 'webgpu');
+  assert.equal(await site.page.evaluate(() => window.__smoothgrad.api.convLowering), 'direct');
   assert.deepEqual(s.probabilities, catProbabilities);
 }
 

@@ -13,7 +13,7 @@ use smoothgrad::burn::tensor::activation::softmax;
 use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::image::RgbImage;
 use smoothgrad::{
-    Method, PortableNoise, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
+    ConvLowering, Method, PortableNoise, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
     SmoothGradRun, SmoothGradSums, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
 };
 use wasm_bindgen::prelude::*;
@@ -130,6 +130,7 @@ where
 pub struct Explainer {
     device: Device,
     backend: String,
+    conv_lowering: ConvLowering,
     model: Option<ResNet>,
     image: Option<Prepared>,
     run: Option<SmoothGradRun<Method, PortableNoise>>,
@@ -138,9 +139,11 @@ pub struct Explainer {
 #[wasm_bindgen]
 impl Explainer {
     /// Starts a device: `"webgpu"` or `"cpu"` (burn's CPU backend, compiled into this module).
-    /// WebGPU can be started once per worker.
-    pub async fn create(backend: String) -> Result<Explainer, JsValue> {
+    /// WebGPU can be started once per worker. `adapter`: the WebGPU adapter's vendor and
+    /// architecture (from `GPUAdapter.info`), which decide how convolutions run fastest.
+    pub async fn create(backend: String, adapter: Option<String>) -> Result<Explainer, JsValue> {
         install_panic_hook();
+        let adapter = if backend == "webgpu" { adapter.unwrap_or_default() } else { String::new() };
         let device = match backend.as_str() {
             "webgpu" => Device::wgpu_options().init_async().await.map_err(|error| {
                 ErrorKind::Backend.error(format!("WebGPU could not be started: {error}"))
@@ -152,13 +155,24 @@ impl Explainer {
                 )));
             }
         };
-        Ok(Self { device, backend, model: None, image: None, run: None })
+        let conv_lowering = ConvLowering::for_adapter(&adapter);
+        Ok(Self { device, backend, conv_lowering, model: None, image: None, run: None })
     }
 
     /// `"webgpu"` or `"cpu"`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.backend.clone()
+    }
+
+    /// How the convolutions are computed: `"matrix-products"` or `"direct"` (SwiftShader).
+    #[wasm_bindgen(getter, js_name = convLowering)]
+    pub fn conv_lowering(&self) -> String {
+        match self.conv_lowering {
+            ConvLowering::MatrixProducts => "matrix-products",
+            ConvLowering::Direct => "direct",
+        }
+        .into()
     }
 
     /// Loads a `.safetensors` checkpoint of any torchvision ResNet (its shape is read from the
@@ -179,7 +193,7 @@ impl Explainer {
     }
 
     fn set_model(&mut self, model: ResNet, config: &ResNetConfig) -> Result<JsValue, JsValue> {
-        self.model = Some(model);
+        self.model = Some(model.with_conv_lowering(self.conv_lowering));
         self.run = None;
         let info = Object::new();
         set(&info, "architecture", &config.architecture_name().into())?;

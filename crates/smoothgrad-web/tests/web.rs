@@ -27,8 +27,11 @@ async fn values(promise: Promise) -> Vec<f32> {
     Float32Array::from(JsFuture::from(promise).await.unwrap()).to_vec()
 }
 
+/// An explainer with the fixture model and image. WebGPU here is SwiftShader, and the wasm is
+/// told so, as the page tells it.
 async fn ready(backend: &str) -> Explainer {
-    let mut explainer = Explainer::create(backend.into()).await.unwrap();
+    let adapter = (backend == "webgpu").then(|| "google swiftshader".to_string());
+    let mut explainer = Explainer::create(backend.into(), adapter).await.unwrap();
     let info = explainer.load_weights(WEIGHTS.to_vec()).unwrap();
     assert_eq!(Reflect::get(&info, &"architecture".into()).unwrap(), "resnet50");
     assert_eq!(Reflect::get(&info, &"numClasses".into()).unwrap(), 10);
@@ -64,6 +67,7 @@ async fn webgpu_and_cpu_give_the_same_classification_and_smoothgrad_for_a_seed()
     let mut gpu = ready("webgpu").await;
     let mut cpu = ready("cpu").await;
     assert_eq!(gpu.backend(), "webgpu");
+    assert_eq!((gpu.conv_lowering(), cpu.conv_lowering()), ("direct".into(), "matrix-products".into()));
     let probabilities = |result: JsValue| Float32Array::from(Reflect::get(&result, &"probabilities".into()).unwrap()).to_vec();
     let on_gpu = probabilities(JsFuture::from(gpu.classify().unwrap()).await.unwrap());
     let on_cpu = probabilities(JsFuture::from(cpu.classify().unwrap()).await.unwrap());
@@ -107,7 +111,7 @@ async fn workers_sharing_a_run_merge_into_the_whole_run() {
 
 #[wasm_bindgen_test]
 async fn every_mistake_is_a_named_error_and_the_explainer_stays_usable() {
-    let mut explainer = Explainer::create("cpu".into()).await.unwrap();
+    let mut explainer = Explainer::create("cpu".into(), None).await.unwrap();
     assert_eq!(error_name(explainer.classify()), "StateError");
     assert_eq!(error_name(explainer.load_weights(WEIGHTS[..WEIGHTS.len() / 2].to_vec())), "WeightsError");
     assert_eq!(error_name(explainer.load_weights(IMAGE.to_vec())), "WeightsError");

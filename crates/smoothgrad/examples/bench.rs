@@ -1,6 +1,7 @@
 //! Speed benchmark: ResNet-50 at 224×224, fp32, input gradient of one logit; prints JSON.
 //!
-//! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]`
+//! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]
+//! [--conv-lowering matrix-products|direct]`
 //! (`--features autotune` natively lets burn's GPU backend tune its kernels)
 //!
 //! Each figure is the median of `--runs` timed runs after one warm-up; every run ends with a
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use smoothgrad::burn::module::Module;
 use smoothgrad::burn::tensor::{Device, DeviceKind, Distribution, Tensor};
 use smoothgrad::{
-    Attribution, compare, GaussianNoise, Gradient, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
+    Attribution, compare, ConvLowering, GaussianNoise, Gradient, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
     Smoothing, Targets,
 };
 
@@ -24,6 +25,7 @@ struct Args {
     runs: usize,
     samples: usize,
     micro_batches: Vec<usize>,
+    conv_lowering: ConvLowering,
 }
 
 impl Args {
@@ -33,6 +35,7 @@ impl Args {
             runs: 5,
             samples: 50,
             micro_batches: vec![1, 10, 25, 50],
+            conv_lowering: ConvLowering::default(),
         };
         let mut words = std::env::args().skip(1);
         while let Some(flag) = words.next() {
@@ -46,6 +49,13 @@ impl Args {
                         .split(',')
                         .map(|size| size.parse().expect("--micro-batches takes 1,10,…"))
                         .collect()
+                }
+                "--conv-lowering" => {
+                    args.conv_lowering = match value.as_str() {
+                        "matrix-products" => ConvLowering::MatrixProducts,
+                        "direct" => ConvLowering::Direct,
+                        other => panic!("unknown --conv-lowering {other} (matrix-products or direct)"),
+                    }
                 }
                 _ => panic!("unknown flag {flag}"),
             }
@@ -115,7 +125,7 @@ fn gradient_against_cpu(model: &ResNet, image: &Tensor<4>, target: &Targets) -> 
 fn main() {
     let args = Args::parse();
     let device = args.device();
-    let model = ResNetConfig::resnet50(1000).init(&device);
+    let model = ResNetConfig::resnet50(1000).init(&device).with_conv_lowering(args.conv_lowering);
     let image = Tensor::<4>::random([1, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
     let target = Targets::top1(model.forward(image.clone()));
 
@@ -144,6 +154,7 @@ fn main() {
         "burn": "0.22.1",
         "backend": args.backend,
         "autotune": cfg!(feature = "autotune"),
+        "conv_lowering": format!("{:?}", args.conv_lowering),
         "gradient_vs_cpu": check,
         "device": format!("{device:?}"),
         "model": "resnet50 224x224 fp32, random weights",

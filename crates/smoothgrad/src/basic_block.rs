@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
-use crate::conv::{self, conv};
+use crate::conv::{self, ConvLowering, conv};
 use crate::downsample::{Downsample, add_shortcut, shortcut};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 use crate::relu::ReluKind;
@@ -40,9 +40,9 @@ impl BasicBlock {
     }
 
     /// Runs the block; `relu` is applied after each convolution and after the sum, as torchvision.
-    pub fn forward(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<4> {
-        let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input.clone())));
-        let x = self.bn2.forward(conv::forward(&self.conv2, x));
-        relu.forward(add_shortcut(x, input, &self.downsample))
+    pub fn forward(&self, input: Tensor<4>, relu: ReluKind, lowering: ConvLowering) -> Tensor<4> {
+        let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input.clone(), lowering)));
+        let x = self.bn2.forward(conv::forward(&self.conv2, x, lowering));
+        relu.forward(add_shortcut(x, input, &self.downsample, lowering))
     }
 }

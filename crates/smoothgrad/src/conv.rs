@@ -9,8 +9,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::ops::{ConvOptions, PadMode, UnfoldOptions};
-use burn::tensor::{Device, Shape, Slice, Tensor};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Slice, Tensor};
 
 /// A bias-free `kernel × kernel` convolution with torchvision's padding (`kernel / 2`).
 pub fn conv(
@@ -34,21 +34,52 @@ fn torchvision_padding(kernel: usize) -> usize {
     kernel / 2
 }
 
-/// `conv` (made by [`conv`]) applied to `input`. A 1×1 convolution (two of the three in each
-/// bottleneck, and the downsample shortcuts) is one matrix product per image, `[out, in]` times
-/// the (strided) input `[in, h·w]`; larger kernels go through [`UnfoldedConvBackend`].
-///
-/// Why: without autotune — which gives wrong results on WebGPU in wasm — burn's GPU backend
-/// convolves with a direct kernel, while its matrix products are tiled. Measured on an H100
-/// (SmoothGrad-50, micro-batch 50): direct everywhere 750 ms, 1×1 as matrix products 219 ms, and
-/// k×k unfolded too 141 ms. Autotune itself does not help there (226 ms): for WGSL it has no other
-/// forward kernel, as burn's implicit GEMMs need tensor cores.
+/// How [`forward`] computes the network's convolutions: the faster choice depends on the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvLowering {
+    /// A 1×1 convolution (two of the three in each bottleneck, and the downsample shortcuts) is
+    /// one matrix product per image, `[out, in]` times the (strided) input `[in, h·w]`; larger
+    /// kernels go through [`UnfoldedConvBackend`].
+    ///
+    /// For hardware GPUs: without autotune — which gives wrong results on WebGPU in wasm — burn's
+    /// GPU backend convolves with a direct kernel, while its matrix products are tiled. Measured
+    /// on an H100 (SmoothGrad-50, micro-batch 50): direct everywhere 750 ms, 1×1 as matrix
+    /// products 219 ms, and k×k unfolded too 141 ms. Autotune itself does not help there
+    /// (226 ms): for WGSL it has no other forward kernel, as burn's implicit GEMMs need tensor
+    /// cores.
+    #[default]
+    MatrixProducts,
+    /// Every convolution goes through [`UnfoldedConvBackend`]: burn's own convolution kernel
+    /// below [`UNFOLD_FROM_BATCH`] images.
+    ///
+    /// For SwiftShader, the CPU renderer behind Chromium's WebGPU without a GPU, which runs the
+    /// tiled matrix product far slower than the direct kernel. Measured in headless Chromium,
+    /// runs back to back (ResNet-50, batch 1): forward 38 s → 17.5 s, forward+backward 77 s →
+    /// 36–38 s.
+    Direct,
+}
+
+impl ConvLowering {
+    /// The faster lowering on the WebGPU adapter described by `adapter` (its name, or vendor
+    /// and architecture as a browser gives them): [`Self::Direct`] on SwiftShader only. It
+    /// follows the renderer, not whether it is a software one: on lavapipe, another CPU
+    /// renderer, [`Self::Direct`] measured twice as slow (forward 2.4–2.6 s → 4.2–5.5 s).
+    pub fn for_adapter(adapter: &str) -> Self {
+        if adapter.to_lowercase().contains("swiftshader") {
+            Self::Direct
+        } else {
+            Self::MatrixProducts
+        }
+    }
+}
+
+/// `conv` (made by [`conv`]) applied to `input`, computed as `lowering` says.
 ///
 /// Backends sum in different orders, so where a ReLU's input lies within rounding of zero its gate
 /// can differ, and with it a patch of the input gradient: compare backends on noisy inputs by
 /// correlation, not element by element.
-pub fn forward(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
-    if conv.kernel_size != [1, 1] {
+pub fn forward(conv: &Conv2d, input: Tensor<4>, lowering: ConvLowering) -> Tensor<4> {
+    if conv.kernel_size != [1, 1] || lowering == ConvLowering::Direct {
         let padding = conv.kernel_size.map(torchvision_padding);
         let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
         return Tensor::from_dispatch(<Dispatch as UnfoldedConvBackend>::unfolded_conv2d(
@@ -115,6 +146,8 @@ impl UnfoldedConvBackend for burn::backend::Cube {
         use burn::backend::TensorMetadata;
         use burn::backend::ops::conv::calculate_conv_output_sizes;
         use burn::backend::ops::{FloatTensorOps, ModuleOps};
+        use burn::tensor::Shape;
+        use burn::tensor::ops::{PadMode, UnfoldOptions};
 
         let [batch, _, height, width] = x.shape().dims();
         if batch < UNFOLD_FROM_BATCH || options.dilation != [1, 1] || options.groups != 1 {

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::basic_block::BasicBlock;
 use crate::bottleneck::Bottleneck;
-use crate::conv::{self, conv};
+use crate::conv::{self, ConvLowering, conv};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 use crate::relu::ReluKind;
 
@@ -93,6 +93,7 @@ impl ResNetConfig {
             layer3,
             layer4,
             fc: LinearConfig::new(channels, self.num_classes).init(device),
+            conv_lowering: ConvLowering::default(),
         }
     }
 }
@@ -125,10 +126,10 @@ impl Block {
         }
     }
 
-    fn forward(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<4> {
+    fn forward(&self, input: Tensor<4>, relu: ReluKind, lowering: ConvLowering) -> Tensor<4> {
         match self {
-            Self::Basic(block) => block.forward(input, relu),
-            Self::Bottleneck(block) => block.forward(input, relu),
+            Self::Basic(block) => block.forward(input, relu, lowering),
+            Self::Bottleneck(block) => block.forward(input, relu, lowering),
         }
     }
 }
@@ -152,6 +153,9 @@ pub struct ResNet {
     pub layer4: Vec<Block>,
     /// Classifier over the globally averaged features.
     pub fc: Linear,
+    /// How the convolutions are computed (not a parameter: a checkpoint leaves it as it is).
+    #[module(skip)]
+    pub conv_lowering: ConvLowering,
 }
 
 impl ResNet {
@@ -160,12 +164,19 @@ impl ResNet {
         self.forward_with(input, ReluKind::Standard)
     }
 
+    /// The same network computing its convolutions as `lowering` says (the same numbers up to
+    /// rounding; the speed depends on the device).
+    pub fn with_conv_lowering(self, lowering: ConvLowering) -> Self {
+        Self { conv_lowering: lowering, ..self }
+    }
+
     /// Logits computed with the given ReLU backward rule at every ReLU.
     pub fn forward_with(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<2> {
-        let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input)));
+        let lowering = self.conv_lowering;
+        let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input, lowering)));
         let mut x = self.maxpool.forward(x);
         for block in [&self.layer1, &self.layer2, &self.layer3, &self.layer4].into_iter().flatten() {
-            x = block.forward(x, relu);
+            x = block.forward(x, relu, lowering);
         }
         let [batch, channels, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);

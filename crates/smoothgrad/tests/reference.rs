@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use smoothgrad::burn::tensor::Device;
 use smoothgrad::{
-    Attribution, Colormap, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method,
+    Attribution, Colormap, ConvLowering, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method,
     Quadrature, Sign, Smoothing,
 };
 use std::num::NonZeroUsize;
@@ -45,6 +45,28 @@ fn top1_target_matches_pytorch() {
 #[test]
 fn gradient_matches_captum() {
     pollster::block_on(check_method(&Gradient, "gradient", &device()));
+}
+
+#[test]
+fn direct_convolutions_match_captum() {
+    // The lowering a software WebGPU adapter gets: 1×1 convolutions by the backend's own kernel.
+    for (method, name) in [(Method::Gradient, "gradient"), (Method::GuidedBackprop, "guided_backprop")] {
+        pollster::block_on(check_method_lowered(&method, name, 1, ConvLowering::Direct, &device()));
+    }
+}
+
+#[test]
+fn only_swiftshader_gets_direct_convolutions() {
+    // As browsers and wgpu describe their adapters; lavapipe measured faster with matrix products.
+    for (adapter, lowering) in [
+        ("google swiftshader", ConvLowering::Direct),
+        ("SwiftShader Device (Subzero)", ConvLowering::Direct),
+        ("llvmpipe (LLVM 15.0.6, 256 bits)", ConvLowering::MatrixProducts),
+        ("nvidia hopper", ConvLowering::MatrixProducts),
+        ("", ConvLowering::MatrixProducts),
+    ] {
+        assert_eq!(ConvLowering::for_adapter(adapter), lowering, "{adapter}");
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use common::*;
 use smoothgrad::burn::tensor::Device;
-use smoothgrad::{Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Quadrature};
+use smoothgrad::{ConvLowering, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Quadrature};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 // In a dedicated worker, as the page will run the model: long GPU work then never blocks the
@@ -60,6 +60,17 @@ async fn unfolded_convolutions_match_captum_on_webgpu() {
     let copies = smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2);
     check_method_in_copies(&Gradient, "gradient", copies, &webgpu().await).await;
     check_method_in_copies(&GuidedBackprop, "guided_backprop", copies, &webgpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn direct_convolutions_match_captum_on_webgpu() {
+    // A software adapter's lowering: burn's direct kernel for 1×1 convolutions too, and from
+    // UNFOLD_FROM_BATCH on, 1×1 convolutions unfolded like the others.
+    let device = webgpu().await;
+    for copies in [1, smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2)] {
+        check_method_lowered(&Gradient, "gradient", copies, ConvLowering::Direct, &device).await;
+        check_method_lowered(&GuidedBackprop, "guided_backprop", copies, ConvLowering::Direct, &device).await;
+    }
 }
 
 #[wasm_bindgen_test]

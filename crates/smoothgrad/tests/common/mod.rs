@@ -5,7 +5,7 @@
 
 use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::{
-    Attribution, RecordedNoise, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun, Smoothing, Targets,
+    Attribution, ConvLowering, RecordedNoise, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun, Smoothing, Targets,
     load_checkpoint_bytes,
 };
 
@@ -148,11 +148,23 @@ pub async fn check_method_in_copies(
     copies: usize,
     device: &Device,
 ) -> f32 {
-    let model = load(&narrow_resnet50(), MODEL, device);
+    check_method_lowered(method, name, copies, ConvLowering::default(), device).await
+}
+
+/// The same with the network's convolutions computed as `lowering` says.
+pub async fn check_method_lowered(
+    method: &impl Attribution,
+    name: &str,
+    copies: usize,
+    lowering: ConvLowering,
+    device: &Device,
+) -> f32 {
+    let model = load(&narrow_resnet50(), MODEL, device).with_conv_lowering(lowering);
     let inputs: Tensor<4> = reference_tensor("input", device);
     let targets = Targets::classes(&reference_classes().repeat(copies), 10, device).unwrap();
     let maps = method.attribute(&model, inputs.repeat_dim(0, copies), &targets);
-    assert_matches(&format!("{name} ×{copies}"), maps, repeated(reference(name), copies), TOLERANCE).await
+    let what = format!("{name} ×{copies} ({lowering:?})");
+    assert_matches(&what, maps, repeated(reference(name), copies), TOLERANCE).await
 }
 
 /// `data` stacked `copies` times along its first dimension.
