@@ -30,11 +30,11 @@ self.onmessage = async ({ data: params }) => {
   const microBatches = (params.microBatches ?? '1,10,25,50').split(',').map(Number);
   const image = params.image ?? 'samples/chelsea.png';
   try {
-    const started = now();
-    const { memory } = await init();
     // As the page does, tell the wasm which adapter runs it; `adapter=<description>` overrides
     // that, to compare the ways of convolving on one adapter.
     const adapter = backend === 'webgpu' ? (await chooseBackend('webgpu')).adapter : null;
+    const started = now();
+    const { memory } = await init();
     const explainer = await Explainer.create(backend, params.adapter ?? adapter?.description);
     const ready = now();
     const model = params.weights ? explainer.loadWeights(await bytes(params.weights)) : explainer.loadRandomWeights(1000);

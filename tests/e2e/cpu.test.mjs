@@ -81,9 +81,13 @@ test('backend=auto on a software adapter (SwiftShader) picks the CPU and says wh
   const q = new URLSearchParams({ backend: 'auto', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
   const { page, context } = await openPage(site.browser, `${site.server.url}/?${q}`);
   await waitForTasks(page, 2);
-  const s = await page.evaluate(() => ({ backend: window.__smoothgrad.backend, reason: window.__smoothgrad.backendReason }));
+  const s = await page.evaluate(() => ({
+    backend: window.__smoothgrad.backend, reason: window.__smoothgrad.backendReason, convLowering: window.__smoothgrad.api.convLowering,
+  }));
   assert.equal(s.backend, 'cpu');
   assert.match(s.reason, /software renderer/);
+  // SwiftShader's direct convolutions are for its WebGPU: the CPU backend keeps matrix products.
+  assert.equal(s.convLowering, 'matrix-products');
   await context.close();
 });
 

@@ -139,8 +139,9 @@ pub struct Explainer {
 #[wasm_bindgen]
 impl Explainer {
     /// Starts a device: `"webgpu"` or `"cpu"` (burn's CPU backend, compiled into this module).
-    /// WebGPU can be started once per worker. `adapter`: the WebGPU adapter's vendor and
-    /// architecture (from `GPUAdapter.info`), which decide how convolutions run fastest.
+    /// WebGPU can be started once per worker. `adapter`: on WebGPU, a description of the adapter
+    /// (`GPUAdapter.info`'s vendor, architecture, device…), which decides how convolutions run
+    /// fastest; ignored on the CPU.
     pub async fn create(backend: String, adapter: Option<String>) -> Result<Explainer, JsValue> {
         install_panic_hook();
         let adapter = if backend == "webgpu" { adapter.unwrap_or_default() } else { String::new() };
@@ -168,11 +169,7 @@ impl Explainer {
     /// How the convolutions are computed: `"matrix-products"` or `"direct"` (SwiftShader).
     #[wasm_bindgen(getter, js_name = convLowering)]
     pub fn conv_lowering(&self) -> String {
-        match self.conv_lowering {
-            ConvLowering::MatrixProducts => "matrix-products",
-            ConvLowering::Direct => "direct",
-        }
-        .into()
+        self.conv_lowering.name().into()
     }
 
     /// Loads a `.safetensors` checkpoint of any torchvision ResNet (its shape is read from the

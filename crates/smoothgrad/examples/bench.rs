@@ -50,13 +50,7 @@ impl Args {
                         .map(|size| size.parse().expect("--micro-batches takes 1,10,…"))
                         .collect()
                 }
-                "--conv-lowering" => {
-                    args.conv_lowering = match value.as_str() {
-                        "matrix-products" => ConvLowering::MatrixProducts,
-                        "direct" => ConvLowering::Direct,
-                        other => panic!("unknown --conv-lowering {other} (matrix-products or direct)"),
-                    }
-                }
+                "--conv-lowering" => args.conv_lowering = value.parse().unwrap_or_else(|error| panic!("{error}")),
                 _ => panic!("unknown flag {flag}"),
             }
         }
@@ -154,7 +148,7 @@ fn main() {
         "burn": "0.22.1",
         "backend": args.backend,
         "autotune": cfg!(feature = "autotune"),
-        "conv_lowering": format!("{:?}", args.conv_lowering),
+        "conv_lowering": args.conv_lowering.name(),
         "gradient_vs_cpu": check,
         "device": format!("{device:?}"),
         "model": "resnet50 224x224 fp32, random weights",

@@ -1,4 +1,5 @@
-//! Convolutions of the ResNet blocks: torchvision's layout, computed as matrix products.
+//! Convolutions of the ResNet blocks: torchvision's layout, computed the way the device runs
+//! fastest (matrix products on GPUs, burn's direct kernel on SwiftShader).
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -11,6 +12,9 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Slice, Tensor};
+
+use crate::names::{UnknownName, by_name};
+use std::str::FromStr;
 
 /// A bias-free `kernel × kernel` convolution with torchvision's padding (`kernel / 2`).
 pub fn conv(
@@ -49,8 +53,7 @@ pub enum ConvLowering {
     /// cores.
     #[default]
     MatrixProducts,
-    /// Every convolution goes through [`UnfoldedConvBackend`]: burn's own convolution kernel
-    /// below [`UNFOLD_FROM_BATCH`] images.
+    /// Every convolution is burn's own (a direct kernel on its GPU backend), at any batch.
     ///
     /// For SwiftShader, the CPU renderer behind Chromium's WebGPU without a GPU, which runs the
     /// tiled matrix product far slower than the direct kernel. Measured in headless Chromium,
@@ -58,6 +61,10 @@ pub enum ConvLowering {
     /// 36–38 s.
     Direct,
 }
+
+/// Each lowering's name, for benchmarks and the JS API.
+const LOWERING_NAMES: [(&str, ConvLowering); 2] =
+    [("matrix-products", ConvLowering::MatrixProducts), ("direct", ConvLowering::Direct)];
 
 impl ConvLowering {
     /// The faster lowering on the WebGPU adapter described by `adapter` (its name, or vendor
@@ -71,6 +78,19 @@ impl ConvLowering {
             Self::MatrixProducts
         }
     }
+
+    /// `"matrix-products"` or `"direct"`.
+    pub fn name(self) -> &'static str {
+        LOWERING_NAMES.iter().find(|(_, lowering)| *lowering == self).map(|(name, _)| *name).unwrap_or_default()
+    }
+}
+
+impl FromStr for ConvLowering {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        by_name("convolution lowering", name, &LOWERING_NAMES)
+    }
 }
 
 /// `conv` (made by [`conv`]) applied to `input`, computed as `lowering` says.
@@ -79,15 +99,26 @@ impl ConvLowering {
 /// can differ, and with it a patch of the input gradient: compare backends on noisy inputs by
 /// correlation, not element by element.
 pub fn forward(conv: &Conv2d, input: Tensor<4>, lowering: ConvLowering) -> Tensor<4> {
-    if conv.kernel_size != [1, 1] || lowering == ConvLowering::Direct {
-        let padding = conv.kernel_size.map(torchvision_padding);
-        let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
-        return Tensor::from_dispatch(<Dispatch as UnfoldedConvBackend>::unfolded_conv2d(
-            input.into_dispatch(),
-            conv.weight.val().into_dispatch(),
-            options,
-        ));
+    match lowering {
+        ConvLowering::Direct => conv.forward(input),
+        ConvLowering::MatrixProducts if conv.kernel_size == [1, 1] => pointwise(conv, input),
+        ConvLowering::MatrixProducts => unfolded(conv, input),
     }
+}
+
+/// A k×k convolution through [`UnfoldedConvBackend`].
+fn unfolded(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
+    let padding = conv.kernel_size.map(torchvision_padding);
+    let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+    Tensor::from_dispatch(<Dispatch as UnfoldedConvBackend>::unfolded_conv2d(
+        input.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        options,
+    ))
+}
+
+/// A 1×1 convolution as one matrix product per image.
+fn pointwise(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
     let [batch, channels, height, width] = input.dims();
     let weight = conv.weight.val();
     let [out_channels, ..] = weight.dims();

@@ -49,7 +49,7 @@ fn gradient_matches_captum() {
 
 #[test]
 fn direct_convolutions_match_captum() {
-    // The lowering a software WebGPU adapter gets: 1×1 convolutions by the backend's own kernel.
+    // SwiftShader's lowering: every convolution by the backend's own kernel.
     for (method, name) in [(Method::Gradient, "gradient"), (Method::GuidedBackprop, "guided_backprop")] {
         pollster::block_on(check_method_lowered(&method, name, 1, ConvLowering::Direct, &device()));
     }
@@ -66,7 +66,9 @@ fn only_swiftshader_gets_direct_convolutions() {
         ("", ConvLowering::MatrixProducts),
     ] {
         assert_eq!(ConvLowering::for_adapter(adapter), lowering, "{adapter}");
+        assert_eq!(lowering.name().parse(), Ok(lowering));
     }
+    assert!("im2col".parse::<ConvLowering>().unwrap_err().to_string().contains("matrix-products, direct"));
 }
 
 #[test]
