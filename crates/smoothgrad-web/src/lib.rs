@@ -144,19 +144,20 @@ impl Explainer {
     /// fastest; ignored on the CPU.
     pub async fn create(backend: String, adapter: Option<String>) -> Result<Explainer, JsValue> {
         install_panic_hook();
-        let adapter = if backend == "webgpu" { adapter.unwrap_or_default() } else { String::new() };
-        let device = match backend.as_str() {
-            "webgpu" => Device::wgpu_options().init_async().await.map_err(|error| {
-                ErrorKind::Backend.error(format!("WebGPU could not be started: {error}"))
-            })?,
-            "cpu" => Device::flex(),
+        let (device, conv_lowering) = match backend.as_str() {
+            "webgpu" => (
+                Device::wgpu_options().init_async().await.map_err(|error| {
+                    ErrorKind::Backend.error(format!("WebGPU could not be started: {error}"))
+                })?,
+                ConvLowering::for_adapter(&adapter.unwrap_or_default()),
+            ),
+            "cpu" => (Device::flex(), ConvLowering::default()),
             other => {
                 return Err(ErrorKind::Options.error(format!(
                     "unknown backend '{other}': choose webgpu or cpu"
                 )));
             }
         };
-        let conv_lowering = ConvLowering::for_adapter(&adapter);
         Ok(Self { device, backend, conv_lowering, model: None, image: None, run: None })
     }
 

@@ -62,10 +62,6 @@ pub enum ConvLowering {
     Direct,
 }
 
-/// Each lowering's name, for benchmarks and the JS API.
-const LOWERING_NAMES: [(&str, ConvLowering); 2] =
-    [("matrix-products", ConvLowering::MatrixProducts), ("direct", ConvLowering::Direct)];
-
 impl ConvLowering {
     /// The faster lowering on the WebGPU adapter described by `adapter` (its name, or vendor
     /// and architecture as a browser gives them): [`Self::Direct`] on SwiftShader only. It
@@ -79,9 +75,12 @@ impl ConvLowering {
         }
     }
 
-    /// `"matrix-products"` or `"direct"`.
+    /// Its name for benchmarks and the JS API: `"matrix-products"` or `"direct"`.
     pub fn name(self) -> &'static str {
-        LOWERING_NAMES.iter().find(|(_, lowering)| *lowering == self).map(|(name, _)| *name).unwrap_or_default()
+        match self {
+            Self::MatrixProducts => "matrix-products",
+            Self::Direct => "direct",
+        }
     }
 }
 
@@ -89,7 +88,8 @@ impl FromStr for ConvLowering {
     type Err = UnknownName;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        by_name("convolution lowering", name, &LOWERING_NAMES)
+        let table = [Self::MatrixProducts, Self::Direct].map(|lowering| (lowering.name(), lowering));
+        by_name("convolution lowering", name, &table)
     }
 }
 
