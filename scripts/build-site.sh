@@ -7,17 +7,17 @@ out=${1:-dist}
 scripts/setup.sh
 
 target_dir=${CARGO_TARGET_DIR:-target}/wasm
-cargo build -p smoothgrad-web --release --target wasm32-unknown-unknown --target-dir "$target_dir"
+cargo build -p smoothgrad-web --profile web --target wasm32-unknown-unknown --target-dir "$target_dir"
 
 rm -rf "$out"
 mkdir -p "$out"
 cp index.html "$out/"
 cp -r www "$out/www"
 rm -rf "$out/www/pkg"
-wasm="$target_dir/wasm32-unknown-unknown/release/smoothgrad_web.wasm"
-# Debian's binaryen: a smaller, faster module (43 → 26 MB). Before wasm-bindgen, not after: run
-# on wasm-bindgen's output, wasm-opt 108 breaks its externref table ("Table.set(): Argument 1 is
-# invalid"). Optional: the site works without it.
+wasm="$target_dir/wasm32-unknown-unknown/web/smoothgrad_web.wasm"
+# Debian's binaryen (scripts/setup.sh installs it): a smaller, faster module (35 → 24 MB). Before
+# wasm-bindgen, not after: run on wasm-bindgen's output, wasm-opt 108 breaks its externref table
+# ("Table.set(): Argument 1 is invalid"). Optional: the site works without it.
 # It takes minutes, so its output is kept beside cargo's and redone only when that changes.
 optimised="$target_dir/smoothgrad_web.opt.wasm"
 if command -v wasm-opt >/dev/null 2>&1; then

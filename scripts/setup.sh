@@ -15,9 +15,15 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wanted" ]; 
   cargo install wasm-bindgen-cli --version "$wanted"
 fi
 
+# Debian's packages: binaryen's wasm-opt for the site's wasm (scripts/build-site.sh), chromium for
+# the tests.
+packages=()
+have wasm-opt || packages+=(binaryen)
 if [ "${1:-}" = "--browser" ] && ! { have chromium && have chromedriver; }; then
-  apt_install=(apt-get install -y --no-install-recommends chromium chromium-driver)
-  [ "$(id -u)" = 0 ] || apt_install=(sudo "${apt_install[@]}")
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo apt-get update -qq; fi
-  DEBIAN_FRONTEND=noninteractive "${apt_install[@]}"
+  packages+=(chromium chromium-driver)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y --no-install-recommends "${packages[@]}"
 fi

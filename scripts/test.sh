@@ -14,8 +14,9 @@ echo "== wasm tests in headless Chromium on WebGPU =="
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
-# --release and the web crate's features everywhere, so the site build reuses these artifacts.
-wasm=(--release --target wasm32-unknown-unknown --target-dir "$target_dir/wasm")
+# The site's profile (`web`) and the web crate's features everywhere: the tests run the wasm that
+# ships, and the site build reuses these artifacts.
+wasm=(--profile web --target wasm32-unknown-unknown --target-dir "$target_dir/wasm")
 cargo test -p smoothgrad "${wasm[@]}" --no-default-features --features wgpu,flex --test webgpu
 cargo test -p smoothgrad-web "${wasm[@]}" --tests
 
