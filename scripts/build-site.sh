@@ -18,12 +18,15 @@ wasm="$target_dir/wasm32-unknown-unknown/web/smoothgrad_web.wasm"
 # Debian's binaryen (scripts/setup.sh installs it): a smaller, faster module (35 → 24 MB). Before
 # wasm-bindgen, not after: run on wasm-bindgen's output, wasm-opt 108 breaks its externref table
 # ("Table.set(): Argument 1 is invalid"). Optional: the site works without it.
-# It takes minutes, so its output is kept beside cargo's and redone only when that changes.
-optimised="$target_dir/smoothgrad_web.opt.wasm"
+# It takes minutes, so its output is kept beside cargo's under the hash of its input, not by date:
+# cargo gives an artifact it reuses (another checkout's, say) its old date.
 if command -v wasm-opt >/dev/null 2>&1; then
-  if ! [ "$optimised" -nt "$wasm" ]; then
+  optimised="$target_dir/wasm-opt/$(sha256sum "$wasm" | cut -c1-32).wasm"
+  if ! [ -s "$optimised" ]; then
+    rm -rf "$target_dir/wasm-opt" && mkdir -p "$target_dir/wasm-opt"
     wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-      --enable-sign-ext --enable-mutable-globals --enable-reference-types "$wasm" -o "$optimised"
+      --enable-sign-ext --enable-mutable-globals --enable-reference-types "$wasm" -o "$optimised.part"
+    mv "$optimised.part" "$optimised"
   fi
   wasm=$optimised
 fi
