@@ -6,11 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${PORT:-8000}
 
-if ! command -v python3 >/dev/null 2>&1; then
-  apt_install=(apt-get install -y --no-install-recommends python3)
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo apt-get update -qq; apt_install=(sudo "${apt_install[@]}"); fi
-  DEBIAN_FRONTEND=noninteractive "${apt_install[@]}"
-fi
+command -v python3 >/dev/null 2>&1 || scripts/apt-install.sh python3
 
 scripts/build-site.sh dist
 

@@ -5,11 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  sudo_if_needed apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y --no-install-recommends nodejs npm
-fi
+{ command -v node && command -v npm; } >/dev/null 2>&1 || scripts/apt-install.sh nodejs npm
 scripts/setup.sh --browser # chromium (never a browser downloaded by Playwright)
 # --omit=optional: TF.js, which only the benchmark uses (300 MB).
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --omit=optional

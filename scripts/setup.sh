@@ -22,8 +22,4 @@ have wasm-opt || packages+=(binaryen)
 if [ "${1:-}" = "--browser" ] && ! { have chromium && have chromedriver; }; then
   packages+=(chromium chromium-driver)
 fi
-if [ ${#packages[@]} -gt 0 ]; then
-  as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
-  "${as_root[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y --no-install-recommends "${packages[@]}"
-fi
+[ ${#packages[@]} = 0 ] || scripts/apt-install.sh "${packages[@]}"
