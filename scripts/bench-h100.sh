@@ -2,7 +2,8 @@
 # The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
 # native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json) and with
 # burn's autotune (h100-autotune.json, which also says whether its gradient matches the CPU's),
-# autotune's choices and a kernel profile of the shipped build.
+# autotune's choices, each of cubek's matrix-product strategies in turn (h100-matmul.json, one
+# JSON report a line) and a kernel profile of the shipped build.
 # Prepare here first:
 #   scripts/bench-prepare.sh   (builds .bench/bench*, fetches .gl/libvulkan1 and .whl/captum)
 # then run on the device, carrying .bench .gl .whl:  scripts/bench-h100.sh
@@ -26,7 +27,7 @@ timeout 120 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 |
 # runs beside PyTorch into h100<suffix>.json, bounded so that PyTorch's figures come back even if
 # it is very slow. Autotune's choices go to autotune-decisions.jsonl (one per tuned shape): which
 # kernels win on this GPU, the shortlist for a build without autotune (wasm).
-variants=$(ls .bench | grep -v '\.gz$')
+variants=$(ls .bench | grep -v -e '\.gz$' -e '^bench-matmul$')
 for variant in $variants; do
   name=h100${variant#bench}
   rm -f cubecl.toml
@@ -40,5 +41,19 @@ done
 printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$out/profile.log" > cubecl.toml
 timeout 60 .bench/bench --backend wgpu --runs 3 --micro-batches 50 > /dev/null
 rm -f cubecl.toml
+# Last, as the least needed if the call runs out of time: the matrix products are most of the GPU
+# time, so each of cubek's strategies in turn ("default" is the shipped choice), timed by the
+# build where CUBEK_MATMUL_AUTO picks one. PyTorch's figures for the ratios are in h100.json.
+label='import json, sys
+try: report = json.load(sys.stdin)
+except ValueError: report = {"error": "no report (see log.txt)"}
+print(json.dumps({"matmul_strategy": sys.argv[1], **report}))'
+if [ -x .bench/bench-matmul ]; then
+  for strategy in default simple-unit-max simple-unit-min double-unit-max double-unit-min gemm gemm-k1024; do
+    echo "matmul strategy $strategy" >> "$out/log.txt"
+    CUBEK_MATMUL_AUTO=${strategy#default} timeout 60 .bench/bench-matmul --backend wgpu --runs 3 \
+      --micro-batches 10,50 2>> "$out/log.txt" | python3 -c "$label" "$strategy"
+  done | tee "$out/h100-matmul.json"
+fi
 # The device tool brings back at most 8 files.
 ls "$out"
