@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
-# native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json) and with
-# burn's autotune (h100-autotune.json, which also says whether its gradient matches the CPU's),
-# autotune's choices, each of cubek's matrix-product strategies in turn (h100-matmul.json, one
-# JSON report a line) and a kernel profile of the shipped build.
+# native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json), each of
+# cubek's matrix-product strategies in turn (h100-matmul.json, one JSON report a line), with
+# burn's autotune (h100-autotune.json) and its choices, and a kernel profile of the shipped build.
+# Every report says whether its gradient matches the CPU backend's.
 # Prepare here first:
 #   scripts/bench-prepare.sh   (builds .bench/bench*, fetches .gl/libvulkan1 and .whl/captum)
 # then run on the device, carrying .bench .gl .whl:  scripts/bench-h100.sh
@@ -22,28 +22,24 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --tar
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$out/log.txt"
 # A short smoke run first: if Vulkan is not found, say so before the long runs.
-timeout 120 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 | tee "$out/smoke.json"
-# Every benchmark binary in .bench (bench: as shipped; bench-autotune; any other build to compare)
-# runs beside PyTorch into h100<suffix>.json, bounded so that PyTorch's figures come back even if
-# it is very slow. Autotune's choices go to autotune-decisions.jsonl (one per tuned shape): which
-# kernels win on this GPU, the shortlist for a build without autotune (wasm).
-variants=$(ls .bench | grep -v -e '\.gz$' -e '^bench-matmul$')
-for variant in $variants; do
-  name=h100${variant#bench}
-  rm -f cubecl.toml
-  [ "$variant" = bench-autotune ] && printf '[autotune.decisions]\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \
-    "$out/autotune-decisions.jsonl" "$out/autotune.log" > cubecl.toml
-  python3 scripts/bench.py --project "timeout ${PROJECT_TIMEOUT:-240} .bench/$variant --backend wgpu" --runs "${RUNS:-5}" \
+timeout 120 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 | tee -a "$out/log.txt"
+# Each build runs beside PyTorch into h100<suffix>.json, bounded so that PyTorch's figures come
+# back even if it is very slow.
+beside_pytorch() { # $1: a build in .bench
+  local name=h100${1#bench}
+  python3 scripts/bench.py --project "timeout ${PROJECT_TIMEOUT:-240} .bench/$1 --backend wgpu" --runs "${RUNS:-5}" \
     > "$out/$name.json" 2> >(tee -a "$out/log.txt" >&2)
   cat "$out/$name.json"
-done
-# Where the shipped build's time goes: its kernel times (the logger loses the last ones at exit).
-printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$out/profile.log" > cubecl.toml
-timeout 60 .bench/bench --backend wgpu --runs 3 --micro-batches 50 > /dev/null
+}
+# In the order of what is most wanted if the call runs out of time. First the shipped build (bench)
+# and any other build put there to compare.
 rm -f cubecl.toml
-# Last, as the least needed if the call runs out of time: the matrix products are most of the GPU
-# time, so each of cubek's strategies in turn ("default" is the shipped choice), timed by the
-# build where CUBEK_MATMUL_AUTO picks one. PyTorch's figures for the ratios are in h100.json.
+for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench-matmul$' -e '^bench-autotune$'); do
+  beside_pytorch "$variant"
+done
+# The matrix products are most of the GPU time: each of cubek's strategies in turn ("default" is
+# the shipped choice), timed by the build where CUBEK_MATMUL_AUTO picks one. PyTorch's figures for
+# the ratios are in h100.json.
 label='import json, sys
 try: report = json.load(sys.stdin)
 except ValueError: report = {"error": "no report (see log.txt)"}
@@ -55,5 +51,16 @@ if [ -x .bench/bench-matmul ]; then
       --micro-batches 10,50 2>> "$out/log.txt" | python3 -c "$label" "$strategy"
   done | tee "$out/h100-matmul.json"
 fi
-# The device tool brings back at most 8 files.
+# burn's autotune, and its choices (autotune-decisions.jsonl, one per tuned shape): which kernels
+# win on this GPU, the shortlist for a build without autotune (wasm).
+if [ -x .bench/bench-autotune ]; then
+  printf '[autotune.decisions]\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \
+    "$out/autotune-decisions.jsonl" "$out/autotune.log" > cubecl.toml
+  beside_pytorch bench-autotune
+fi
+# Where the shipped build's time goes: its kernel times (the logger loses the last ones at exit).
+printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$out/profile.log" > cubecl.toml
+timeout 60 .bench/bench --backend wgpu --runs 3 --micro-batches 50 > /dev/null
+rm -f cubecl.toml
+# The device tool brings back at most 8 files: room for one more build to compare beside bench.
 ls "$out"
