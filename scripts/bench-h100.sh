@@ -25,11 +25,12 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$
 timeout 120 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 | tee -a "$out/log.txt"
 # Each build runs beside PyTorch into h100<suffix>.json, bounded so that PyTorch's figures come
 # back even if it is very slow.
-beside_pytorch() { # $1: a build in .bench
-  local name=h100${1#bench}
-  python3 scripts/bench.py --project "timeout ${PROJECT_TIMEOUT:-240} .bench/$1 --backend wgpu" --runs "${RUNS:-5}" \
-    > "$out/$name.json" 2> >(tee -a "$out/log.txt" >&2)
-  cat "$out/$name.json"
+beside_pytorch() { # $1: a build in .bench; the rest: more arguments for bench.py
+  local build=$1
+  shift
+  python3 scripts/bench.py --project "timeout ${PROJECT_TIMEOUT:-240} .bench/$build --backend wgpu" --runs "${RUNS:-5}" "$@" \
+    > "$out/h100${build#bench}.json" 2> >(tee -a "$out/log.txt" >&2)
+  cat "$out/h100${build#bench}.json"
 }
 # In the order of what is most wanted if the call runs out of time. First the shipped build (bench)
 # and any other build put there to compare.
@@ -38,25 +39,27 @@ for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench-matmul$' -e '^bench-a
   beside_pytorch "$variant"
 done
 # The matrix products are most of the GPU time: each of cubek's strategies in turn ("default" is
-# the shipped choice), timed by the build where CUBEK_MATMUL_AUTO picks one. PyTorch's figures for
-# the ratios are in h100.json.
+# the shipped choice), timed by the build where CUBEK_MATMUL_AUTO picks one, with its ratios to
+# the PyTorch figures of h100.json (not repeated on each line).
 label='import json, sys
 try: report = json.load(sys.stdin)
 except ValueError: report = {"error": "no report (see log.txt)"}
+report.pop("pytorch", None)
 print(json.dumps({"matmul_strategy": sys.argv[1], **report}))'
 if [ -x .bench/bench-matmul ]; then
   for strategy in default simple-unit-max simple-unit-min double-unit-max double-unit-min gemm gemm-k1024; do
     echo "matmul strategy $strategy" >> "$out/log.txt"
-    CUBEK_MATMUL_AUTO=${strategy#default} timeout 60 .bench/bench-matmul --backend wgpu --runs 3 \
-      --micro-batches 10,50 2>> "$out/log.txt" | python3 -c "$label" "$strategy"
+    CUBEK_MATMUL_AUTO=${strategy#default} python3 scripts/bench.py --reference "$out/h100.json" --runs 3 \
+      --micro-batches 10,50 --project "timeout 60 .bench/bench-matmul --backend wgpu" 2>> "$out/log.txt" |
+      python3 -c "$label" "$strategy"
   done | tee "$out/h100-matmul.json"
 fi
-# burn's autotune, and its choices (autotune-decisions.jsonl, one per tuned shape): which kernels
-# win on this GPU, the shortlist for a build without autotune (wasm).
+# burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
+# one per tuned shape): which kernels win on this GPU, the shortlist for a build without autotune.
 if [ -x .bench/bench-autotune ]; then
   printf '[autotune.decisions]\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \
     "$out/autotune-decisions.jsonl" "$out/autotune.log" > cubecl.toml
-  beside_pytorch bench-autotune
+  beside_pytorch bench-autotune --reference "$out/h100.json"
 fi
 # Where the shipped build's time goes: its kernel times (the logger loses the last ones at exit).
 printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$out/profile.log" > cubecl.toml

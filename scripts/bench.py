@@ -9,7 +9,8 @@ project / PyTorch. Medians of several runs after a warm-up; every run ends with 
 
   python3 scripts/bench.py --project "target/release/examples/bench --backend wgpu"
 
-`scripts/bench.sh` builds the example and calls this.
+`scripts/bench.sh` builds the example and calls this. With `--reference h100.json` the PyTorch
+figures come from that earlier report instead (`scripts/bench-h100.sh`, for its other builds).
 """
 import argparse
 import json
@@ -32,6 +33,8 @@ def parse_args():
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--micro-batches", default="1,10,25,50")
     parser.add_argument("--no-captum", action="store_true", help="skip Captum's NoiseTunnel")
+    parser.add_argument("--reference", help="take PyTorch's figures from this earlier report of this script "
+                        "(same machine, same invocation) instead of running PyTorch again")
     return parser.parse_args()
 
 
@@ -153,17 +156,32 @@ def ratios(project, reference):
     return out
 
 
+def reference_report(path):
+    """PyTorch's part of an earlier report; without one the project's figures still count, unpaired."""
+    try:
+        with open(path) as file:
+            earlier = json.load(file)
+        report = {key: earlier[key] for key in ("device", "torch", "torchvision", "threads", "pytorch")}
+    except (OSError, ValueError, KeyError) as error:
+        return {"pytorch": {}, "pytorch_error": f"no PyTorch figures in {path}: {error!r}"}
+    report["pytorch_from"] = path
+    return report
+
+
 def main():
     args = parse_args()
     device = torch.device(args.device)
     micro_batches = [int(size) for size in args.micro_batches.split(",")]
-    report = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "threads": torch.get_num_threads(),
-        "pytorch": pytorch_modes(args, device, micro_batches),
-    }
+    if args.reference:
+        report = reference_report(args.reference)
+    else:
+        report = {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "threads": torch.get_num_threads(),
+            "pytorch": pytorch_modes(args, device, micro_batches),
+        }
     if args.project:
         command = shlex.split(args.project) + [
             "--runs", str(args.runs), "--samples", str(args.samples),
