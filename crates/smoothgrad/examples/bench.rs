@@ -151,6 +151,9 @@ fn main() {
         "conv_lowering": args.conv_lowering.name(),
         "gradient_vs_cpu": check,
         "device": format!("{device:?}"),
+        // The GPU's name as its driver gives it: on a machine with a software renderer (lavapipe)
+        // beside a GPU, which one the figures are from.
+        "adapter": device.identity().map(|identity| identity.name),
         "model": "resnet50 224x224 fp32, random weights",
         "runs": args.runs,
         "samples": args.samples,
