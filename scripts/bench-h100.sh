@@ -32,11 +32,12 @@ beside_pytorch() { # $1: a build in .bench; the rest: more arguments for bench.p
     > "$out/h100${build#bench}.json" 2> >(tee -a "$out/log.txt" >&2)
   cat "$out/h100${build#bench}.json"
 }
-# In the order of what is most wanted if the call runs out of time. First the shipped build (bench)
-# and any other build put there to compare.
+# In the order of what is most wanted if the call runs out of time. First the shipped build (bench),
+# then any other build put there to compare, against the same PyTorch figures.
 rm -f cubecl.toml
-for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench-matmul$' -e '^bench-autotune$'); do
-  beside_pytorch "$variant"
+beside_pytorch bench
+for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench$' -e '^bench-matmul$' -e '^bench-autotune$'); do
+  beside_pytorch "$variant" --reference "$out/h100.json"
 done
 # The matrix products are most of the GPU time: each of cubek's strategies in turn ("default" is
 # the shipped choice), timed by the build where CUBEK_MATMUL_AUTO picks one, with its ratios to
