@@ -17,16 +17,17 @@ build() { # $1: features, $2: output name; the rest: extra cargo arguments
 }
 build wgpu,flex bench
 build wgpu,flex,autotune bench-autotune
-# A patched copy of the locked cubek-matmul, named after the patch's hash: its path gives its
-# artifacts their own hashes, so the two builds above stay fresh in the same target dir.
-cargo fetch -q
-version=$(awk '$0 == "name = \"cubek-matmul\"" { getline; gsub(/[^0-9.]/, "", $3); print $3 }' Cargo.lock)
-patched=$PWD/.bench-src/cubek-matmul-$version-$(sha256sum scripts/bench-matmul-strategy.patch | cut -c1-12)
+# A patched copy of the locked cubek-matmul (cargo says where its source is), named after the
+# patch's hash: its path gives its artifacts their own hashes, so the two builds above stay fresh
+# in the same target dir.
+source=$(dirname "$(cargo metadata --format-version 1 | python3 -c 'import json, sys
+print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "cubek-matmul"))')")
+patched=$PWD/.bench-src/$(basename "$source")-$(sha256sum scripts/bench-matmul-strategy.patch | cut -c1-12)
 if [ ! -d "$patched" ]; then
   rm -rf .bench-src && mkdir -p .bench-src
-  cp -r "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"cubek-matmul-$version" "$patched"
+  cp -r "$source" "$patched"
   patch -d "$patched" -p1 --quiet < scripts/bench-matmul-strategy.patch ||
-    { echo "scripts/bench-matmul-strategy.patch no longer applies to cubek-matmul $version" >&2; exit 1; }
+    { echo "scripts/bench-matmul-strategy.patch no longer applies to $(basename "$source")" >&2; exit 1; }
 fi
 # The patch rewrites Cargo.lock's entry for the crate: put the shipped lock back however the build ends.
 cp Cargo.lock .bench-src/Cargo.lock
