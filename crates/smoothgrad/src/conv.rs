@@ -148,10 +148,11 @@ pub const UNFOLD_FROM_BATCH: usize = 10;
 /// `[in·k·k, positions]` per image) and multiplied by the weights `[out, in·k·k]`; otherwise it is
 /// burn's convolution (burn's CPU backend already convolves through im2col and gemm).
 ///
-/// Its gradient is burn's convolution gradient, not the product's: the columns (k² times the
-/// input) are never kept for the backward pass. (Unfolding the backward too — a stride-1
-/// convolution's input gradient is a convolution with the flipped kernel — measured no faster:
-/// SmoothGrad-50 at micro-batch 10 took 262 ms against 248, at 50 138 ms against 141.)
+/// Its gradient is a convolution gradient ([`ConvInputGradBackend`] for the input), not the
+/// product's: the columns (k² times the input) are never kept for the backward pass. (Unfolding
+/// the backward as a forward convolution — a stride-1 convolution's input gradient is one with
+/// the flipped kernel — measured no faster: SmoothGrad-50 at micro-batch 10 took 262 ms against
+/// 248, at 50 138 ms against 141.)
 #[backend_extension(Autodiff, Cube: cfg(feature = "wgpu"), Flex: cfg(feature = "flex"))]
 pub trait UnfoldedConvBackend: Backend {
     /// `conv2d(x, weight)` with `options`, no bias.
@@ -217,7 +218,67 @@ impl UnfoldedConvBackend for burn::backend::Cube {
     }
 }
 
-impl<B: UnfoldedConvBackend, C: CheckpointStrategy> UnfoldedConvBackend for Autodiff<B, C> {
+/// The input gradient of a bias-free convolution, as a backend operation: on burn's GPU backend a
+/// transposed convolution through one matrix product and col2im, elsewhere burn's own gradient.
+///
+/// Without autotune (which gives wrong results on WebGPU in wasm) burn's GPU backend takes this
+/// gradient with its direct transposed-convolution kernel. Timed by burn's autotune on an H100
+/// for every 3×3 and 7×7 convolution of ResNet-50, col2im took 5–10× less time at batch 1 and
+/// 1.5–3× less at batch 64 (`docs/benchmarks/h100-2026-11-27-kernels.md`).
+#[backend_extension(Cube: cfg(feature = "wgpu"), Flex: cfg(feature = "flex"), Fusion: cfg(feature = "wgpu"))]
+pub trait ConvInputGradBackend: Backend {
+    /// The gradient with respect to `x` of `conv2d(x, weight)` (no bias) with `options`, given the
+    /// gradient `grad` of its output.
+    #[fusion(meta = |x, _weight, _grad, _options| x.clone())]
+    fn conv2d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, grad, options)
+    }
+}
+
+#[cfg(feature = "flex")]
+impl ConvInputGradBackend for burn::backend::Flex {}
+
+#[cfg(feature = "wgpu")]
+impl ConvInputGradBackend for burn_cubecl::CubeBackend {
+    fn conv2d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        use burn::backend::TensorMetadata;
+        use burn::backend::ops::ModuleOps;
+        use burn::backend::ops::conv::calculate_padding_out;
+        use burn::tensor::ops::ConvTransposeOptions;
+        use burn_cubecl::kernel::conv::{ConvTranspose2dStrategy, conv_transpose2d};
+
+        // A transposed convolution pads both sides alike.
+        if options.is_asymmetric() {
+            return Self::conv2d_x_backward(x, weight, grad, options);
+        }
+        let [_, _, kernel @ ..] = weight.shape().dims::<4>();
+        let [_, _, size @ ..] = x.shape().dims::<4>();
+        let [_, _, out_size @ ..] = grad.shape().dims::<4>();
+        let padding = options.padding_begin();
+        // The input rows and columns that the forward's stride left over (output size rounds down).
+        let padding_out = std::array::from_fn(|axis| {
+            let (stride, dilation) = (options.stride[axis], options.dilation[axis]);
+            calculate_padding_out(kernel[axis], stride, padding[axis], dilation, size[axis], out_size[axis])
+        });
+        let transposed =
+            ConvTransposeOptions::new(options.stride, padding, padding_out, options.dilation, options.groups);
+        conv_transpose2d(grad.clone(), weight.clone(), None, transposed, ConvTranspose2dStrategy::Gemm)
+            // col2im declines what its matrix product cannot launch (too many workgroups).
+            .unwrap_or_else(|_| Self::conv2d_x_backward(x, weight, grad, options))
+    }
+}
+
+impl<B: UnfoldedConvBackend + ConvInputGradBackend, C: CheckpointStrategy> UnfoldedConvBackend for Autodiff<B, C> {
     fn unfolded_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -226,7 +287,7 @@ impl<B: UnfoldedConvBackend, C: CheckpointStrategy> UnfoldedConvBackend for Auto
         #[derive(Debug)]
         struct UnfoldedConv;
 
-        impl<B: Backend> Backward<B, 2> for UnfoldedConv {
+        impl<B: ConvInputGradBackend> Backward<B, 2> for UnfoldedConv {
             type State = (NodeId, NodeId, ConvOptions<2>);
 
             fn backward(
@@ -241,7 +302,7 @@ impl<B: UnfoldedConvBackend, C: CheckpointStrategy> UnfoldedConvBackend for Auto
                 let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
                 let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
                 if let Some(node) = node_x {
-                    let x_grad = B::conv2d_x_backward(
+                    let x_grad = B::conv2d_input_grad(
                         x.clone(),
                         weight.clone(),
                         grad.clone(),

@@ -36,7 +36,7 @@ pub use attribution::{
 };
 pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;
-pub use conv::{ConvLowering, UNFOLD_FROM_BATCH, UnfoldedConvBackend};
+pub use conv::{ConvInputGradBackend, ConvLowering, UNFOLD_FROM_BATCH, UnfoldedConvBackend};
 pub use downsample::Downsample;
 pub use frozen_batch_norm::FrozenBatchNorm2d;
 pub use names::UnknownName;

@@ -120,3 +120,31 @@ async fn pth_bytes_get_a_clear_error_in_the_browser() {
     assert_eq!(error, smoothgrad::WeightsError::PthUnsupported);
     assert!(error.to_string().contains("safetensors"));
 }
+
+#[wasm_bindgen_test]
+async fn col2im_input_gradients_match_burns_direct_kernel_on_webgpu() {
+    // The GPU's backward through k×k convolutions (transposed convolution by col2im) against
+    // burn's own kernel, on what the fixtures lack: an odd input to a stride-2 convolution leaves
+    // no row over, an even one leaves one; 1×1 and 7×7 kernels; more output than input channels.
+    use smoothgrad::ConvInputGradBackend;
+    use smoothgrad::burn::backend::Dispatch;
+    use smoothgrad::burn::backend::ops::ModuleOps;
+    use smoothgrad::burn::tensor::ops::ConvOptions;
+    use smoothgrad::burn::tensor::{Distribution, Tensor};
+    let device = webgpu().await;
+    let normal = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    for (size, kernel, stride) in [(9, 3, 2), (10, 3, 2), (11, 7, 2), (12, 7, 2), (9, 3, 1), (9, 1, 2)] {
+        let padding = kernel / 2;
+        let out_size = (size + 2 * padding - kernel) / stride + 1;
+        let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+        let (x, weight, grad) = (normal([2, 5, size, size]), normal([6, 5, kernel, kernel]), normal([2, 6, out_size, out_size]));
+        let parts = || (x.clone().into_dispatch(), weight.clone().into_dispatch(), grad.clone().into_dispatch());
+        let (x_, weight_, grad_) = parts();
+        let ours = Dispatch::conv2d_input_grad(x_, weight_, grad_, options.clone());
+        let (x_, weight_, grad_) = parts();
+        let burns = Dispatch::conv2d_x_backward(x_, weight_, grad_, options);
+        let burns = Tensor::<4>::from_dispatch(burns).into_data_async().await.unwrap();
+        let what = format!("{size}×{size} input, {kernel}×{kernel} kernel, stride {stride}");
+        assert_matches(&what, Tensor::<4>::from_dispatch(ours), burns, 1e-5).await;
+    }
+}
