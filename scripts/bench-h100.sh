@@ -47,13 +47,23 @@ try: report = json.load(sys.stdin)
 except ValueError: report = {"error": "no report (see log.txt)"}
 report.pop("pytorch", None)
 print(json.dumps({"matmul_strategy": sys.argv[1], **report}))'
+strategy() { # $1: strategy, $2: micro-batches; the rest: more arguments for the benchmark
+  local name=$1 micro_batches=$2
+  shift 2
+  echo "matmul strategy $name $*" >> "$out/log.txt"
+  CUBEK_MATMUL_AUTO=${name#default} python3 scripts/bench.py --reference "$out/h100.json" --runs 3 \
+    --micro-batches "$micro_batches" --project "timeout 60 .bench/bench-matmul --backend wgpu $*" \
+    2>> "$out/log.txt" | python3 -c "$label" "$name"
+}
 if [ -x .bench/bench-matmul ]; then
-  for strategy in default simple-unit-max simple-unit-min double-unit-max double-unit-min gemm gemm-k1024; do
-    echo "matmul strategy $strategy" >> "$out/log.txt"
-    CUBEK_MATMUL_AUTO=${strategy#default} python3 scripts/bench.py --reference "$out/h100.json" --runs 3 \
-      --micro-batches 10,50 --project "timeout 60 .bench/bench-matmul --backend wgpu" 2>> "$out/log.txt" |
-      python3 -c "$label" "$strategy"
+  for name in default simple-unit-max simple-unit-min double-unit-max double-unit-min gemm gemm-k1024; do
+    strategy "$name" 10,50
   done | tee "$out/h100-matmul.json"
+  # Batch 1, the page's micro-batch on WebGPU's default limits, with the 3×3 and 7×7 convolutions
+  # unfolded too (direct as shipped): the strategies that suit long, narrow products.
+  for name in default simple-unit-min gemm gemm-k1024; do
+    strategy "$name" 1 --conv-lowering unfolded
+  done | tee -a "$out/h100-matmul.json"
 fi
 # burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
 # one per tuned shape): which kernels win on this GPU, the shortlist for a build without autotune.

@@ -53,6 +53,13 @@ pub enum ConvLowering {
     /// cores.
     #[default]
     MatrixProducts,
+    /// As [`Self::MatrixProducts`], with the k×k convolutions unfolded at every batch, 1 included.
+    ///
+    /// Chosen for no adapter: on the H100 the unfolded forward at batch 1 took 25.4 ms against
+    /// 19.5 ms direct, with cubek's default matrix product, whose largest tiles leave most of the
+    /// GPU idle on batch 1's long and narrow products (layer 4: 512 × 49 × 4608). The benchmark
+    /// times it with each of cubek's other strategies (`scripts/bench-h100.sh`).
+    Unfolded,
     /// Every convolution is burn's own (a direct kernel on its GPU backend), at any batch.
     ///
     /// For SwiftShader, the CPU renderer behind Chromium's WebGPU without a GPU, which runs the
@@ -75,10 +82,11 @@ impl ConvLowering {
         }
     }
 
-    /// Its name for benchmarks and the JS API: `"matrix-products"` or `"direct"`.
+    /// Its name for benchmarks and the JS API: `"matrix-products"`, `"unfolded"` or `"direct"`.
     pub fn name(self) -> &'static str {
         match self {
             Self::MatrixProducts => "matrix-products",
+            Self::Unfolded => "unfolded",
             Self::Direct => "direct",
         }
     }
@@ -88,7 +96,7 @@ impl FromStr for ConvLowering {
     type Err = UnknownName;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        let table = [Self::MatrixProducts, Self::Direct].map(|lowering| (lowering.name(), lowering));
+        let table = [Self::MatrixProducts, Self::Unfolded, Self::Direct].map(|lowering| (lowering.name(), lowering));
         by_name("convolution lowering", name, &table)
     }
 }
@@ -101,19 +109,21 @@ impl FromStr for ConvLowering {
 pub fn forward(conv: &Conv2d, input: Tensor<4>, lowering: ConvLowering) -> Tensor<4> {
     match lowering {
         ConvLowering::Direct => conv.forward(input),
-        ConvLowering::MatrixProducts if conv.kernel_size == [1, 1] => pointwise(conv, input),
-        ConvLowering::MatrixProducts => unfolded(conv, input),
+        _ if conv.kernel_size == [1, 1] => pointwise(conv, input),
+        ConvLowering::MatrixProducts => unfolded(conv, input, UNFOLD_FROM_BATCH),
+        ConvLowering::Unfolded => unfolded(conv, input, 1),
     }
 }
 
-/// A k×k convolution through [`UnfoldedConvBackend`].
-fn unfolded(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
+/// A k×k convolution through [`UnfoldedConvBackend`], unfolded from `unfold_from_batch` images on.
+fn unfolded(conv: &Conv2d, input: Tensor<4>, unfold_from_batch: usize) -> Tensor<4> {
     let padding = conv.kernel_size.map(torchvision_padding);
     let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
     Tensor::from_dispatch(<Dispatch as UnfoldedConvBackend>::unfolded_conv2d(
         input.into_dispatch(),
         conv.weight.val().into_dispatch(),
         options,
+        unfold_from_batch,
     ))
 }
 
@@ -138,13 +148,13 @@ fn pointwise(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
 }
 
 /// Batches from which burn's GPU backend convolves through unfolded columns rather than its
-/// direct kernel. Measured on an H100 (ResNet-50): batch 1 forward 19.5 ms direct, 25.4 ms
+/// direct kernel in [`ConvLowering::MatrixProducts`]. Measured on an H100 (ResNet-50): batch 1 forward 19.5 ms direct, 25.4 ms
 /// unfolded; SmoothGrad-50 at micro-batch 10: 296 → 248 ms, 25: 233 → 160 ms, 50: 219 → 141 ms.
 /// Below 10 nothing was measured between the two, so the direct kernel stays.
 pub const UNFOLD_FROM_BATCH: usize = 10;
 
 /// A bias-free convolution as a backend operation: on burn's GPU backend, from
-/// [`UNFOLD_FROM_BATCH`] images on, the zero-padded input is unfolded into columns (im2col:
+/// `unfold_from_batch` images on, the zero-padded input is unfolded into columns (im2col:
 /// `[in·k·k, positions]` per image) and multiplied by the weights `[out, in·k·k]`; otherwise it is
 /// burn's convolution (burn's CPU backend already convolves through im2col and gemm).
 ///
@@ -160,7 +170,9 @@ pub trait UnfoldedConvBackend: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
+        unfold_from_batch: usize,
     ) -> FloatTensor<Self> {
+        let _ = unfold_from_batch; // Only burn's GPU backend unfolds.
         Self::conv2d(x, weight, None, options)
     }
 }
@@ -174,6 +186,7 @@ impl UnfoldedConvBackend for burn::backend::Cube {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
+        unfold_from_batch: usize,
     ) -> FloatTensor<Self> {
         use burn::backend::TensorMetadata;
         use burn::backend::ops::conv::calculate_conv_output_sizes;
@@ -182,7 +195,7 @@ impl UnfoldedConvBackend for burn::backend::Cube {
         use burn::tensor::ops::{PadMode, UnfoldOptions};
 
         let [batch, _, height, width] = x.shape().dims();
-        if batch < UNFOLD_FROM_BATCH || options.dilation != [1, 1] || options.groups != 1 {
+        if batch < unfold_from_batch || options.dilation != [1, 1] || options.groups != 1 {
             return Self::conv2d(x, weight, None, options);
         }
         let [out_channels, in_channels, kernel_height, kernel_width] = weight.shape().dims();
@@ -283,6 +296,7 @@ impl<B: UnfoldedConvBackend + ConvInputGradBackend, C: CheckpointStrategy> Unfol
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
+        unfold_from_batch: usize,
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct UnfoldedConv;
@@ -331,6 +345,7 @@ impl<B: UnfoldedConvBackend + ConvInputGradBackend, C: CheckpointStrategy> Unfol
                     x.primitive().clone(),
                     weight.primitive().clone(),
                     options.clone(),
+                    unfold_from_batch,
                 );
                 prep.finish((x_state, weight_state, options), output)
             }
@@ -338,6 +353,7 @@ impl<B: UnfoldedConvBackend + ConvInputGradBackend, C: CheckpointStrategy> Unfol
                 x.into_primitive(),
                 weight.into_primitive(),
                 options,
+                unfold_from_batch,
             )),
         }
     }

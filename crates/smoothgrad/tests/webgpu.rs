@@ -60,6 +60,8 @@ async fn unfolded_convolutions_match_captum_on_webgpu() {
     let copies = smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2);
     check_method_in_copies(&Gradient, "gradient", copies, &webgpu().await).await;
     check_method_in_copies(&GuidedBackprop, "guided_backprop", copies, &webgpu().await).await;
+    // `Unfolded` unfolds at any batch: here the fixture's two images.
+    check_method_lowered(&Gradient, "gradient", 1, ConvLowering::Unfolded, &webgpu().await).await;
 }
 
 #[wasm_bindgen_test]
