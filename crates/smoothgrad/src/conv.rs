@@ -148,9 +148,10 @@ fn pointwise(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
 }
 
 /// Batches from which burn's GPU backend convolves through unfolded columns rather than its
-/// direct kernel in [`ConvLowering::MatrixProducts`]. Measured on an H100 (ResNet-50): batch 1 forward 19.5 ms direct, 25.4 ms
-/// unfolded; SmoothGrad-50 at micro-batch 10: 296 → 248 ms, 25: 233 → 160 ms, 50: 219 → 141 ms.
-/// Below 10 nothing was measured between the two, so the direct kernel stays.
+/// direct kernel in [`ConvLowering::MatrixProducts`]. Measured on an H100 (ResNet-50): batch 1
+/// forward 19.5 ms direct, 25.4 ms unfolded; SmoothGrad-50 at micro-batch 10: 296 → 248 ms, 25:
+/// 233 → 160 ms, 50: 219 → 141 ms. Below 10 nothing was measured between the two, so the direct
+/// kernel stays.
 pub const UNFOLD_FROM_BATCH: usize = 10;
 
 /// A bias-free convolution as a backend operation: on burn's GPU backend, from
