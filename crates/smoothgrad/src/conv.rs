@@ -237,8 +237,8 @@ impl UnfoldedConvBackend for burn::backend::Cube {
 ///
 /// Without autotune (which gives wrong results on WebGPU in wasm) burn's GPU backend takes this
 /// gradient with its direct transposed-convolution kernel. Timed by burn's autotune on an H100
-/// for every 3×3 and 7×7 convolution of ResNet-50, col2im took 5–10× less time at batch 1 and
-/// 1.5–3× less at batch 64 (`docs/benchmarks/h100-2026-11-27-kernels.md`).
+/// for every 3×3 and 7×7 convolution of ResNet-50, col2im took 3–9× less time at batch 1 and
+/// 1.5–3.3× less at batch 64 (`docs/benchmarks/h100-2026-11-27-kernels.md`).
 #[backend_extension(Cube: cfg(feature = "wgpu"), Flex: cfg(feature = "flex"), Fusion: cfg(feature = "wgpu"))]
 pub trait ConvInputGradBackend: Backend {
     /// The gradient with respect to `x` of `conv2d(x, weight)` (no bias) with `options`, given the
