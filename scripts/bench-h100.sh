@@ -39,9 +39,10 @@ beside_pytorch bench
 for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench$' -e '^bench-matmul$' -e '^bench-autotune$'); do
   beside_pytorch "$variant" --reference "$out/h100.json"
 done
-# The matrix products are most of the GPU time: each of cubek's strategies in turn ("default" is
-# the shipped choice), timed by the build where CUBEK_MATMUL_AUTO picks one, with its ratios to
-# the PyTorch figures of h100.json (not repeated on each line).
+# The matrix products are most of the GPU time: each of cubek's strategies in turn for every
+# product ("default" is the shipped choice by shape, "cubek-auto" cubek's default as shipped
+# before it), timed by the build where CUBEK_MATMUL_AUTO picks one, with its ratios to the PyTorch
+# figures of h100.json (not repeated on each line).
 label='import json, sys
 try: report = json.load(sys.stdin)
 except ValueError: report = {"error": "no report (see log.txt)"}
@@ -56,12 +57,12 @@ strategy() { # $1: strategy, $2: micro-batches; the rest: more arguments for the
     2>> "$out/log.txt" | python3 -c "$label" "$name"
 }
 if [ -x .bench/bench-matmul ]; then
-  for name in default simple-unit-max simple-unit-min double-unit-max double-unit-min gemm gemm-k1024; do
+  for name in default cubek-auto simple-unit-min double-unit-max double-unit-min gemm gemm-k1024; do
     strategy "$name" 10,50
   done | tee "$out/h100-matmul.json"
   # Batch 1, the page's micro-batch on WebGPU's default limits, with the 3×3 and 7×7 convolutions
   # unfolded too (direct as shipped): the strategies that suit long, narrow products.
-  for name in default simple-unit-min gemm gemm-k1024; do
+  for name in default cubek-auto gemm gemm-k1024; do
     strategy "$name" 1 --conv-lowering unfolded
   done | tee -a "$out/h100-matmul.json"
 fi

@@ -14,6 +14,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Slice, Tensor};
 
 use crate::names::{UnknownName, by_name};
+use crate::product::{ConvProductBackend, conv_product};
 use std::str::FromStr;
 
 /// A bias-free `kernel × kernel` convolution with torchvision's padding (`kernel / 2`).
@@ -141,9 +142,7 @@ fn pointwise(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
         input
     };
     let columns = input.reshape([batch, channels, out_height * out_width]);
-    weight
-        .reshape([1, out_channels, channels])
-        .matmul(columns)
+    conv_product(weight.reshape([1, out_channels, channels]), columns)
         .reshape([batch, out_channels, out_height, out_width])
 }
 
@@ -226,7 +225,7 @@ impl UnfoldedConvBackend for burn::backend::Cube {
             &[height, width],
         );
         Self::float_reshape(
-            Self::float_matmul(weight, columns),
+            Self::conv_product(weight, columns),
             Shape::new([batch, out_channels, out_size[0], out_size[1]]),
         )
     }

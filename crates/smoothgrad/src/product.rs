@@ -1,0 +1,246 @@
+//! The matrix products that the convolutions lower to, with the kernel chosen by shape.
+//!
+//! Without autotune (which the page cannot use: it gives wrong results on WebGPU in wasm) burn's
+//! GPU backend runs every product with cubek's default, its unit kernel with the largest tiles.
+//! Timed by burn's autotune on an H100 for the products of ResNet-50
+//! (`docs/benchmarks/h100-2026-11-27-kernels.md`), that default was never the fastest and at batch
+//! 1 never the runner-up: batched, the same kernel with the smallest tiles was up to 20 % faster;
+//! at batch 1 its double-buffered variant was faster still (20 against 26 µs, 256×4096×64);
+//! on long and narrow products (inner dimension 1024 or more, at most 131 072 outputs: batch 1's
+//! deep layers) cubek's `gemm` kernel took 2–10× less time (34 against 337 µs for 512×64×2048).
+
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary};
+use burn::backend::autodiff::{NodeId, checkpoint::base::Checkpointer, grads::Gradients};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
+use burn::tensor::{Shape, Tensor};
+
+/// The kernel that runs one product on burn's GPU backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProductKernel {
+    /// cubek's unit kernel (one thread, one tile) with its smallest tiles.
+    SmallTiles,
+    /// cubek's double-buffered unit kernel with its largest tiles.
+    DoubleBuffered,
+    /// cubek's `gemm`, which splits the inner dimension across a subgroup.
+    Gemm,
+}
+
+/// Inner dimensions from which [`ProductKernel::Gemm`] pays.
+const GEMM_FROM_INNER: usize = 1024;
+/// The most outputs (batch × rows × columns) at which autotune timed [`ProductKernel::Gemm`]
+/// the fastest; beyond it nothing was measured, so the unit kernel keeps them.
+const GEMM_UP_TO_OUTPUTS: usize = 131_072;
+
+impl ProductKernel {
+    /// The kernel for `batch` products of `[rows, inner]` by `[inner, columns]` on a device that
+    /// has subgroup operations (`gemm` sums across a subgroup) or not.
+    ///
+    /// wgpu's WebGPU backend (in wasm) never requests subgroups, so there every product takes the
+    /// unit kernel (autotune's wrong results there were its candidates' subgroup operations).
+    /// Vulkan on a GPU has them; lavapipe (Mesa's CPU Vulkan) runs them, but cubecl does not
+    /// count a CPU adapter's, and there `gemm` measured slower.
+    pub fn for_shape(
+        batch: usize,
+        rows: usize,
+        inner: usize,
+        columns: usize,
+        subgroups: bool,
+    ) -> Self {
+        let long_and_narrow =
+            inner >= GEMM_FROM_INNER && batch * rows * columns <= GEMM_UP_TO_OUTPUTS;
+        if long_and_narrow && subgroups {
+            Self::Gemm
+        } else if batch == 1 {
+            Self::DoubleBuffered
+        } else {
+            Self::SmallTiles
+        }
+    }
+}
+
+/// Batched matrix products (`[b, m, k]` by `[b, k, n]`, either batch may be 1) as a backend
+/// operation: on burn's GPU backend through the kernel [`ProductKernel::for_shape`] chooses,
+/// elsewhere burn's own.
+#[backend_extension(Autodiff, Cube: cfg(feature = "wgpu"), Flex: cfg(feature = "flex"), Fusion: cfg(feature = "wgpu"))]
+pub trait ConvProductBackend: Backend {
+    /// `lhs · rhs`, batch by batch.
+    #[fusion(dtype = lhs, shape = Shape::new([lhs[0].max(rhs[0]), lhs[1], rhs[2]]))]
+    fn conv_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_matmul(lhs, rhs)
+    }
+}
+
+/// `lhs · rhs` through [`ConvProductBackend`].
+pub fn conv_product(lhs: Tensor<3>, rhs: Tensor<3>) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as ConvProductBackend>::conv_product(
+        lhs.into_dispatch(),
+        rhs.into_dispatch(),
+    ))
+}
+
+#[cfg(feature = "flex")]
+impl ConvProductBackend for burn::backend::Flex {}
+
+#[cfg(feature = "wgpu")]
+impl ConvProductBackend for burn_cubecl::CubeBackend {
+    fn conv_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        use burn::backend::ops::FloatTensorOps;
+        use burn_cubecl::cubecl::features::Plane;
+        use burn_cubecl::kernel::matmul::init_matmul_output;
+
+        let [batch, rows, inner] = lhs.shape().dims();
+        let [rhs_batch, _, columns] = rhs.shape().dims();
+        let subgroups = lhs.client.properties().features.plane.contains(Plane::Ops);
+        let kernel =
+            ProductKernel::for_shape(batch.max(rhs_batch), rows, inner, columns, subgroups);
+        let out = init_matmul_output(&lhs, &rhs, lhs.dtype);
+        match launch_product(kernel, lhs.clone(), rhs.clone(), out.clone()) {
+            Ok(()) => out,
+            // A kernel declines what it cannot tile (e.g. `gemm` without subgroups): cubek's default.
+            Err(_) => Self::float_matmul(lhs, rhs),
+        }
+    }
+}
+
+/// Launches `kernel` for `out = lhs · rhs` on burn's GPU backend.
+#[cfg(feature = "wgpu")]
+fn launch_product(
+    kernel: ProductKernel,
+    lhs: burn_cubecl::tensor::CubeTensor,
+    rhs: burn_cubecl::tensor::CubeTensor,
+    out: burn_cubecl::tensor::CubeTensor,
+) -> Result<(), cubek::matmul::definition::MatmulSetupError> {
+    use burn::backend::cubecl::dtype_to_storage_type;
+    use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems};
+    use cubek::matmul::multi_level::Strategy;
+    use cubek::matmul::multi_level::routines::{
+        TileSizeSelection, batch::double_unit::DoubleUnitSelectionArgs,
+        batch::simple_unit::SimpleUnitSelectionArgs, gemm::GemmStrategy,
+    };
+    use cubek::matmul::routine::BlueprintStrategy::Inferred;
+    use cubek::std::InputBinding;
+
+    let strategy = match kernel {
+        ProductKernel::SmallTiles => Strategy::SimpleUnit(Inferred(SimpleUnitSelectionArgs {
+            tile_size: TileSizeSelection::MinTileSize,
+        })),
+        ProductKernel::DoubleBuffered => Strategy::DoubleUnit(Inferred(DoubleUnitSelectionArgs {
+            tile_size: TileSizeSelection::MaxTileSize,
+        })),
+        ProductKernel::Gemm => Strategy::Gemm(Inferred(GemmStrategy {
+            target_num_planes: None,
+        })),
+    };
+    let storage = dtype_to_storage_type(out.dtype);
+    let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems {
+        lhs: storage,
+        rhs: storage,
+        out: storage,
+    });
+    let client = out.client.clone();
+    cubek::matmul::launch::launch_ref(
+        &strategy.into(),
+        &client,
+        InputBinding::new(lhs.binding(), storage),
+        InputBinding::new(rhs.binding(), storage),
+        out.binding(),
+        &mut dtypes,
+    )
+}
+
+impl<B: ConvProductBackend, C: CheckpointStrategy> ConvProductBackend for Autodiff<B, C> {
+    fn conv_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ConvProduct;
+
+        impl<B: ConvProductBackend> Backward<B, 2> for ConvProduct {
+            /// Each operand is kept only if the other one needs its gradient.
+            type State = (Option<NodeId>, Option<NodeId>, [usize; 2]);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let (lhs, rhs, [lhs_batch, rhs_batch]) = ops.state;
+                let lhs = lhs.map(|node| checkpointer.retrieve_node_output::<FloatTensor<B>>(node));
+                let rhs = rhs.map(|node| checkpointer.retrieve_node_output::<FloatTensor<B>>(node));
+                let transposed =
+                    |tensor: Option<FloatTensor<B>>| B::float_swap_dims(tensor.unwrap(), 1, 2);
+                binary::<B, _, _>(
+                    ops.parents,
+                    ops.node,
+                    grads,
+                    |grad| unbroadcast::<B>(B::conv_product(grad, transposed(rhs)), lhs_batch),
+                    |grad| unbroadcast::<B>(B::conv_product(transposed(lhs), grad), rhs_batch),
+                );
+            }
+        }
+
+        let batches = [lhs.primitive().shape()[0], rhs.primitive().shape()[0]];
+        let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+        match ConvProduct
+            .prepare::<C>([lhs.node(), rhs.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let lhs_state = rhs_tracked.then(|| prep.checkpoint(&lhs));
+                let rhs_state = lhs_tracked.then(|| prep.checkpoint(&rhs));
+                let output = B::conv_product(lhs.primitive().clone(), rhs.primitive().clone());
+                prep.finish((lhs_state, rhs_state, batches), output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::conv_product(lhs.into_primitive(), rhs.into_primitive()))
+            }
+        }
+    }
+}
+
+/// A gradient summed back to an operand's batch of one, where the product broadcast it.
+fn unbroadcast<B: Backend>(grad: FloatTensor<B>, batch: usize) -> FloatTensor<B> {
+    if batch == 1 && grad.shape()[0] > 1 {
+        B::float_sum_dim(grad, 0)
+    } else {
+        grad
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_and_narrow_products_take_gemm_where_there_are_subgroups() {
+        // Batch 1's layer 4: 512 outputs × 49 positions over 2048 inputs.
+        assert_eq!(
+            ProductKernel::for_shape(1, 512, 2048, 49, true),
+            ProductKernel::Gemm
+        );
+        assert_eq!(
+            ProductKernel::for_shape(1, 256, 1024, 196, true),
+            ProductKernel::Gemm
+        );
+        assert_eq!(
+            ProductKernel::for_shape(1, 512, 2048, 49, false),
+            ProductKernel::DoubleBuffered
+        );
+        // The same at micro-batch 10: more outputs than autotune timed gemm on.
+        assert_eq!(
+            ProductKernel::for_shape(10, 256, 1024, 196, true),
+            ProductKernel::SmallTiles
+        );
+        // A short inner dimension.
+        assert_eq!(
+            ProductKernel::for_shape(1, 2048, 512, 49, true),
+            ProductKernel::DoubleBuffered
+        );
+        assert_eq!(
+            ProductKernel::for_shape(2, 2048, 512, 49, true),
+            ProductKernel::SmallTiles
+        );
+    }
+}
