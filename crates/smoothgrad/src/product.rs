@@ -98,7 +98,8 @@ impl ConvProductBackend for burn_cubecl::CubeBackend {
         let out = init_matmul_output(&lhs, &rhs, lhs.dtype);
         match launch_product(kernel, lhs.clone(), rhs.clone(), out.clone()) {
             Ok(()) => out,
-            // A kernel declines what it cannot tile (e.g. `gemm` without subgroups): cubek's default.
+            // A kernel declines what it cannot tile (`gemm`: an inner dimension that is no multiple of
+            // the subgroup size): cubek's default.
             Err(_) => Self::float_matmul(lhs, rhs),
         }
     }
@@ -215,32 +216,26 @@ mod tests {
 
     #[test]
     fn long_and_narrow_products_take_gemm_where_there_are_subgroups() {
-        // Batch 1's layer 4: 512 outputs × 49 positions over 2048 inputs.
-        assert_eq!(
-            ProductKernel::for_shape(1, 512, 2048, 49, true),
-            ProductKernel::Gemm
-        );
-        assert_eq!(
-            ProductKernel::for_shape(1, 256, 1024, 196, true),
-            ProductKernel::Gemm
-        );
-        assert_eq!(
-            ProductKernel::for_shape(1, 512, 2048, 49, false),
-            ProductKernel::DoubleBuffered
-        );
-        // The same at micro-batch 10: more outputs than autotune timed gemm on.
-        assert_eq!(
-            ProductKernel::for_shape(10, 256, 1024, 196, true),
-            ProductKernel::SmallTiles
-        );
-        // A short inner dimension.
-        assert_eq!(
-            ProductKernel::for_shape(1, 2048, 512, 49, true),
-            ProductKernel::DoubleBuffered
-        );
-        assert_eq!(
-            ProductKernel::for_shape(2, 2048, 512, 49, true),
-            ProductKernel::SmallTiles
-        );
+        use ProductKernel::{DoubleBuffered, Gemm, SmallTiles};
+        // (batch, rows, inner, columns, subgroups), the kernel.
+        let cases = [
+            // Batch 1's layer 4: 512 outputs × 49 positions over 2048 inputs.
+            ((1, 512, 2048, 49, true), Gemm),
+            ((1, 256, 1024, 196, true), Gemm),
+            ((1, 512, 2048, 49, false), DoubleBuffered),
+            // The same at micro-batch 10: more outputs than autotune timed gemm on.
+            ((10, 256, 1024, 196, true), SmallTiles),
+            // A short inner dimension.
+            ((1, 2048, 512, 49, true), DoubleBuffered),
+            ((2, 2048, 512, 49, true), SmallTiles),
+        ];
+        for (shape, kernel) in cases {
+            let (batch, rows, inner, columns, subgroups) = shape;
+            assert_eq!(
+                ProductKernel::for_shape(batch, rows, inner, columns, subgroups),
+                kernel,
+                "{shape:?}"
+            );
+        }
     }
 }
