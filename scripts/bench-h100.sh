@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
 # native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json), each of
-# cubek's matrix-product strategies in turn (h100-matmul.json, one JSON report a line), with
-# burn's autotune (h100-autotune.json) and its choices, and a kernel profile of the shipped build.
+# cubek's matrix-product strategies in turn and the shipped one in f16 (h100-matmul.json, one
+# JSON report a line), with burn's autotune (h100-autotune.json) and its choices, and a kernel
+# profile of the shipped build.
 # Every report says whether its gradient matches the CPU backend's.
 # Prepare here first:
 #   scripts/bench-prepare.sh   (builds .bench/bench*, fetches .gl/libvulkan1 and .whl/captum)
@@ -57,9 +58,12 @@ strategy() { # $1: strategy, $2: micro-batches; the rest: more arguments for the
     2>> "$out/log.txt" | python3 -c "$label" "$name"
 }
 if [ -x .bench/bench-matmul ]; then
-  for name in default cubek-auto simple-unit-min double-unit-max double-unit-min gemm gemm-k1024; do
-    strategy "$name" 10,50
-  done | tee "$out/h100-matmul.json"
+  # First the shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
+  # shader-f16): its figures beside h100.json's f32 ones, and its gradient against the CPU's f32.
+  { strategy default 1,10,50 --precision f16
+    for name in default cubek-auto simple-unit-min double-unit-max double-unit-min gemm gemm-k1024; do
+      strategy "$name" 10,50
+    done; } | tee "$out/h100-matmul.json"
   # Batch 1, the page's micro-batch on WebGPU's default limits, with the 3×3 and 7×7 convolutions
   # unfolded too (direct as shipped): the strategies that suit long, narrow products.
   for name in default cubek-auto gemm gemm-k1024; do

@@ -1,6 +1,6 @@
 // The demo page: wires index.html's controls to www/api.js (the same API course pages use).
 // URL parameters (all optional; the page writes its settings back so a view can be shared):
-//   backend=auto|webgpu|cpu  weights=<url>  image=<url>  target=<class index>
+//   backend=auto|webgpu|cpu  precision=f32|f16  weights=<url>  image=<url>  target=<class index>
 //   methods=gradient,guided-backprop,...  samples=50  noise=15 (% of the range)  microBatch=auto|N
 //   seed=0  igSteps=50  smoothing=mean|mean-of-squares|variance|abs-mean
 //   sign=abs|positive|negative|signed  clip=99  gamma=1  colormap=viridis|grey|red-blue  overlay=0..1
@@ -8,7 +8,7 @@
 // For tests and the console, window.__smoothgrad mirrors the page's state and results.
 
 import {
-  SmoothGrad, SmoothGradError, METHODS, METHOD_NAMES, SMOOTHINGS, DEFAULT_DISPLAY, className,
+  SmoothGrad, SmoothGradError, METHODS, METHOD_NAMES, SMOOTHINGS, DEFAULT_DISPLAY, PRECISIONS, className,
   autoMicroBatch, MAX_IMAGE_BYTES, WEBGPU_BROWSERS,
 } from './api.js';
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
@@ -123,7 +123,7 @@ function applyParams() {
 
 function syncUrl() {
   const p = new URLSearchParams();
-  for (const key of ['backend', 'weights', 'image']) if (params.has(key)) p.set(key, params.get(key));
+  for (const key of ['backend', 'precision', 'weights', 'image']) if (params.has(key)) p.set(key, params.get(key));
   if (state.userTarget !== null) p.set('target', String(state.userTarget));
   p.set('methods', controls.methods().join(','));
   p.set('samples', $('samples-n').value);
@@ -288,6 +288,7 @@ function describeMap(key) {
     model: exposed.model,
     weights: exposed.weights,
     backend: exposed.backend,
+    precision: exposed.precision,
     display: controls.display(),
     url: location.href,
   };
@@ -696,9 +697,12 @@ async function main() {
   if (!['auto', 'webgpu', 'cpu'].includes(requested)) {
     say(`Unknown backend “${requested}” (use auto, webgpu or cpu): choosing automatically.`, 'warn');
   }
+  const precision = params.get('precision') ?? 'f32';
+  if (!PRECISIONS.includes(precision)) say(`Unknown precision “${precision}” (use ${PRECISIONS.join(' or ')}): computing in f32.`, 'warn');
   try {
     state.sg = await SmoothGrad.create({
       backend: ['auto', 'webgpu', 'cpu'].includes(requested) ? requested : 'auto',
+      precision: PRECISIONS.includes(precision) ? precision : 'f32',
       onNotice: (message, level) => say(message, level),
     });
   } catch (e) {
@@ -711,8 +715,10 @@ async function main() {
   exposed.api = sg;
   exposed.backend = sg.backend;
   exposed.backendReason = sg.backendReason;
+  exposed.precision = sg.precision;
   const badge = $('backend-badge');
-  badge.textContent = sg.backend === 'webgpu' ? `WebGPU${sg.adapter?.description ? ` · ${sg.adapter.description}` : ''}` : 'CPU (WebAssembly)';
+  const half = sg.precision === 'f16' ? ' · f16' : '';
+  badge.textContent = (sg.backend === 'webgpu' ? `WebGPU${sg.adapter?.description ? ` · ${sg.adapter.description}` : ''}` : 'CPU (WebAssembly)') + half;
   badge.title = sg.backendReason ?? '';
   badge.className = `badge ${sg.backend === 'webgpu' ? 'ok' : 'info'}`;
   if (!navigator.gpu && sg.backend === 'cpu') badge.title = `No WebGPU in this browser (${WEBGPU_BROWSERS} have it)`;
@@ -731,7 +737,7 @@ function showAutoMicroBatch() {
 // Micro-batch "auto" is resolved by the API per run; show what it would be.
 export function describeAuto() {
   const sg = state.sg;
-  return sg ? autoMicroBatch({ backend: sg.backend, adapter: sg.adapter, model: sg.model, samples: Number($('samples-n').value) }) : null;
+  return sg ? autoMicroBatch({ backend: sg.backend, adapter: sg.adapter, model: sg.model, samples: Number($('samples-n').value), precision: sg.precision }) : null;
 }
 exposed.describeAuto = describeAuto;
 exposed.smoothings = SMOOTHINGS;

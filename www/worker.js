@@ -27,7 +27,7 @@ function plain(value, keys) {
 }
 
 const ops = {
-  async init({ backend, module, adapter }) {
+  async init({ backend, module, adapter, precision = 'f32' }) {
     try {
       wasm = await import('./pkg/smoothgrad_web.js');
       await wasm.default(module ? { module_or_path: module } : undefined);
@@ -37,7 +37,8 @@ const ops = {
         'Build the site with scripts/build-site.sh and serve dist/ over http.'), { name: 'BackendError' });
     }
     explainer = await wasm.Explainer.create(backend, adapter);
-    return { backend: explainer.backend, convLowering: explainer.convLowering };
+    explainer.setPrecision(precision);
+    return { backend: explainer.backend, convLowering: explainer.convLowering, precision: explainer.precision };
   },
   loadWeights({ bytes }) {
     return plain(explainer.loadWeights(bytes), ['architecture', 'numClasses', 'baseWidth']);

@@ -77,17 +77,20 @@ test('a run shared by workers gives the one-worker map, in order, and goes on al
   await context.close();
 });
 
-test('backend=auto on a software adapter (SwiftShader) picks the CPU and says why', async () => {
-  const q = new URLSearchParams({ backend: 'auto', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
+test('backend=auto on a software adapter (SwiftShader) picks the CPU and says why; precision=f16 falls back to f32', async () => {
+  const q = new URLSearchParams({ backend: 'auto', precision: 'f16', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
   const { page, context } = await openPage(site.browser, `${site.server.url}/?${q}`);
   await waitForTasks(page, 2);
   const s = await page.evaluate(() => ({
     backend: window.__smoothgrad.backend, reason: window.__smoothgrad.backendReason, convLowering: window.__smoothgrad.api.convLowering,
+    precision: window.__smoothgrad.precision, messages: window.__smoothgrad.messages.map((m) => m.text).join('\n'),
   }));
   assert.equal(s.backend, 'cpu');
   assert.match(s.reason, /software renderer/);
   // SwiftShader's direct convolutions are for its WebGPU: the CPU backend keeps matrix products.
   assert.equal(s.convLowering, 'matrix-products');
+  assert.equal(s.precision, 'f32');
+  assert.match(s.messages, /Half precision \(f16\) needs a GPU whose WebGPU adapter offers shader-f16, and the CPU backend computes in f32 only: computing in f32\./);
   await context.close();
 });
 

@@ -13,7 +13,7 @@ use smoothgrad::burn::tensor::activation::softmax;
 use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::image::RgbImage;
 use smoothgrad::{
-    ConvLowering, Method, PortableNoise, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
+    ConvLowering, Method, PortableNoise, Precision, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
     SmoothGradRun, SmoothGradSums, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
 };
 use wasm_bindgen::prelude::*;
@@ -131,6 +131,7 @@ pub struct Explainer {
     device: Device,
     backend: String,
     conv_lowering: ConvLowering,
+    precision: Precision,
     model: Option<ResNet>,
     image: Option<Prepared>,
     run: Option<SmoothGradRun<Method, PortableNoise>>,
@@ -158,7 +159,15 @@ impl Explainer {
                 )));
             }
         };
-        Ok(Self { device, backend, conv_lowering, model: None, image: None, run: None })
+        Ok(Self {
+            device,
+            backend,
+            conv_lowering,
+            precision: Precision::default(),
+            model: None,
+            image: None,
+            run: None,
+        })
     }
 
     /// `"webgpu"` or `"cpu"`.
@@ -171,6 +180,27 @@ impl Explainer {
     #[wasm_bindgen(getter, js_name = convLowering)]
     pub fn conv_lowering(&self) -> String {
         self.conv_lowering.name().into()
+    }
+
+    /// The float type the network computes in: `"f32"` (the default) or `"f16"`.
+    #[wasm_bindgen(getter)]
+    pub fn precision(&self) -> String {
+        self.precision.name().into()
+    }
+
+    /// Makes the weights loaded from now on compute in `"f32"` or `"f16"` (cast once, as they
+    /// load). f16 needs a WebGPU adapter with `shader-f16`: elsewhere this throws an
+    /// `OptionsError`. Choose before loading weights (a `StateError` after): casting a loaded
+    /// model back to f32 would not give its f32 weights back.
+    #[wasm_bindgen(js_name = setPrecision)]
+    pub fn set_precision(&mut self, name: &str) -> Result<(), JsValue> {
+        let precision: Precision = parse(name)?;
+        precision.check_on(&self.device).map_err(|error| ErrorKind::Options.error(error))?;
+        if self.model.is_some() && precision != self.precision {
+            return Err(ErrorKind::State.error("choose the precision before loading weights"));
+        }
+        self.precision = precision;
+        Ok(())
     }
 
     /// Loads a `.safetensors` checkpoint of any torchvision ResNet (its shape is read from the
@@ -191,7 +221,8 @@ impl Explainer {
     }
 
     fn set_model(&mut self, model: ResNet, config: &ResNetConfig) -> Result<JsValue, JsValue> {
-        self.model = Some(model.with_conv_lowering(self.conv_lowering));
+        let model = model.with_conv_lowering(self.conv_lowering).with_precision(self.precision);
+        self.model = Some(model.map_err(|error| ErrorKind::Options.error(error))?);
         self.run = None;
         let info = Object::new();
         set(&info, "architecture", &config.architecture_name().into())?;

@@ -1,7 +1,7 @@
 //! Speed benchmark: ResNet-50 at 224×224, fp32, input gradient of one logit; prints JSON.
 //!
 //! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]
-//! [--conv-lowering matrix-products|direct]`
+//! [--conv-lowering matrix-products|unfolded|direct] [--precision f32|f16]`
 //! (`--features autotune` natively lets burn's GPU backend tune its kernels)
 //!
 //! Each figure is the median of `--runs` timed runs after one warm-up; every run ends with a
@@ -16,7 +16,7 @@ use smoothgrad::burn::module::Module;
 use smoothgrad::burn::tensor::{Device, DeviceKind, Distribution, Tensor};
 use smoothgrad::{
     Attribution, compare, ConvLowering, GaussianNoise, Gradient, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
-    Smoothing, Targets,
+    Precision, Smoothing, Targets,
 };
 
 /// What to measure, from the command line.
@@ -26,6 +26,7 @@ struct Args {
     samples: usize,
     micro_batches: Vec<usize>,
     conv_lowering: ConvLowering,
+    precision: Precision,
 }
 
 impl Args {
@@ -36,6 +37,7 @@ impl Args {
             samples: 50,
             micro_batches: vec![1, 10, 25, 50],
             conv_lowering: ConvLowering::default(),
+            precision: Precision::default(),
         };
         let mut words = std::env::args().skip(1);
         while let Some(flag) = words.next() {
@@ -51,6 +53,7 @@ impl Args {
                         .collect()
                 }
                 "--conv-lowering" => args.conv_lowering = value.parse().unwrap_or_else(|error| panic!("{error}")),
+                "--precision" => args.precision = value.parse().unwrap_or_else(|error| panic!("{error}")),
                 _ => panic!("unknown flag {flag}"),
             }
         }
@@ -101,13 +104,14 @@ fn smoothgrad(model: &ResNet, image: &Tensor<4>, target: &Targets, samples: usiz
     let _ = run.run(|_, _| {}).map(Smoothing::Mean).into_data();
 }
 
-/// The input gradient on `device` against the same on the CPU backend (exact kernels, no
-/// tuning): `{max_relative_error, correlation}`, so a GPU run checks the kernels it timed.
-fn gradient_against_cpu(model: &ResNet, image: &Tensor<4>, target: &Targets) -> Value {
-    let cpu = Device::flex();
+/// The input gradient of `model` against that of `reference` (the same weights in f32 on the CPU
+/// backend: exact kernels, no tuning): `{max_relative_error, correlation}`, so a GPU run checks
+/// the kernels it timed, and a half-precision run its rounding.
+fn gradient_against_cpu(model: &ResNet, reference: &ResNet, image: &Tensor<4>, target: &Targets) -> Value {
+    let cpu = reference.fc.weight.device();
     let class = target.indices().into_data().iter::<i64>().next().expect("a class index") as usize;
     let cpu_target = Targets::classes(&[class], 1000, &cpu).expect("a class of the model");
-    let cpu_gradient = Gradient.attribute(&model.clone().to_device(&cpu), image.clone().to_device(&cpu), &cpu_target);
+    let cpu_gradient = Gradient.attribute(reference, image.clone().to_device(&cpu), &cpu_target);
     let values = |tensor: Tensor<4>| tensor.into_data().iter::<f32>().collect::<Vec<_>>();
     let (ours, reference) = (values(Gradient.attribute(model, image.clone(), target)), values(cpu_gradient));
     json!({
@@ -119,7 +123,10 @@ fn gradient_against_cpu(model: &ResNet, image: &Tensor<4>, target: &Targets) -> 
 fn main() {
     let args = Args::parse();
     let device = args.device();
-    let model = ResNetConfig::resnet50(1000).init(&device).with_conv_lowering(args.conv_lowering);
+    let full = ResNetConfig::resnet50(1000).init(&device).with_conv_lowering(args.conv_lowering);
+    let model = full.clone().with_precision(args.precision).unwrap_or_else(|error| panic!("{error}"));
+    // Off the device, so that its memory is the timed model's alone.
+    let reference = full.to_device(&Device::flex());
     let image = Tensor::<4>::random([1, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
     let target = Targets::top1(model.forward(image.clone()));
 
@@ -141,7 +148,8 @@ fn main() {
         })
         .collect();
 
-    let check = (args.backend != "flex").then(|| gradient_against_cpu(&model, &image, &target));
+    let exact = args.backend == "flex" && args.precision == Precision::Single;
+    let check = (!exact).then(|| gradient_against_cpu(&model, &reference, &image, &target));
 
     let report = json!({
         "project": "smoothgrad (burn)",
@@ -149,12 +157,13 @@ fn main() {
         "backend": args.backend,
         "autotune": cfg!(feature = "autotune"),
         "conv_lowering": args.conv_lowering.name(),
+        "precision": args.precision.name(),
         "gradient_vs_cpu": check,
         "device": format!("{device:?}"),
         // The GPU's name as its driver gives it: on a machine with a software renderer (lavapipe)
         // beside a GPU, which one the figures are from.
         "adapter": device.identity().map(|identity| identity.name),
-        "model": "resnet50 224x224 fp32, random weights",
+        "model": "resnet50 224x224, random weights",
         "runs": args.runs,
         "samples": args.samples,
         "forward_b1": forward,

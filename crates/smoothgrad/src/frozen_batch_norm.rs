@@ -36,11 +36,12 @@ impl FrozenBatchNorm2d {
         }
     }
 
-    /// Normalises `[batch, channels, height, width]`.
+    /// Normalises `[batch, channels, height, width]`, in the input's float type.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let scale = self.weight.val() / (self.running_var.val() + BATCH_NORM_EPSILON).sqrt();
         let shift = self.bias.val() - self.running_mean.val() * scale.clone();
-        input * per_channel(scale) + per_channel(shift)
+        let dtype = input.dtype();
+        input * per_channel(scale.cast(dtype)) + per_channel(shift.cast(dtype))
     }
 }
 

@@ -5,12 +5,13 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::basic_block::BasicBlock;
 use crate::bottleneck::Bottleneck;
 use crate::conv::{self, ConvLowering, conv};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
+use crate::precision::{Precision, UnsupportedPrecision, cast_parameters};
 use crate::relu::ReluKind;
 
 /// Which residual block a ResNet is built from.
@@ -170,9 +171,27 @@ impl ResNet {
         Self { conv_lowering: lowering, ..self }
     }
 
+    /// The same network computing in `precision`, its weights cast once here (batch norms' stay
+    /// f32). Inputs, logits and gradients stay f32. The weights say what it computes in, so a
+    /// checkpoint loaded afterwards (as f32) makes it f32 again, and a cast back from f16 keeps
+    /// the f16-rounded weights.
+    pub fn with_precision(self, precision: Precision) -> Result<Self, UnsupportedPrecision> {
+        precision.check_on(&self.fc.weight.device())?;
+        Ok(cast_parameters(self, precision, &["FrozenBatchNorm2d"]))
+    }
+
+    /// What it computes in: its weights' float type.
+    pub fn precision(&self) -> Precision {
+        match self.conv1.weight.val().dtype() {
+            DType::F16 => Precision::Half,
+            _ => Precision::Single,
+        }
+    }
+
     /// Logits computed with the given ReLU backward rule at every ReLU.
     pub fn forward_with(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<2> {
         let lowering = self.conv_lowering;
+        let input = input.cast(self.conv1.weight.val().dtype());
         let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input, lowering)));
         let mut x = self.maxpool.forward(x);
         for block in [&self.layer1, &self.layer2, &self.layer3, &self.layer4].into_iter().flatten() {
@@ -180,7 +199,7 @@ impl ResNet {
         }
         let [batch, channels, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);
-        self.fc.forward(pooled)
+        self.fc.forward(pooled).cast(DType::F32)
     }
 
     /// Number of classes the classifier scores.

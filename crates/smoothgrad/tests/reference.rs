@@ -3,10 +3,10 @@
 mod common;
 
 use common::*;
-use smoothgrad::burn::tensor::Device;
+use smoothgrad::burn::tensor::{DType, Device};
 use smoothgrad::{
     Attribution, Colormap, ConvLowering, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method,
-    Quadrature, Sign, Smoothing,
+    Precision, Quadrature, Sign, Smoothing, load_checkpoint_bytes,
 };
 use std::num::NonZeroUsize;
 
@@ -45,6 +45,22 @@ fn top1_target_matches_pytorch() {
 #[test]
 fn gradient_matches_captum() {
     pollster::block_on(check_method(&Gradient, "gradient", &device()));
+}
+
+#[test]
+fn half_precision_maps_stay_within_the_stated_error() {
+    let device = device();
+    let model = load(&narrow_resnet50(), MODEL, &device).with_precision(Precision::Half).unwrap();
+    assert_eq!(model.precision(), Precision::Half);
+    assert!(model.fc.weight.val().dtype() == DType::F16 && model.bn1.running_var.val().dtype() == DType::F32);
+    let gradient = pollster::block_on(check_model_method(&model, &Gradient, "gradient", 1, HALF_TOLERANCE, &device));
+    pollster::block_on(check_model_smoothgrad(&model, &Gradient, "gradient", 4, HALF_TOLERANCE, &device));
+    // It really ran in f16: in f32 the same map is within 1e-4.
+    assert!(gradient > TOLERANCE, "{gradient}");
+    // A checkpoint loaded into it brings f32 back, weights and computation alike.
+    let reloaded = load_checkpoint_bytes(model, MODEL.to_vec()).unwrap();
+    assert_eq!(reloaded.precision(), Precision::Single);
+    pollster::block_on(check_model_method(&reloaded, &Gradient, "gradient", 1, TOLERANCE, &device));
 }
 
 #[test]
@@ -152,6 +168,8 @@ fn unknown_names_list_the_choices() {
     assert!("median".parse::<Smoothing>().unwrap_err().to_string().contains("mean-of-squares"));
     assert_eq!("signed".parse::<Sign>(), Ok(Sign::Signed));
     assert_eq!("red-blue".parse::<Colormap>(), Ok(Colormap::RedBlue));
+    assert_eq!("f16".parse::<Precision>(), Ok(Precision::Half));
+    assert_eq!("f64".parse::<Precision>().unwrap_err().to_string(), "unknown precision 'f64': choose one of f32, f16");
     let steps = NonZeroUsize::new(7).unwrap();
     let integrated: Method = "integrated-gradients".parse().unwrap();
     assert_eq!(integrated.with_steps(steps).passes_per_image(), 7);
