@@ -38,17 +38,16 @@ impl Precision {
         }
     }
 
-    /// Whether `device` computes in it (f16 on WebGPU needs the adapter's `shader-f16`).
-    pub fn is_supported_on(self, device: &Device) -> bool {
-        device.supports_dtype(self.dtype())
-    }
-
-    /// `Ok` where `device` computes in it, else why not.
+    /// `Ok` where `device` computes in it (f16 on WebGPU needs the adapter's `shader-f16`),
+    /// else why not.
     pub fn check_on(self, device: &Device) -> Result<(), UnsupportedPrecision> {
-        if self.is_supported_on(device) {
+        if device.supports_dtype(self.dtype()) {
             Ok(())
         } else {
-            Err(UnsupportedPrecision::new(self, device))
+            Err(UnsupportedPrecision {
+                precision: self.name(),
+                device: format!("{device:?}"),
+            })
         }
     }
 }
@@ -64,24 +63,15 @@ impl FromStr for Precision {
 
 /// A precision the device cannot compute in.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{precision} is not available on this device ({device}): {hint}")]
+#[error(
+    "{precision} is not available on this device ({device}): half precision needs a GPU whose \
+     WebGPU adapter offers shader-f16"
+)]
 pub struct UnsupportedPrecision {
     /// The precision asked for.
     pub precision: &'static str,
     /// The device, as burn describes it.
     pub device: String,
-    /// What would provide it.
-    pub hint: &'static str,
-}
-
-impl UnsupportedPrecision {
-    fn new(precision: Precision, device: &Device) -> Self {
-        Self {
-            precision: precision.name(),
-            device: format!("{device:?}"),
-            hint: "half precision needs a GPU whose WebGPU adapter offers shader-f16",
-        }
-    }
 }
 
 /// `module`'s float parameters cast to `precision`, except those of the modules named in

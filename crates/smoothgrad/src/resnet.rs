@@ -191,7 +191,7 @@ impl ResNet {
     /// Logits computed with the given ReLU backward rule at every ReLU.
     pub fn forward_with(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<2> {
         let lowering = self.conv_lowering;
-        let input = input.cast(self.conv1.weight.val().dtype());
+        let input = input.cast(self.precision().dtype());
         let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input, lowering)));
         let mut x = self.maxpool.forward(x);
         for block in [&self.layer1, &self.layer2, &self.layer3, &self.layer4].into_iter().flatten() {
