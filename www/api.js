@@ -304,13 +304,15 @@ export class SmoothGrad {
       const module = await this._compiled();
       // The adapter decides how convolutions run fastest (ConvLowering in the core crate).
       const choice = choosePrecision(this.requestedPrecision, { backend, adapter: this.adapter });
-      if (choice.reason && this.precision === null) this._notice(choice.reason, 'warn');
+      const firstStart = this.precision === null;
       const { backend: running, convLowering, precision } = await this._raw('init', {
         backend, module, adapter: this.adapter?.description, precision: choice.precision,
       });
       this.backend = running;
       this.convLowering = convLowering;
       this.precision = precision;
+      // Only the backend that started says why f16 fell back, and only once, not at restarts.
+      if (choice.reason && firstStart) this._notice(choice.reason, 'warn');
     } catch (error) {
       worker.terminate();
       this._worker = null;

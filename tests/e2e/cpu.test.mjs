@@ -94,6 +94,34 @@ test('backend=auto on a software adapter (SwiftShader) picks the CPU and says wh
   await context.close();
 });
 
+test('WebGPU failing to start in the worker: the CPU takes over, and each notice is given once', async () => {
+  const q = new URLSearchParams({ backend: 'webgpu', precision: 'f16', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
+  const { page, context, errors } = await openPage(site.browser, 'about:blank');
+  // The worker's WebGPU start fails as it does where the adapter gives no device.
+  await context.route('**/www/worker.js', async (route) => {
+    const source = await (await route.fetch()).text();
+    const failing = source.replace('explainer = await wasm.Explainer.create(backend, adapter);',
+      "if (backend === 'webgpu') throw Object.assign(new Error('no device: simulated'), { name: 'BackendError' });\n    $&");
+    assert.notEqual(failing, source, 'worker.js no longer has the line this test patches');
+    await route.fulfill({ response: await route.fetch(), body: failing });
+  });
+  await page.goto(`${site.server.url}/?${q}`);
+  await waitForTasks(page, 2);
+  const s = await page.evaluate(() => ({
+    backend: window.__smoothgrad.backend, precision: window.__smoothgrad.precision,
+    probabilities: window.__smoothgrad.probabilities?.length, messages: window.__smoothgrad.messages.map((m) => m.text),
+  }));
+  assert.equal(s.backend, 'cpu');
+  assert.equal(s.precision, 'f32');
+  assert.ok(s.probabilities >= 5, 'the image was classified');
+  const count = (pattern) => s.messages.filter((m) => pattern.test(m)).length;
+  assert.equal(count(/WebGPU could not start \(no device: simulated\); running on the CPU/), 1, s.messages.join('\n'));
+  assert.equal(count(/Half precision \(f16\)/), 1, s.messages.join('\n'));
+  assert.match(s.messages.join('\n'), /the CPU backend computes in f32 only/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('the JS API example page (www/example.html) runs on the CPU backend', async () => {
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', samples: '4' });
   const { page, context, errors } = await openPage(site.browser, `${site.server.url}/www/example.html?${q}`);
