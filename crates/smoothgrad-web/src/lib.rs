@@ -350,6 +350,7 @@ impl Explainer {
             colormap: draw.colormap.as_deref().map(parse).transpose()?.unwrap_or(defaults.colormap),
             overlay: draw.overlay.filter(|opacity| *opacity > 0.0),
         };
+        options.validate().map_err(|error| ErrorKind::Options.error(error))?;
         let image = self.image.as_ref().ok_or_else(no_image)?;
         let (width, height) = (image.crop.width() as usize, image.crop.height() as usize);
         if map.len() != 3 * width * height {

@@ -155,6 +155,9 @@ async fn every_mistake_is_a_named_error_and_the_explainer_stays_usable() {
     assert_eq!(map.len(), 3 * 224 * 224);
     assert_eq!(error_name(explainer.render(&map, options(r#"{"colormap":"rainbow"}"#))), "OptionsError");
     assert_eq!(error_name(explainer.render(&map[..10], options("{}"))), "OptionsError");
+    for nonsense in [r#"{"gamma":0}"#, r#"{"gamma":-1}"#, r#"{"clipPercentile":101}"#, r#"{"overlay":2}"#] {
+        assert_eq!(error_name(explainer.render(&map, options(nonsense))), "OptionsError", "{nonsense}");
+    }
     let rgba = explainer.render(&map, options(r#"{"sign":"signed","overlay":0.5}"#)).unwrap();
     assert_eq!(rgba.len(), 224 * 224 * 4);
     assert!(rgba.chunks(4).any(|pixel| pixel[..3] != rgba[..3]), "the map draws something");

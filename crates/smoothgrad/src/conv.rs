@@ -14,7 +14,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Slice, Tensor};
 
 use crate::names::{UnknownName, by_name};
-use crate::product::{ConvProductBackend, conv_product};
+use crate::product::conv_product;
 use std::str::FromStr;
 
 /// A bias-free `kernel × kernel` convolution with torchvision's padding (`kernel / 2`).
@@ -225,7 +225,7 @@ impl UnfoldedConvBackend for burn::backend::Cube {
             &[height, width],
         );
         Self::float_reshape(
-            Self::conv_product(weight, columns),
+            <Self as crate::product::ConvProductBackend>::conv_product(weight, columns),
             Shape::new([batch, out_channels, out_size[0], out_size[1]]),
         )
     }

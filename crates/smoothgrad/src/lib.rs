@@ -47,7 +47,7 @@ pub use precision::{Precision, UnsupportedPrecision};
 pub use preprocess::{ImageInputError, Preprocess};
 pub use product::{ConvProductBackend, ProductKernel};
 pub use relu::ReluKind;
-pub use render::{Clip, Colormap, RenderOptions, Sign, render};
+pub use render::{Clip, Colormap, RenderOptions, RenderOptionsError, Sign, render};
 pub use resnet::{BlockKind, ResNet, ResNetConfig};
 pub use smoothgrad::{
     OptionsError, Progress, SmoothGradOptions, SmoothGradRun, SmoothGradSums, Smoothing,

@@ -35,6 +35,34 @@ pub enum ImageInputError {
         /// The limit.
         max_megapixels: u64,
     },
+    /// A width or height of zero.
+    #[error("the image is {width}×{height} pixels: it has no pixels to classify")]
+    Empty {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// So long and thin that resizing its short side would make it larger than the limit.
+    #[error(
+        "the image is {width}×{height} pixels: resizing its short side to {resize} would make it \
+         {resized_width}×{resized_height}, over the {max_megapixels} megapixels accepted. Crop it \
+         closer to a square first"
+    )]
+    TooElongated {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// The short side's length after resizing.
+        resize: u32,
+        /// Width after resizing.
+        resized_width: u64,
+        /// Height after resizing.
+        resized_height: u64,
+        /// The limit.
+        max_megapixels: u64,
+    },
 }
 
 /// The preprocessing pipeline's parameters (torchvision's ImageNet evaluation transform).
@@ -44,7 +72,8 @@ pub struct Preprocess {
     pub resize: u32,
     /// Side of the centred square crop (224).
     pub crop: u32,
-    /// Largest image decoded, in pixels (bounds memory: a 10000×10000 photo is accepted).
+    /// Largest image decoded or resized, in pixels (bounds memory: a 10000×10000 photo is
+    /// accepted, a 10000×1 strip, which would be resized to 2 560 000×256, is not).
     pub max_pixels: u64,
 }
 
@@ -82,12 +111,25 @@ impl Preprocess {
         Ok(self.center_crop(resized.to_rgb8()))
     }
 
+    /// Refuses sizes that have no pixels or would not fit in memory, decoded or resized (a
+    /// quarter turn swaps the resized sides, not their product).
     fn check_size(&self, width: u32, height: u32) -> Result<(), ImageInputError> {
+        let max_megapixels = self.max_pixels / 1_000_000;
+        if width == 0 || height == 0 {
+            return Err(ImageInputError::Empty { width, height });
+        }
         if u64::from(width) * u64::from(height) > self.max_pixels {
-            return Err(ImageInputError::TooLarge {
+            return Err(ImageInputError::TooLarge { width, height, max_megapixels });
+        }
+        let (resized_width, resized_height) = short_side_to(width, height, self.resize);
+        if resized_width * resized_height > self.max_pixels {
+            return Err(ImageInputError::TooElongated {
                 width,
                 height,
-                max_megapixels: self.max_pixels / 1_000_000,
+                resize: self.resize,
+                resized_width,
+                resized_height,
+                max_megapixels,
             });
         }
         Ok(())
@@ -123,7 +165,9 @@ impl Preprocess {
                 | Orientation::Rotate270FlipH
         );
         let (shown_width, shown_height) = if quarter_turn { (height, width) } else { (width, height) };
+        // `check_size` bounded the product, so each side fits in a u32.
         let (new_width, new_height) = short_side_to(shown_width, shown_height, self.resize);
+        let (new_width, new_height) = (new_width as u32, new_height as u32);
         let (new_width, new_height) =
             if quarter_turn { (new_height, new_width) } else { (new_width, new_height) };
         // PIL's BILINEAR, which torchvision uses, is a triangle filter widened when shrinking.
@@ -138,9 +182,10 @@ impl Preprocess {
 }
 
 /// torchvision's `Resize(size)`: the short side becomes `size`, the long side keeps the aspect
-/// ratio, truncated.
-fn short_side_to(width: u32, height: u32, size: u32) -> (u32, u32) {
-    let long = |long: u32, short: u32| (u64::from(size) * u64::from(long) / u64::from(short)) as u32;
+/// ratio, truncated. Both sides must be non-zero.
+fn short_side_to(width: u32, height: u32, size: u32) -> (u64, u64) {
+    let size = u64::from(size);
+    let long = |long: u32, short: u32| size * u64::from(long) / u64::from(short);
     if width <= height { (size, long(height, width)) } else { (long(width, height), size) }
 }
 

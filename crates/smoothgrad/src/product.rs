@@ -14,7 +14,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary};
 use burn::backend::autodiff::{NodeId, checkpoint::base::Checkpointer, grads::Gradients};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, Tensor};
+use burn::tensor::Tensor;
 
 /// The kernel that runs one product on burn's GPU backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl ProductKernel {
 #[backend_extension(Autodiff, Cube: cfg(feature = "wgpu"), Flex: cfg(feature = "flex"), Fusion: cfg(feature = "wgpu"))]
 pub trait ConvProductBackend: Backend {
     /// `lhs · rhs`, batch by batch.
-    #[fusion(dtype = lhs, shape = Shape::new([lhs[0].max(rhs[0]), lhs[1], rhs[2]]))]
+    #[fusion(dtype = lhs, shape = burn::tensor::Shape::new([lhs[0].max(rhs[0]), lhs[1], rhs[2]]))]
     fn conv_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_matmul(lhs, rhs)
     }

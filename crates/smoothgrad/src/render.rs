@@ -83,6 +83,37 @@ pub struct RenderOptions {
     pub overlay: Option<f64>,
 }
 
+/// A drawing option outside the range where it means something.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RenderOptionsError {
+    /// Gamma zero, negative or not a number (0 would saturate every pixel).
+    #[error("gamma must be a finite number > 0 (got {0})")]
+    BadGamma(f64),
+    /// A clip percentile or outlier mass outside 0–100.
+    #[error("the clip percentile must be between 0 and 100 (got {0})")]
+    BadClip(f64),
+    /// An overlay opacity outside 0–1.
+    #[error("the overlay opacity must be between 0 and 1 (got {0})")]
+    BadOverlay(f64),
+}
+
+impl RenderOptions {
+    /// Refuses values that would draw nothing meaningful instead of clamping them unseen.
+    pub fn validate(&self) -> Result<(), RenderOptionsError> {
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return Err(RenderOptionsError::BadGamma(self.gamma));
+        }
+        let (Clip::Percentile(percent) | Clip::OutlierMass(percent)) = self.clip;
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(RenderOptionsError::BadClip(percent));
+        }
+        match self.overlay {
+            Some(opacity) if !(0.0..=1.0).contains(&opacity) => Err(RenderOptionsError::BadOverlay(opacity)),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Default for RenderOptions {
     fn default() -> Self {
         Self {

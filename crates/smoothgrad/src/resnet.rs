@@ -110,6 +110,7 @@ impl BlockKind {
 
 /// One residual block of either kind.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant, reason = "16 blocks per model: boxing would save nothing")]
 pub enum Block {
     /// ResNet-18/34 block.
     Basic(BasicBlock),

@@ -117,7 +117,8 @@ impl SmoothGradSums {
         match smoothing {
             Smoothing::Mean => mean(),
             Smoothing::MeanOfSquares => mean_of_squares(),
-            Smoothing::Variance => mean_of_squares() - mean().powi_scalar(2),
+            // Rounding can leave E[g²] − E[g]² a little below zero where the samples agree.
+            Smoothing::Variance => (mean_of_squares() - mean().powi_scalar(2)).clamp_min(0.0),
             Smoothing::AbsMean => mean().abs(),
         }
     }

@@ -45,6 +45,9 @@ pub enum WeightsError {
         /// Shape in the checkpoint.
         found: Vec<usize>,
     },
+    /// Tensor names or shapes that describe a network too large, or empty, to build.
+    #[error("the checkpoint describes a ResNet this tool will not build: {0}")]
+    Implausible(String),
     /// A `.pth` file where only safetensors can be read (wasm has no files to hand the reader).
     #[error(
         "this is a PyTorch .pth checkpoint, which can only be read natively; convert it to \
@@ -132,6 +135,7 @@ pub fn checkpoint_config(bytes: &[u8]) -> Result<ResNetConfig, WeightsError> {
     }
     match (first_dim("conv1.weight"), first_dim("fc.weight")) {
         (Some(base_width), Some(num_classes)) if layers.iter().all(|&blocks| blocks > 0) => {
+            check_plausible(layers, base_width, num_classes)?;
             let block = if tensors.contains_key("layer1.0.conv3.weight") {
                 BlockKind::Bottleneck
             } else {
@@ -154,6 +158,31 @@ pub fn checkpoint_config(bytes: &[u8]) -> Result<ResNetConfig, WeightsError> {
             })
         }
     }
+}
+
+/// The most blocks a stage may have: torchvision's deepest ResNet (152) has 36, timm's 200 has 48.
+const MAX_BLOCKS_PER_STAGE: usize = 64;
+/// The widest stem accepted: torchvision's is 64, wide variants stay far below this.
+const MAX_BASE_WIDTH: usize = 1024;
+
+/// Refuses, before anything is allocated, a configuration a crafted or mangled file could ask
+/// for: a block index of 10⁸ would otherwise build 10⁸ blocks.
+fn check_plausible(layers: [usize; 4], base_width: usize, num_classes: usize) -> Result<(), WeightsError> {
+    let implausible = |what: String| Err(WeightsError::Implausible(what));
+    if let Some(stage) = layers.iter().position(|&blocks| blocks > MAX_BLOCKS_PER_STAGE) {
+        return implausible(format!(
+            "layer{} has {} blocks (at most {MAX_BLOCKS_PER_STAGE})",
+            stage + 1,
+            layers[stage]
+        ));
+    }
+    if !(1..=MAX_BASE_WIDTH).contains(&base_width) {
+        return implausible(format!("conv1 has {base_width} output channels (1 to {MAX_BASE_WIDTH})"));
+    }
+    if num_classes == 0 {
+        return implausible("fc has no classes".into());
+    }
+    Ok(())
 }
 
 fn check_safetensors_header(bytes: &[u8]) -> Result<(), WeightsError> {

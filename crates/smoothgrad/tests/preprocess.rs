@@ -115,6 +115,27 @@ fn oversized_image_is_refused_before_decoding() {
 }
 
 #[test]
+fn a_long_thin_strip_is_refused_before_decoding_and_an_empty_one_too() {
+    // 10000×1 would be resized to 2 560 000×256: 655 megapixels.
+    let error = Preprocess::default().input(&bmp_header(10_000, 1), &device()).unwrap_err();
+    let ImageInputError::TooElongated { resized_width, resized_height, .. } = error else {
+        panic!("expected TooElongated, got {error}");
+    };
+    assert_eq!((resized_width, resized_height), (2_560_000, 256));
+    assert!(error.to_string().contains("Crop it closer to a square"), "{error}");
+    let error = Preprocess::default().image_from_rgba(Vec::new(), 0, 0).unwrap_err();
+    assert!(matches!(error, ImageInputError::Empty { width: 0, height: 0 }), "{error}");
+}
+
+#[test]
+fn a_banner_within_the_limit_is_processed() {
+    let banner = image::RgbaImage::from_pixel(3000, 12, image::Rgba([200, 100, 50, 255]));
+    let crop = Preprocess::default().image_from_rgba(banner.into_raw(), 3000, 12).unwrap();
+    assert_eq!(crop.dimensions(), (224, 224));
+    assert_eq!(crop.get_pixel(112, 112), &image::Rgb([200, 100, 50]));
+}
+
+#[test]
 fn a_10000_by_10000_photo_is_processed() {
     let image = image::RgbImage::from_fn(10_000, 10_000, |x, y| image::Rgb([(x / 40) as u8, (y / 40) as u8, 128]));
     let mut png = Vec::new();

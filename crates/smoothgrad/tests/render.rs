@@ -1,7 +1,7 @@
 //! Maps to pixels.
 
 use smoothgrad::render::{clip_value, reduce_channels};
-use smoothgrad::{Clip, Colormap, RenderOptions, Sign, render};
+use smoothgrad::{Clip, Colormap, RenderOptions, RenderOptionsError, Sign, render};
 
 /// A planar 3-channel map of `pixels` pixels whose channel 0 holds `values`, the others 0.
 fn map(values: &[f32]) -> Vec<f32> {
@@ -80,4 +80,19 @@ fn gamma_lifts_faint_values() {
     let a = render(&faint, 2, 1, &plain, None)[0];
     let b = render(&faint, 2, 1, &lifted, None)[0];
     assert!(b > a, "{b} > {a}");
+}
+
+#[test]
+fn settings_that_draw_nothing_meaningful_are_refused() {
+    let with = |change: fn(&mut RenderOptions)| {
+        let mut options = RenderOptions::default();
+        change(&mut options);
+        options.validate()
+    };
+    assert_eq!(with(|_| ()), Ok(()));
+    assert_eq!(with(|o| o.gamma = 0.0), Err(RenderOptionsError::BadGamma(0.0)));
+    assert!(matches!(with(|o| o.gamma = f64::NAN), Err(RenderOptionsError::BadGamma(_))));
+    assert_eq!(with(|o| o.clip = Clip::OutlierMass(-2.0)), Err(RenderOptionsError::BadClip(-2.0)));
+    assert_eq!(with(|o| o.overlay = Some(1.5)), Err(RenderOptionsError::BadOverlay(1.5)));
+    assert_eq!(with(|o| o.overlay = Some(0.5)), Ok(()));
 }

@@ -155,4 +155,40 @@ fn smoothing_variants_follow_from_the_sums() {
         sum_of_squares: Tensor::from_floats([[[2.25]]], &device),
     };
     assert_eq!(values(with_negative_mean.map(Smoothing::AbsMean)), vec![1.5]);
+    // Samples that agree: E[g²] rounds below E[g]² (0.1² is 0.010000001 in f32), not a variance.
+    let agreeing = smoothgrad::SmoothGradSums {
+        count: 2,
+        sum: Tensor::from_floats([[[0.2]]], &device),
+        sum_of_squares: Tensor::from_floats([[[0.02 - 1e-9]]], &device),
+    };
+    assert_eq!(values(agreeing.map(Smoothing::Variance)), vec![0.0]);
+}
+
+/// Records the σ it is asked for and draws no noise, so the run is the plain gradient n times.
+struct RecordSigma(std::rc::Rc<std::cell::RefCell<Vec<f32>>>);
+
+impl NoiseSource for RecordSigma {
+    fn draw(&mut self, samples: std::ops::Range<usize>, sigma: &Tensor<1>, [c, h, w]: [usize; 3]) -> Tensor<4> {
+        self.0.borrow_mut().extend(values(sigma.clone()));
+        Tensor::zeros([samples.len(), c, h, w], &sigma.device())
+    }
+}
+
+#[test]
+fn sigma_is_the_noise_level_times_the_images_value_range_and_the_target_stays_fixed() {
+    let fixture = Fixture::new();
+    let pixels = values(fixture.input.clone());
+    let (min, max) = pixels.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let sigmas = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let options = SmoothGradOptions { samples: 3, micro_batch: 2, ..Default::default() };
+    let sums = fixture.run(RecordSigma(sigmas.clone()), options).run(|_, _| ());
+    let expected = 0.15 * (max - min);
+    assert_eq!(sigmas.borrow().len(), 2, "one draw per micro-batch");
+    for sigma in sigmas.borrow().iter() {
+        assert!((sigma - expected).abs() <= 1e-6 * expected, "σ {sigma}, expected 0.15 × ({max} − {min}) = {expected}");
+    }
+    // Without noise every sample is the clean image's gradient for the clean image's target.
+    let gradient = smoothgrad::Attribution::attribute(&Gradient, &fixture.model, fixture.input.clone(), &fixture.target);
+    let error = compare::max_relative_error(&values(sums.map(Smoothing::Mean)), &values(gradient.squeeze_dim::<3>(0)));
+    assert!(error <= 1e-5, "{error}");
 }

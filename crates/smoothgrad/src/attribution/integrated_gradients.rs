@@ -87,6 +87,7 @@ fn legendre(degree: usize, x: f64) -> (f64, f64) {
 
 /// The reference point the path starts from.
 #[derive(Clone, Debug, Default)]
+#[allow(clippy::large_enum_variant, reason = "one per run: boxing the image would save nothing")]
 pub enum Baseline {
     /// All zeros (in normalised input space, as Captum's default).
     #[default]

@@ -12,6 +12,7 @@ use crate::targets::Targets;
 
 /// One of the attribution methods, picked by name.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per run: boxing would save nothing")]
 pub enum Method {
     /// [`Gradient`].
     Gradient,
