@@ -54,6 +54,7 @@ const state = {
   smooth: {}, // method → {maps: {smoothing → Float32Array}, running, params}
   generation: 0,
   task: Promise.resolve(),
+  picked: { image: false, weights: false }, // chosen by the user: the defaults then stay unloaded
 };
 
 // ---------------------------------------------------------------- status messages
@@ -326,14 +327,15 @@ async function exportJson(key) {
 
 // ---------------------------------------------------------------- the work (one task at a time)
 
-/** Stops whatever runs and queues `fn` (given its generation number: it should give up when a
- * newer task was scheduled). Controls stay usable meanwhile. */
+/** Stops whatever runs and queues `fn`, given its generation number. Every task runs, so no
+ * image or weights the user chose is dropped, but it should skip its analysis when a newer task
+ * was scheduled (`analyse` does). Controls stay usable meanwhile. */
 function schedule(fn) {
   state.generation += 1;
   const generation = state.generation;
   state.sg?.stop();
   state.task = state.task.catch(() => {}).then(async () => {
-    if (generation !== state.generation) return;
+    if (!state.sg) return; // the backend did not start: that error is shown already
     setStatus('busy');
     try {
       await fn(generation);
@@ -392,7 +394,7 @@ function fillClassNames(numClasses) {
 /** Classifies (when asked), computes the plain maps, then SmoothGrad (when autorun). */
 async function analyse(generation, { classify = true, smoothgrad = autorun() } = {}) {
   const sg = state.sg;
-  if (!sg.model || !state.hasImage) return;
+  if (!current(generation) || !sg.model || !state.hasImage) return;
   if (classify || !sg.lastClassification) {
     const classification = await sg.classify();
     if (!current(generation)) return;
@@ -519,6 +521,7 @@ function setModelBadge(text, level) {
 }
 
 function weightsChanged(load) {
+  state.picked.weights = true;
   return schedule(async (generation) => {
     if (await load()) {
       state.userTarget = state.userTarget !== null && state.userTarget < state.sg.model.numClasses ? state.userTarget : null;
@@ -548,9 +551,9 @@ async function readImageSource(source) {
 
 /** A new input image: from a File/Blob (picker, drop, paste) or a URL (samples, ?image=). */
 function useImage(source, { urlParam } = {}) {
+  state.picked.image = true;
   return schedule(async (generation) => {
     const { bytes, name } = await readImageSource(source);
-    if (!current(generation)) return;
     const crop = await state.sg.setImage(bytes);
     state.hasImage = true;
     exposed.image = name;
@@ -639,7 +642,8 @@ function wire() {
       return;
     }
     syncUrl();
-    schedule((generation) => (state.sg.lastClassification ? runSmoothGrad(generation) : analyse(generation, { smoothgrad: true })));
+    // The plain maps again too: a target typed or a method ticked just before may not have been drawn.
+    schedule((generation) => analyse(generation, { classify: false, smoothgrad: true }));
   });
   $('stop').addEventListener('click', () => state.sg?.stop());
   $('new-seed').addEventListener('click', () => {
@@ -699,12 +703,15 @@ async function main() {
   }
   const precision = params.get('precision') ?? 'f32';
   if (!PRECISIONS.includes(precision)) say(`Unknown precision “${precision}” (use ${PRECISIONS.join(' or ')}): computing in f32.`, 'warn');
+  const created = SmoothGrad.create({
+    backend: ['auto', 'webgpu', 'cpu'].includes(requested) ? requested : 'auto',
+    precision: PRECISIONS.includes(precision) ? precision : 'f32',
+    onNotice: (message, level) => say(message, level),
+  });
+  // What the user does while the backend starts waits for it.
+  state.task = created.catch(() => {});
   try {
-    state.sg = await SmoothGrad.create({
-      backend: ['auto', 'webgpu', 'cpu'].includes(requested) ? requested : 'auto',
-      precision: PRECISIONS.includes(precision) ? precision : 'f32',
-      onNotice: (message, level) => say(message, level),
-    });
+    state.sg = await created;
   } catch (e) {
     showError(e, 'backend');
     setStatus('error');
@@ -724,7 +731,14 @@ async function main() {
   if (!navigator.gpu && sg.backend === 'cpu') badge.title = `No WebGPU in this browser (${WEBGPU_BROWSERS} have it)`;
 
   const weightsParam = params.get('weights');
-  await schedule(async () => { await loadWeights(weightsParam ?? undefined, weightsParam ?? undefined); });
+  // The defaults are queued at once, so what the user picks during a long first download comes
+  // after them and wins; what was picked while the backend started replaces them.
+  if (!state.picked.weights) {
+    schedule(async (generation) => {
+      if (await loadWeights(weightsParam ?? undefined, weightsParam ?? undefined)) await analyse(generation);
+    });
+  }
+  if (state.picked.image) return;
   const image = params.get('image') ?? 'www/samples/chelsea.png';
   await useImage(new URL(image, location.href).href, { urlParam: params.has('image') ? image : undefined });
 }

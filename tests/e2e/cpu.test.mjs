@@ -122,6 +122,34 @@ test('WebGPU failing to start in the worker: the CPU takes over, and each notice
   await context.close();
 });
 
+test('an image picked and a target typed while the weights download are what the page explains', async () => {
+  const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/slow/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', samples: '2', autorun: '0' });
+  const { page, context, errors } = await openPage(site.browser, 'about:blank');
+  let release, started;
+  const downloading = new Promise((resolve) => { release = resolve; });
+  const requested = new Promise((resolve) => { started = resolve; });
+  await context.route('**/fixtures/slow/*', async (route) => {
+    started();
+    await downloading;
+    await route.fulfill({ path: new URL('../fixtures/narrow_resnet50.safetensors', import.meta.url).pathname });
+  });
+  await page.goto(`${site.server.url}/?${q}`);
+  await requested;
+  await page.locator('button.sample[data-sample="coffee.png"]').click();
+  release();
+  await waitForTasks(page, 3);
+  const s = await page.evaluate(() => ({ image: window.__smoothgrad.image, top1: window.__smoothgrad.top5[0].index }));
+  assert.equal(s.image, 'coffee.png', 'the default image must not replace the one the user picked');
+  // Typed, then Run at once: the run explains the typed class, plain map included.
+  const other = (s.top1 + 1) % 10;
+  await page.locator('#target').fill(String(other));
+  await page.locator('#run').click();
+  await page.waitForFunction(() => window.__smoothgrad.runs.gradient?.done === 2 && window.__smoothgrad.status !== 'busy', null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => window.__smoothgrad.target), other);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('the JS API example page (www/example.html) runs on the CPU backend', async () => {
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', samples: '4' });
   const { page, context, errors } = await openPage(site.browser, `${site.server.url}/www/example.html?${q}`);
