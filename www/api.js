@@ -198,7 +198,9 @@ async function toBytes(input) {
   return null;
 }
 
-/** Fetches `url` into bytes with download progress; Cache Storage for cross-origin files. */
+/** Fetches `url` into bytes with download progress. Cross-origin files come from Cache Storage
+ * when there; `keep()` stores a download there, to be called once the bytes proved good (a
+ * broken file kept would come back at every retry). */
 async function fetchBytes(url, { onProgress, cache = 'cross-origin', accept } = {}) {
   const href = new URL(url, globalThis.location?.href).href;
   const crossOrigin = globalThis.location && new URL(href).origin !== globalThis.location.origin;
@@ -210,7 +212,7 @@ async function fetchBytes(url, { onProgress, cache = 'cross-origin', accept } = 
       if (hit) {
         const bytes = new Uint8Array(await hit.arrayBuffer());
         onProgress?.({ loaded: bytes.length, total: bytes.length, fromCache: true, url: href });
-        return { bytes, fromCache: true, url: href };
+        return { bytes, fromCache: true, url: href, keep: async () => {} };
       }
     } catch { /* no cache here: download */ }
   }
@@ -227,32 +229,46 @@ async function fetchBytes(url, { onProgress, cache = 'cross-origin', accept } = 
     throw new SmoothGradError('NetworkError', `${href} is not a weights file (the server sent ${response.headers.get('content-type')}).`, { url: href, status: 404 });
   }
   const total = Number(response.headers.get('content-length')) || 0;
+  // A compressed response's length is not the body's: only an identity one can be checked.
+  const checkable = total > 0 && !response.headers.get('content-encoding');
+  const mb = (n) => (n / 1048576).toFixed(1);
   let bytes;
-  if (response.body && onProgress) {
-    const reader = response.body.getReader();
-    const chunks = [];
-    let loaded = 0;
-    onProgress({ loaded, total, fromCache: false, url: href });
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      loaded += value.length;
-      onProgress({ loaded, total, fromCache: false, url: href });
-    }
-    bytes = new Uint8Array(loaded);
-    let offset = 0;
-    for (const chunk of chunks) { bytes.set(chunk, offset); offset += chunk.length; }
-  } else {
-    bytes = new Uint8Array(await response.arrayBuffer());
+  try {
+    bytes = await readBody(response, (loaded) => onProgress?.({ loaded, total, fromCache: false, url: href }));
+  } catch (e) {
+    throw new SmoothGradError('NetworkError', `The download of ${href} broke off (${e.message}); try again.`, { url: href, status: 0 });
   }
-  if (useCache) {
+  if (checkable && bytes.length !== total) {
+    throw new SmoothGradError('NetworkError', `The download of ${href} stopped at ${mb(bytes.length)} of ${mb(total)} MB; try again.`, { url: href, status: 0 });
+  }
+  const keep = async () => {
+    if (!useCache) return;
     try {
       const store = await caches.open(CACHE_NAME);
       await store.put(href, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
     } catch { /* quota: fine, next visit downloads again */ }
+  };
+  return { bytes, fromCache: false, url: href, keep };
+}
+
+/** A response's body as bytes, telling `progress(loaded)` as chunks arrive. */
+async function readBody(response, progress) {
+  if (!response.body) return new Uint8Array(await response.arrayBuffer());
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  progress(loaded);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    progress(loaded);
   }
-  return { bytes, fromCache: false, url: href };
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) { bytes.set(chunk, offset); offset += chunk.length; }
+  return bytes;
 }
 
 export class SmoothGrad {
@@ -420,13 +436,14 @@ export class SmoothGrad {
     let bytes = await toBytes(source);
     let url = null;
     let fromCache = false;
+    let keep = async () => {};
     if (!bytes && (source === undefined || source === null || source === '')) {
       const notHtml = (r) => !/text\/html/i.test(r.headers.get('content-type') ?? '');
       try {
-        ({ bytes, url, fromCache } = await fetchBytes(LOCAL_WEIGHTS_URL, { onProgress, cache: 'never', accept: notHtml }));
+        ({ bytes, url, fromCache, keep } = await fetchBytes(LOCAL_WEIGHTS_URL, { onProgress, cache: 'never', accept: notHtml }));
       } catch (local) {
         try {
-          ({ bytes, url, fromCache } = await fetchBytes(HUB_WEIGHTS_URL, { onProgress, cache }));
+          ({ bytes, url, fromCache, keep } = await fetchBytes(HUB_WEIGHTS_URL, { onProgress, cache }));
         } catch (hub) {
           throw new SmoothGradError('NetworkError',
             `No ResNet-50 weights could be loaded: not on this site (${local.message}) nor from the Hugging Face hub (${hub.message}).`,
@@ -434,9 +451,10 @@ export class SmoothGrad {
         }
       }
     } else if (!bytes) {
-      ({ bytes, url, fromCache } = await fetchBytes(String(source), { onProgress, cache }));
+      ({ bytes, url, fromCache, keep } = await fetchBytes(String(source), { onProgress, cache }));
     }
     const model = await this._call('loadWeights', { bytes });
+    await keep();
     this._weights = { bytes };
     this.model = model;
     this.weightsSource = { url, fromCache, random: false };

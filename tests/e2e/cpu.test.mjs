@@ -167,7 +167,7 @@ test('the JS API example page (www/example.html) runs on the CPU backend', async
   await context.close();
 });
 
-test('weights by default: not on the site → the Hugging Face hub with progress, then from Cache Storage; offline → random offered', async () => {
+test('weights by default: not on the site → the Hugging Face hub with progress, then from Cache Storage; offline → random offered; a cut-off file is not cached', async () => {
   const { readFile } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const { FIXTURES } = await import('./harness.mjs');
@@ -205,4 +205,23 @@ test('weights by default: not on the site → the Hugging Face hub with progress
   assert.equal(await offline.page.locator('#random-weights').isVisible(), true);
   assert.match(await offline.page.locator('#model-badge').textContent(), /no model/);
   await offline.context.close();
+
+  // A cut-off file is refused and not kept: the next visit downloads it again.
+  const broken = await openPage(site.browser, 'about:blank');
+  let served = 0;
+  await broken.context.route(hub, (route) => {
+    served += 1;
+    const sent = served === 1 ? body.subarray(0, body.length >> 1) : body;
+    route.fulfill({ status: 200, body: sent, headers: { 'content-type': 'application/octet-stream', 'content-length': String(sent.length), 'access-control-allow-origin': '*' } });
+  });
+  await broken.page.goto(`${site.server.url}/?${q}`);
+  await waitForTasks(broken.page, 2);
+  const truncated = await broken.page.evaluate(() => window.__smoothgrad.lastError);
+  assert.equal(truncated.kind, 'WeightsError');
+  assert.match(truncated.message, /truncated/);
+  await broken.page.reload();
+  await waitForTasks(broken.page, 2);
+  assert.equal(served, 2, 'the broken download must not have been cached');
+  assert.equal(await broken.page.evaluate(() => window.__smoothgrad.probabilities.length), 10);
+  await broken.context.close();
 });
