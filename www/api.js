@@ -558,6 +558,8 @@ export class SmoothGrad {
    * stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed}. The same seed gives
    * the same map whatever the micro-batch and the number of workers. */
   async explain(options = {}) {
+    // Cleared before anything is awaited, so a stop() from then on ends this run.
+    this._stopRequested = false;
     const o = { ...DEFAULT_OPTIONS, ...options };
     const target = await this._defaultTarget(o.target);
     let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
@@ -565,7 +567,6 @@ export class SmoothGrad {
       : o.microBatch;
     let workers = this._workerCount(o.workers, Number(o.samples), microBatch);
     const smoothingNow = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean';
-    this._stopRequested = false;
     this._others = undefined;
     let deviceRetries = 0;
     for (;;) {

@@ -51,8 +51,10 @@ const state = {
   hasImage: false,
   userTarget: null, // a class index the user chose, or null for the top-1
   maps: {}, // method → plain map (Float32Array)
+  plainIgSteps: null, // the Integrated Gradients steps of the plain map shown
   smooth: {}, // method → {maps: {smoothing → Float32Array}, running, params}
   generation: 0,
+  stoppedGeneration: null, // the task whose SmoothGrad the user stopped
   task: Promise.resolve(),
   picked: { image: false, weights: false }, // chosen by the user: the defaults then stay unloaded
 };
@@ -250,14 +252,22 @@ function redrawAll() {
 
 function clearMaps() {
   state.maps = {};
-  state.smooth = {};
   exposed.maps = {};
+  clearCanvases((key) => key !== 'input');
+  clearSmoothGrad();
+}
+
+/** The SmoothGrad maps, when what they explain (image or target) is no longer what is shown. */
+function clearSmoothGrad() {
+  state.smooth = {};
   exposed.smoothgrad = {};
   exposed.runs = {};
-  for (const key of Object.keys(figures)) {
-    if (key === 'input') continue;
-    const { canvas } = figures[key];
-    canvas.getContext('2d').clearRect(0, 0, canvas.width, canvas.height);
+  clearCanvases((key) => key.startsWith('sg:'));
+}
+
+function clearCanvases(which) {
+  for (const [key, { canvas }] of Object.entries(figures)) {
+    if (which(key)) canvas.getContext('2d').clearRect(0, 0, canvas.width, canvas.height);
   }
 }
 
@@ -277,14 +287,16 @@ function describeMap(key) {
   const sg = key.startsWith('sg:');
   const method = sg ? key.slice(3) : key;
   const run = sg ? state.smooth[method] : null;
+  // What the map was computed with, not what the form says now.
+  const target = run?.params?.target ?? exposed.target;
   const info = {
     map: sg ? `SmoothGrad + ${METHOD_NAMES[method]}` : METHOD_NAMES[method],
     method,
     smoothgrad: sg,
     shape: [3, 224, 224], layout: 'CHW (channel-major), the input gradient w.r.t. the normalised image',
     dtype: 'float32, little-endian',
-    target: exposed.target,
-    targetName: exposed.target === null ? null : className(exposed.target, exposed.model?.numClasses),
+    target,
+    targetName: target === null ? null : className(target, exposed.model?.numClasses),
     image: exposed.image,
     model: exposed.model,
     weights: exposed.weights,
@@ -294,7 +306,7 @@ function describeMap(key) {
     url: location.href,
   };
   if (sg && run) Object.assign(info, { smoothing: controls.smoothing(), ...run.params });
-  if (method === 'integrated-gradients') info.igSteps = run?.params?.igSteps ?? Number($('ig-steps').value);
+  if (method === 'integrated-gradients') info.igSteps = run?.params?.igSteps ?? state.plainIgSteps;
   return info;
 }
 
@@ -404,12 +416,14 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
   }
   const top1 = sg.lastClassification.top[0].index;
   const target = state.userTarget ?? top1;
+  if (target !== exposed.target) clearSmoothGrad();
   exposed.target = target;
   markTarget();
   if (state.userTarget === null) $('target').placeholder = `top-1: ${top1}: ${className(top1, sg.model.numClasses)}`;
   state.maps = {};
   exposed.maps = {};
   const igSteps = Number($('ig-steps').value) || 50;
+  state.plainIgSteps = igSteps;
   for (const method of controls.methods()) {
     const map = await sg.attribute({ method, target, igSteps });
     if (!current(generation)) return;
@@ -428,10 +442,14 @@ async function runSmoothGrad(generation) {
   const target = exposed.target;
   $('stop').disabled = false;
   for (const method of controls.methods()) {
-    if (!current(generation)) return;
+    if (!current(generation) || state.stoppedGeneration === generation) return;
     const key = `sg:${method}`;
     const label = `SmoothGrad + ${METHOD_NAMES[method]}`;
-    state.smooth[method] = { maps: null, running: null, params: null };
+    // Known from the start, so a map exported mid-run says what it is.
+    const params = { target, samples: options.samples, noiseLevel: options.noiseLevel, seed: options.seed,
+      microBatch: null, requestedMicroBatch: options.microBatch, done: 0,
+      igSteps: method === 'integrated-gradients' ? options.igSteps : undefined };
+    state.smooth[method] = { maps: null, running: null, params };
     exposed.smoothgrad[method] = null;
     $('progress').value = 0;
     const result = await sg.explain({
@@ -440,14 +458,13 @@ async function runSmoothGrad(generation) {
       onProgress: (p) => {
         if (!current(generation)) return;
         state.smooth[method].running = p.map;
+        Object.assign(params, { done: p.done, microBatch: p.microBatch });
         $('progress').value = p.done / p.total;
         $('progress-text').textContent = `${label}: ${p.done}/${p.total} samples · ${(p.elapsedMs / 1000).toFixed(1)} s · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}${workersText(p.workers)}`;
         draw(key).catch((e) => showError(e, 'render'));
       },
     });
-    const params = { samples: options.samples, noiseLevel: options.noiseLevel, seed: options.seed,
-      microBatch: result.microBatch, requestedMicroBatch: options.microBatch, done: result.done,
-      igSteps: method === 'integrated-gradients' ? options.igSteps : undefined };
+    Object.assign(params, { done: result.done, microBatch: result.microBatch });
     state.smooth[method] = { maps: result.maps, running: result.map, params };
     exposed.smoothgrad[method] = result.maps;
     exposed.runs[method] = { done: result.done, total: result.total, stopped: result.stopped,
@@ -645,7 +662,10 @@ function wire() {
     // The plain maps again too: a target typed or a method ticked just before may not have been drawn.
     schedule((generation) => analyse(generation, { classify: false, smoothgrad: true }));
   });
-  $('stop').addEventListener('click', () => state.sg?.stop());
+  $('stop').addEventListener('click', () => {
+    state.stoppedGeneration = state.generation; // also ends the methods still to come
+    state.sg?.stop();
+  });
   $('new-seed').addEventListener('click', () => {
     $('seed').value = String(Math.floor(Math.random() * 2 ** 31));
     syncUrl();

@@ -2,6 +2,7 @@
 // numbers equal the same native reference. The JS API example page runs on it too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import {
   useSite, openPage, waitForTasks, pageArrays, referenceQuery, compareWithReference, relativeError,
 } from './harness.mjs';
@@ -146,6 +147,24 @@ test('an image picked and a target typed while the weights download are what the
   await page.locator('#run').click();
   await page.waitForFunction(() => window.__smoothgrad.runs.gradient?.done === 2 && window.__smoothgrad.status !== 'busy', null, { timeout: 120_000 });
   assert.equal(await page.evaluate(() => window.__smoothgrad.target), other);
+  // The map's export says what it was computed for, and goes when another class is chosen.
+  const [json] = await Promise.all([page.waitForEvent('download'), page.locator('figure[data-key="sg:gradient"] .export button', { hasText: '.json' }).click()]);
+  const exported = JSON.parse(await readFile(await json.path(), 'utf8'));
+  assert.deepEqual([exported.target, exported.samples, exported.done], [other, 2, 2]);
+  const top1 = page.locator(`#top5 .class-choice[data-index="${s.top1}"]`);
+  await top1.click();
+  await page.waitForFunction((t) => window.__smoothgrad.target === t && window.__smoothgrad.status !== 'busy', s.top1);
+  assert.deepEqual(await page.evaluate(() => window.__smoothgrad.smoothgrad), {}, 'the other class\'s SmoothGrad map is gone');
+  // stop() right after explain() is called ends that run, even before its target is known.
+  const stopped = await page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    const running = sg.explain({ method: 'gradient', samples: 6, microBatch: 1, workers: 1 });
+    sg.stop();
+    const { done, stopped } = await running;
+    return { done, stopped };
+  });
+  assert.equal(stopped.stopped, true);
+  assert.ok(stopped.done < 6, JSON.stringify(stopped));
   assert.deepEqual(errors, []);
   await context.close();
 });
