@@ -102,7 +102,15 @@ const controls = {
 };
 
 function applyParams() {
-  const set = (id, key) => { if (params.has(key)) $(id).value = params.get(key); };
+  const ignored = (key, value, choices, kept) => say(`Unknown ${key} “${value}” in the address (use ${choices}): ${kept}.`, 'warn');
+  const set = (id, key) => {
+    if (!params.has(key)) return;
+    const field = $(id);
+    const value = params.get(key);
+    const choices = field.tagName === 'SELECT' ? [...field.options].map((option) => option.value) : null;
+    if (choices && !choices.includes(value)) ignored(key, value, choices.join(', '), `keeping ${field.value}`);
+    else field.value = value;
+  };
   set('samples-n', 'samples');
   set('noise', 'noise');
   set('micro-batch', 'microBatch');
@@ -116,11 +124,18 @@ function applyParams() {
   set('overlay', 'overlay');
   if (params.has('methods')) {
     const wanted = params.get('methods').split(',');
-    for (const box of document.querySelectorAll('input[name=method]')) box.checked = wanted.includes(box.value);
+    const unknown = wanted.filter((method) => !METHODS.includes(method));
+    if (unknown.length) ignored('method', unknown.join(','), METHODS.join(', '), 'left out');
+    if (unknown.length < wanted.length) {
+      for (const box of document.querySelectorAll('input[name=method]')) box.checked = wanted.includes(box.value);
+    }
   }
-  if (params.has('target') && params.get('target') !== '') {
-    state.userTarget = Number(params.get('target'));
-    $('target').value = params.get('target');
+  const target = params.get('target') ?? '';
+  if (/^\d+$/.test(target)) {
+    state.userTarget = Number(target);
+    $('target').value = target;
+  } else if (target !== '') {
+    ignored('target', target, 'a class number', 'explaining the top-1 class');
   }
 }
 
@@ -537,11 +552,18 @@ function setModelBadge(text, level) {
   badge.className = `badge ${level}`;
 }
 
-function weightsChanged(load) {
+/** Loads weights with `load` (true when it worked); once they are in, the address names their
+ * `url`, or none for a file or random weights, which a link cannot reproduce. */
+function weightsChanged(load, url) {
   state.picked.weights = true;
   return schedule(async (generation) => {
     if (await load()) {
-      state.userTarget = state.userTarget !== null && state.userTarget < state.sg.model.numClasses ? state.userTarget : null;
+      if (url) params.set('weights', url); else params.delete('weights');
+      if (state.userTarget !== null && state.userTarget >= state.sg.model.numClasses) {
+        state.userTarget = null;
+        $('target').value = '';
+      }
+      syncUrl();
       clearMaps();
       await analyse(generation);
     }
@@ -698,13 +720,11 @@ function wire() {
       return false;
     }
   }));
-  $('retry-weights').addEventListener('click', () => weightsChanged(() => loadWeights(params.get('weights') ?? undefined)));
+  $('retry-weights').addEventListener('click', () => weightsChanged(() => loadWeights(params.get('weights') ?? undefined), params.get('weights')));
   $('weights-url-load').addEventListener('click', () => {
     const url = $('weights-url').value.trim();
     if (!url) { say('Type the URL of a .safetensors checkpoint first.', 'warn'); return; }
-    params.set('weights', url);
-    syncUrl();
-    weightsChanged(() => loadWeights(url, url));
+    weightsChanged(() => loadWeights(url, url), url);
   });
   $('weights-file').addEventListener('change', (e) => {
     const file = e.target.files?.[0];

@@ -6,7 +6,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { useSite, pageState, statusText, waitForTasks, completed, badInputs, outputDir } from './harness.mjs';
+import { useSite, openPage, pageState, statusText, waitForTasks, completed, badInputs, outputDir } from './harness.mjs';
 
 const QUERY = new URLSearchParams({
   backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
@@ -82,6 +82,8 @@ test('truncated weights: a clear message, random weights offered, the old model 
   await expectError(() => site.page.click('#weights-url-load'), 'WeightsError', /./);
   assert.equal(await site.page.locator('#random-weights').isVisible(), true);
   assert.match(await site.page.locator('#random-weights').textContent(), /random weights/);
+  // The address still names the weights in use, so a reload or a shared link gets them.
+  assert.equal(new URL(site.page.url()).searchParams.get('weights'), '/fixtures/narrow_resnet50.safetensors');
   await stillUsable(catProbabilities);
 });
 
@@ -120,6 +122,28 @@ test('nonsense parameters in the form: n = 0, σ < 0, σ empty, micro-batch 0', 
     assert.match(await statusText(site.page), pattern);
     await site.page.fill(id, saved);
   }
+});
+
+test('nonsense parameters in the address: each named in a warning, the defaults kept, the page drawing', async () => {
+  const q = new URLSearchParams(QUERY);
+  for (const [key, value] of [['sign', 'sideways'], ['colormap', 'rainbow'], ['methods', 'gradient,saliency'], ['target', 'cat']]) q.set(key, value);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${q}`);
+  await waitForTasks(page, 2);
+  const s = await page.evaluate(() => ({
+    messages: window.__smoothgrad.messages.map((m) => m.text).join('\n'), lastError: window.__smoothgrad.lastError,
+    target: window.__smoothgrad.target, top1: window.__smoothgrad.top5[0].index, drawn: Object.keys(window.__smoothgrad.maps),
+  }));
+  assert.match(s.messages, /Unknown sign “sideways” in the address \(use abs, .*\): keeping abs\./);
+  assert.match(s.messages, /Unknown colormap “rainbow” in the address .*: keeping viridis\./);
+  assert.match(s.messages, /Unknown method “saliency” in the address .*: left out\./);
+  assert.match(s.messages, /Unknown target “cat” in the address \(use a class number\): explaining the top-1 class\./);
+  assert.equal(s.lastError, null, JSON.stringify(s.lastError));
+  assert.equal(s.target, s.top1);
+  assert.deepEqual(s.drawn, ['gradient']);
+  const address = new URL(page.url()).searchParams;
+  assert.deepEqual([address.get('sign'), address.get('colormap'), address.get('methods'), address.get('target')], ['abs', 'viridis', 'gradient', null]);
+  assert.deepEqual(errors, []);
+  await context.close();
 });
 
 test('nonsense parameters through the API reach the Rust checks', async () => {
