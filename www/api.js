@@ -275,12 +275,14 @@ export class SmoothGrad {
   /** Starts the worker on the chosen backend. Options: backend ('auto' | 'webgpu' | 'cpu'),
    * precision ('f32' | 'f16': half the memory per image, maps within correlation 0.97 of f32's;
    * falls back to f32 with a notice where the adapter has no shader-f16), onNotice(message, level)
-   * for what the user should know (fallbacks, restarts, retries). */
-  static async create({ backend = 'auto', precision = 'f32', onNotice } = {}) {
+   * for what the user should know (fallbacks, restarts, retries), onBackendChange() when a
+   * restart ends on another backend or precision (`backend`, `precision` say which). */
+  static async create({ backend = 'auto', precision = 'f32', onNotice, onBackendChange } = {}) {
     if (!PRECISIONS.includes(precision)) {
       throw new SmoothGradError('OptionsError', `unknown precision '${precision}': choose one of ${PRECISIONS.join(', ')}`);
     }
     const sg = new SmoothGrad(onNotice);
+    sg.onBackendChange = onBackendChange;
     sg.requestedPrecision = precision;
     const choice = await chooseBackend(backend);
     sg.requestedBackend = backend;
@@ -293,6 +295,7 @@ export class SmoothGrad {
 
   constructor(onNotice) {
     this.onNotice = onNotice;
+    this.onBackendChange = null;
     this.backend = null;
     this.convLowering = null; // how the wasm computes convolutions here: 'matrix-products' | 'direct'
     this.requestedPrecision = 'f32';
@@ -320,15 +323,19 @@ export class SmoothGrad {
       const module = await this._compiled();
       // The adapter decides how convolutions run fastest (ConvLowering in the core crate).
       const choice = choosePrecision(this.requestedPrecision, { backend, adapter: this.adapter });
-      const firstStart = this.precision === null;
+      const before = { backend: this.backend, precision: this.precision };
       const { backend: running, convLowering, precision } = await this._raw('init', {
         backend, module, adapter: this.adapter?.description, precision: choice.precision,
       });
       this.backend = running;
       this.convLowering = convLowering;
       this.precision = precision;
-      // Only the backend that started says why f16 fell back, and only once, not at restarts.
-      if (choice.reason && firstStart) this._notice(choice.reason, 'warn');
+      // Only the backend that started says why f16 fell back: once, and again only if a restart
+      // changed the precision.
+      if (choice.reason && precision !== before.precision) this._notice(choice.reason, 'warn');
+      if (before.backend !== null && (running !== before.backend || precision !== before.precision)) {
+        try { this.onBackendChange?.(); } catch { /* the page's problem */ }
+      }
     } catch (error) {
       worker.terminate();
       this._worker = null;

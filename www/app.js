@@ -733,6 +733,21 @@ function wire() {
   });
 }
 
+/** The backend badge and what depends on the backend, at the start and after a restart changed it. */
+function showBackend() {
+  const sg = state.sg;
+  exposed.backend = sg.backend;
+  exposed.backendReason = sg.backendReason;
+  exposed.precision = sg.precision;
+  const badge = $('backend-badge');
+  const half = sg.precision === 'f16' ? ' · f16' : '';
+  badge.textContent = (sg.backend === 'webgpu' ? `WebGPU${sg.adapter?.description ? ` · ${sg.adapter.description}` : ''}` : 'CPU (WebAssembly)') + half;
+  badge.title = sg.backendReason ?? '';
+  badge.className = `badge ${sg.backend === 'webgpu' ? 'ok' : 'info'}`;
+  if (!navigator.gpu && sg.backend === 'cpu') badge.title = `No WebGPU in this browser (${WEBGPU_BROWSERS} have it)`;
+  showAutoMicroBatch();
+}
+
 async function main() {
   applyParams();
   buildGrid();
@@ -747,6 +762,7 @@ async function main() {
     backend: ['auto', 'webgpu', 'cpu'].includes(requested) ? requested : 'auto',
     precision: PRECISIONS.includes(precision) ? precision : 'f32',
     onNotice: (message, level) => say(message, level),
+    onBackendChange: () => showBackend(),
   });
   // What the user does while the backend starts waits for it.
   state.task = created.catch(() => {});
@@ -758,17 +774,8 @@ async function main() {
     $('backend-badge').textContent = 'not running';
     return;
   }
-  const sg = state.sg;
-  exposed.api = sg;
-  exposed.backend = sg.backend;
-  exposed.backendReason = sg.backendReason;
-  exposed.precision = sg.precision;
-  const badge = $('backend-badge');
-  const half = sg.precision === 'f16' ? ' · f16' : '';
-  badge.textContent = (sg.backend === 'webgpu' ? `WebGPU${sg.adapter?.description ? ` · ${sg.adapter.description}` : ''}` : 'CPU (WebAssembly)') + half;
-  badge.title = sg.backendReason ?? '';
-  badge.className = `badge ${sg.backend === 'webgpu' ? 'ok' : 'info'}`;
-  if (!navigator.gpu && sg.backend === 'cpu') badge.title = `No WebGPU in this browser (${WEBGPU_BROWSERS} have it)`;
+  exposed.api = state.sg;
+  showBackend();
 
   const weightsParam = params.get('weights');
   // The defaults are queued at once, so what the user picks during a long first download comes

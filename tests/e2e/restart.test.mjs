@@ -5,7 +5,7 @@
 // restart path, is in errors.test.mjs on the CPU backend, where it runs in seconds.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useSite, pageState, waitForTasks, completed } from './harness.mjs';
+import { useSite, openPage, pageState, waitForTasks, completed } from './harness.mjs';
 
 const QUERY = new URLSearchParams({
   backend: 'webgpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
@@ -37,3 +37,33 @@ test('the GPU device lost during classification: restarted, the image and weight
   assert.equal(s.errors, errorsBefore, `no error left for the user: ${JSON.stringify(s.lastError)}`);
 });
 
+
+test('a restart where WebGPU no longer starts: the CPU takes over and the page says so in its badge', async () => {
+  const { page, context, errors } = await openPage(site.browser, 'about:blank');
+  let workers = 0;
+  // Every worker after the first finds no WebGPU device.
+  await context.route('**/www/worker.js', async (route) => {
+    workers += 1;
+    const response = await route.fetch();
+    const source = await response.text();
+    const failing = source.replace('explainer = await wasm.Explainer.create(backend, adapter);',
+      "if (backend === 'webgpu') throw Object.assign(new Error('no device: simulated'), { name: 'BackendError' });\n    $&");
+    assert.notEqual(failing, source, 'worker.js no longer has the line this test patches');
+    await route.fulfill({ response, body: workers === 1 ? source : failing });
+  });
+  await page.goto(`${site.server.url}/?${QUERY}`);
+  await waitForTasks(page, 2);
+  assert.match(await page.locator('#backend-badge').textContent(), /WebGPU/);
+  await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
+    op: 'classify', message: 'panicked at wgpu: Device lost: the GPU was reset',
+  }));
+  await page.locator('button.sample[data-sample="chelsea.png"]').click();
+  await waitForTasks(page, 3);
+  const s = await page.evaluate(() => ({ backend: window.__smoothgrad.backend, messages: window.__smoothgrad.messages.map((m) => m.text).join('\n'), lastError: window.__smoothgrad.lastError }));
+  assert.equal(s.backend, 'cpu');
+  assert.match(await page.locator('#backend-badge').textContent(), /CPU \(WebAssembly\)/);
+  assert.match(s.messages, /WebGPU could not start \(no device: simulated\); running on the CPU/);
+  assert.equal(s.lastError, null, JSON.stringify(s.lastError));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
