@@ -176,7 +176,7 @@ class ModelWorker {
 
   terminate() {
     this.worker.terminate();
-    this._rejectAll({ name: 'StateError', message: 'restarted', trap: false });
+    this._rejectAll({ name: 'StateError', message: 'the model was restarted while this was computed', trap: false, restarted: true });
   }
 
   _rejectAll(error) {
@@ -296,6 +296,7 @@ export class SmoothGrad {
   constructor(onNotice) {
     this.onNotice = onNotice;
     this.onBackendChange = null;
+    this._restarting = null; // while the worker is replaced after a trap: settles when it has the weights and image
     this.backend = null;
     this.convLowering = null; // how the wasm computes convolutions here: 'matrix-products' | 'direct'
     this.requestedPrecision = 'f32';
@@ -373,10 +374,14 @@ export class SmoothGrad {
   /** Sends one operation; a trap replaces the worker (state restored) and throws a kind
    * "OutOfMemory", "DeviceLost" or "Crash" SmoothGradError for the caller to retry. */
   async _call(op, args, transfer, retried = false) {
+    // A call made while the model restarts waits for the new worker to have the weights and image.
+    await this._restarting?.catch(() => {});
     if (!this._worker) throw new SmoothGradError('StateError', 'This SmoothGrad instance was disposed.');
     try {
       return await this._raw(op, args, transfer);
     } catch (error) {
+      // Sent to the worker a trap in another call replaced: done again on the new one.
+      if (error.restarted && RETRIED_OPS.has(op) && !retried) return this._call(op, args, transfer, true);
       if (!error.trap) throw new SmoothGradError(kindOf(error), error.message);
       const panic = error.panic || error.message;
       const kind = /out of memory|outofmemory|oom|allocat/i.test(panic) ? 'OutOfMemory'
@@ -399,8 +404,19 @@ export class SmoothGrad {
     const what = kind === 'OutOfMemory' ? `Out of ${this.backend === 'webgpu' ? 'GPU ' : ''}memory`
       : kind === 'DeviceLost' ? 'GPU device lost' : 'The WebAssembly module stopped';
     this._notice(`${what} (${panic}): restarting the model…`, 'warn');
-    await this._startWorker(this.backend ?? 'cpu');
-    await this._sync(this._worker, {});
+    this._restarting = (async () => {
+      await this._startWorker(this.backend ?? 'cpu');
+      try {
+        await this._sync(this._worker, {});
+      } catch (error) {
+        throw new SmoothGradError(error.trap ? 'Crash' : kindOf(error), `The model restarted but could not take back your weights and image (${error.message}); load them again.`);
+      }
+    })();
+    try {
+      await this._restarting;
+    } finally {
+      this._restarting = null;
+    }
   }
 
   /** Sends `worker` the weights and image it lacks (`had`: the ones it was last given). */

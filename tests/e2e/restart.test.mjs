@@ -38,6 +38,16 @@ test('the GPU device lost during classification: restarted, the image and weight
 });
 
 
+test('a render sent while another call traps is drawn by the restarted worker, not refused', async () => {
+  const outcome = await site.page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    await sg._raw('simulateTrap', { op: 'classify', message: 'panicked at wgpu: Device lost: the GPU was reset' });
+    const [classified, rendered] = await Promise.allSettled([sg.classify(), sg.render(window.__smoothgrad.maps.gradient)]);
+    return { classified: classified.status, rendered: rendered.status, reason: rendered.reason?.message, width: rendered.value?.width };
+  });
+  assert.deepEqual(outcome, { classified: 'fulfilled', rendered: 'fulfilled', reason: undefined, width: 224 });
+});
+
 test('a restart where WebGPU no longer starts: the CPU takes over and the page says so in its badge', async () => {
   const { page, context, errors } = await openPage(site.browser, 'about:blank');
   let workers = 0;
