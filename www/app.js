@@ -30,7 +30,7 @@ const KIND_TITLES = {
   BackendError: 'The model could not start',
   DeviceError: 'The GPU failed',
   NetworkError: 'Download failed',
-  OutOfMemory: 'Out of GPU memory',
+  OutOfMemory: 'Out of memory',
   DeviceLost: 'GPU device lost',
   Crash: 'The model stopped',
 };
@@ -308,7 +308,7 @@ function describeMap(key) {
     map: sg ? `SmoothGrad + ${METHOD_NAMES[method]}` : METHOD_NAMES[method],
     method,
     smoothgrad: sg,
-    shape: [3, 224, 224], layout: 'CHW (channel-major), the input gradient w.r.t. the normalised image',
+    shape: [3, 224, 224], layout: 'CHW (channel-major), per channel of the normalised input image',
     dtype: 'float32, little-endian',
     target,
     targetName: target === null ? null : className(target, exposed.model?.numClasses),

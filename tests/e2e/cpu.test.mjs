@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
-  useSite, openPage, waitForTasks, pageArrays, referenceQuery, compareWithReference, relativeError,
+  useSite, openPage, waitForTasks, pageArrays, referenceQuery, compareWithReference, relativeError, failWebGPUInWorkers,
 } from './harness.mjs';
 
 const site = useSite();
@@ -98,14 +98,7 @@ test('backend=auto on a software adapter (SwiftShader) picks the CPU and says wh
 test('WebGPU failing to start in the worker: the CPU takes over, and each notice is given once', async () => {
   const q = new URLSearchParams({ backend: 'webgpu', precision: 'f16', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
   const { page, context, errors } = await openPage(site.browser, 'about:blank');
-  // The worker's WebGPU start fails as it does where the adapter gives no device.
-  await context.route('**/www/worker.js', async (route) => {
-    const source = await (await route.fetch()).text();
-    const failing = source.replace('explainer = await wasm.Explainer.create(backend, adapter);',
-      "if (backend === 'webgpu') throw Object.assign(new Error('no device: simulated'), { name: 'BackendError' });\n    $&");
-    assert.notEqual(failing, source, 'worker.js no longer has the line this test patches');
-    await route.fulfill({ response: await route.fetch(), body: failing });
-  });
+  await failWebGPUInWorkers(context);
   await page.goto(`${site.server.url}/?${q}`);
   await waitForTasks(page, 2);
   const s = await page.evaluate(() => ({

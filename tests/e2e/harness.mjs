@@ -131,6 +131,21 @@ export async function openPage(browser, url, { initScript, log = true } = {}) {
   return { page, context, errors };
 }
 
+/** Makes WebGPU fail to start in the page's model workers (as where the adapter gives no
+ * device), from the `from`-th worker on (1: all of them); earlier ones start normally. */
+export async function failWebGPUInWorkers(context, { from = 1 } = {}) {
+  let workers = 0;
+  await context.route('**/www/worker.js', async (route) => {
+    workers += 1;
+    const response = await route.fetch();
+    const source = await response.text();
+    const failing = source.replace('explainer = await wasm.Explainer.create(backend, adapter);',
+      "if (backend === 'webgpu') throw Object.assign(new Error('no device: simulated'), { name: 'BackendError' });\n    $&");
+    assert.notEqual(failing, source, 'worker.js no longer has the line this patches');
+    await route.fulfill({ response, body: workers >= from ? failing : source });
+  });
+}
+
 /** Waits until the page has finished `count` tasks in all (weights, images, runs) and is idle. */
 export async function waitForTasks(page, count, timeout = 300_000) {
   await page.waitForFunction((n) => {

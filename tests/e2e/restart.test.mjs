@@ -5,7 +5,7 @@
 // restart path, is in errors.test.mjs on the CPU backend, where it runs in seconds.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useSite, openPage, pageState, waitForTasks, completed } from './harness.mjs';
+import { useSite, openPage, pageState, waitForTasks, completed, failWebGPUInWorkers } from './harness.mjs';
 
 const QUERY = new URLSearchParams({
   backend: 'webgpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
@@ -50,17 +50,7 @@ test('a render sent while another call traps is drawn by the restarted worker, n
 
 test('a restart where WebGPU no longer starts: the CPU takes over and the page says so in its badge', async () => {
   const { page, context, errors } = await openPage(site.browser, 'about:blank');
-  let workers = 0;
-  // Every worker after the first finds no WebGPU device.
-  await context.route('**/www/worker.js', async (route) => {
-    workers += 1;
-    const response = await route.fetch();
-    const source = await response.text();
-    const failing = source.replace('explainer = await wasm.Explainer.create(backend, adapter);',
-      "if (backend === 'webgpu') throw Object.assign(new Error('no device: simulated'), { name: 'BackendError' });\n    $&");
-    assert.notEqual(failing, source, 'worker.js no longer has the line this test patches');
-    await route.fulfill({ response, body: workers === 1 ? source : failing });
-  });
+  await failWebGPUInWorkers(context, { from: 2 }); // the first worker starts, its replacement cannot
   await page.goto(`${site.server.url}/?${QUERY}`);
   await waitForTasks(page, 2);
   assert.match(await page.locator('#backend-badge').textContent(), /WebGPU/);
