@@ -416,8 +416,14 @@ fn method(name: &str, ig_steps: Option<usize>) -> Result<Method, JsValue> {
     match ig_steps {
         None => Ok(method),
         Some(steps) => std::num::NonZeroUsize::new(steps)
+            .filter(|steps| steps.get() <= smoothgrad::MAX_IG_STEPS)
             .map(|steps| method.with_steps(steps))
-            .ok_or_else(|| ErrorKind::Options.error("Integrated Gradients needs at least 1 step (got 0)")),
+            .ok_or_else(|| {
+                ErrorKind::Options.error(format!(
+                    "Integrated Gradients takes 1 to {} steps (got {steps})",
+                    smoothgrad::MAX_IG_STEPS
+                ))
+            }),
     }
 }
 

@@ -145,6 +145,7 @@ async fn every_mistake_is_a_named_error_and_the_explainer_stays_usable() {
         (r#"{"method":"gradient","target":0,"microBatch":0}"#, "OptionsError"),
         (r#"{"method":"saliency","target":0}"#, "OptionsError"),
         (r#"{"method":"integrated-gradients","target":0,"igSteps":0}"#, "OptionsError"),
+        (r#"{"method":"integrated-gradients","target":0,"igSteps":100000}"#, "OptionsError"),
         (r#"{"method":"gradient","target":10}"#, "TargetError"),
     ] {
         assert_eq!(error_name(explainer.start(options(json))), kind, "{json}");

@@ -33,8 +33,8 @@ pub mod targets;
 pub mod weights;
 
 pub use attribution::{
-    Attribution, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method,
-    Quadrature,
+    Attribution, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, MAX_IG_STEPS,
+    Method, Quadrature,
 };
 pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;

@@ -9,6 +9,10 @@ use crate::relu::ReluKind;
 use crate::resnet::ResNet;
 use crate::targets::Targets;
 
+/// The most interpolation steps accepted: each costs a forward+backward pass per image, and
+/// Gauss–Legendre's nodes cost O(steps²) to find, so more would only freeze the caller.
+pub const MAX_IG_STEPS: usize = 4096;
+
 /// How the path integral from baseline to input is approximated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Quadrature {
