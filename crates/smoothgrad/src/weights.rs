@@ -135,7 +135,7 @@ pub fn checkpoint_config(bytes: &[u8]) -> Result<ResNetConfig, WeightsError> {
     }
     match (first_dim("conv1.weight"), first_dim("fc.weight")) {
         (Some(base_width), Some(num_classes)) if layers.iter().all(|&blocks| blocks > 0) => {
-            check_plausible(layers, base_width, num_classes)?;
+            check_plausible(layers, base_width, num_classes, bytes.len())?;
             let block = if tensors.contains_key("layer1.0.conv3.weight") {
                 BlockKind::Bottleneck
             } else {
@@ -165,9 +165,22 @@ const MAX_BLOCKS_PER_STAGE: usize = 64;
 /// The widest stem accepted: torchvision's is 64, wide variants stay far below this.
 const MAX_BASE_WIDTH: usize = 1024;
 
+/// The fewest weights a ResNet of this shape has: each block's 3×3 convolution at its stage's
+/// width, and the classifier on the narrowest final width (a basic block's).
+fn min_weights(layers: [usize; 4], base_width: usize, num_classes: usize) -> u64 {
+    let blocks = layers.iter().enumerate().map(|(stage, &blocks)| {
+        let planes = (base_width as u64) << stage;
+        (blocks as u64).saturating_mul(9 * planes * planes)
+    });
+    let classifier = (8 * base_width as u64).saturating_mul(num_classes as u64);
+    blocks.fold(classifier, u64::saturating_add)
+}
+
 /// Refuses, before anything is allocated, a configuration a crafted or mangled file could ask
-/// for: a block index of 10⁸ would otherwise build 10⁸ blocks.
-fn check_plausible(layers: [usize; 4], base_width: usize, num_classes: usize) -> Result<(), WeightsError> {
+/// for: a block index of 10⁸ would otherwise build 10⁸ blocks, and names alone (empty tensors)
+/// could ask for a network of gigabytes. A real checkpoint holds every weight, in two bytes at
+/// least (f16), so what is built stays within a few times the file's size.
+fn check_plausible(layers: [usize; 4], base_width: usize, num_classes: usize, file_len: usize) -> Result<(), WeightsError> {
     let implausible = |what: String| Err(WeightsError::Implausible(what));
     if let Some(stage) = layers.iter().position(|&blocks| blocks > MAX_BLOCKS_PER_STAGE) {
         return implausible(format!(
@@ -181,6 +194,10 @@ fn check_plausible(layers: [usize; 4], base_width: usize, num_classes: usize) ->
     }
     if num_classes == 0 {
         return implausible("fc has no classes".into());
+    }
+    let weights = min_weights(layers, base_width, num_classes);
+    if (file_len as u64) < weights.saturating_mul(2) {
+        return implausible(format!("its tensor names describe at least {weights} weights, more than its {file_len} bytes hold"));
     }
     Ok(())
 }

@@ -114,22 +114,30 @@ fn checkpoint_config_refuses_what_is_no_resnet() {
 }
 
 #[test]
-fn checkpoint_config_refuses_a_network_too_deep_or_empty_before_building_it() {
-    let resnet = |first_block: &str, classes: usize| {
+fn checkpoint_config_refuses_a_network_too_deep_too_big_or_empty_before_building_it() {
+    // Names, and `f32s` of data standing for the weights a real checkpoint holds.
+    let resnet = |width: usize, last_block: &str, classes: usize, f32s: usize| {
         safetensors_with(&[
-            ("conv1.weight", vec![8, 3, 1, 1]),
-            (first_block, vec![1]),
+            ("conv1.weight", vec![width, 3, 1, 1]),
+            (last_block, vec![1]),
             ("layer2.0.conv1.weight", vec![1]),
             ("layer3.0.conv1.weight", vec![1]),
             ("layer4.0.conv1.weight", vec![1]),
-            ("fc.weight", vec![classes, 8]),
+            ("fc.weight", vec![classes, 1]),
+            ("data", vec![f32s]),
         ])
     };
-    let deep = checkpoint_config(&resnet("layer1.99999999.conv1.weight", 10)).unwrap_err();
+    let deep = checkpoint_config(&resnet(8, "layer1.99999999.conv1.weight", 10, 0)).unwrap_err();
     assert_eq!(deep, WeightsError::Implausible("layer1 has 100000000 blocks (at most 64)".into()));
-    let empty = checkpoint_config(&resnet("layer1.0.conv1.weight", 0)).unwrap_err();
+    let empty = checkpoint_config(&resnet(8, "layer1.0.conv1.weight", 0, 0)).unwrap_err();
     assert_eq!(empty, WeightsError::Implausible("fc has no classes".into()));
-    let config = checkpoint_config(&resnet("layer1.35.conv1.weight", 10)).unwrap();
+    // 64 blocks and width 1024 pass each check alone; together they are 1.4 × 10⁹ weights.
+    let huge = checkpoint_config(&resnet(1024, "layer1.63.conv1.weight", 10, 0)).unwrap_err();
+    assert!(matches!(&huge, WeightsError::Implausible(why) if why.starts_with("its tensor names describe at least 1396785152 weights")), "{huge}");
+    // [36, 1, 1, 1] blocks of width 8: 9 × (36 × 8² + 16² + 32² + 64²) + 64 × 10 = 69 760 weights, 139 520 bytes in f16.
+    let short = checkpoint_config(&resnet(8, "layer1.35.conv1.weight", 10, 30_000)).unwrap_err();
+    assert!(matches!(&short, WeightsError::Implausible(why) if why.contains("at least 69760 weights")), "{short}");
+    let config = checkpoint_config(&resnet(8, "layer1.35.conv1.weight", 10, 35_000)).unwrap();
     assert_eq!(config.layers, [36, 1, 1, 1]);
 }
 
