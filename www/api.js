@@ -49,8 +49,12 @@ export const HUB_WEIGHTS_URL = 'https://huggingface.co/timm/resnet50.tv_in1k/res
 export const LOCAL_WEIGHTS_URL = new URL('../weights/resnet50.safetensors', import.meta.url).href;
 export const WEBGPU_BROWSERS = 'Chrome and Edge 113+, Safari 26, Firefox 141+ on Windows';
 export const MAX_IMAGE_BYTES = 50 * 1024 * 1024;
+/** The most Integrated Gradients steps the model takes (the core crate's MAX_IG_STEPS). */
+export const MAX_IG_STEPS = 4096;
 const CACHE_NAME = 'smoothgrad-weights-v1';
 const RETRIED_OPS = new Set(['classify', 'attribute', 'render']);
+// A SmoothGrad run's calls: its state lives in one worker, so a restart ends the run.
+const RUN_OPS = new Set(['start', 'step', 'smoothed', 'smoothedAll']);
 const SIDE = 224;
 
 /** Every error of this API. `kind` is one of the wasm module's error names ("WeightsError",
@@ -174,15 +178,21 @@ class ModelWorker {
     });
   }
 
-  terminate() {
+  /** Ends the worker; its calls in flight reject with `error` (by default: cut off by a restart). */
+  terminate(error = { name: 'StateError', message: 'the model was restarted while this was computed', trap: false, restarted: true }) {
     this.worker.terminate();
-    this._rejectAll({ name: 'StateError', message: 'the model was restarted while this was computed', trap: false, restarted: true });
+    this._rejectAll(error);
   }
 
   _rejectAll(error) {
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
   }
+}
+
+/** The error of a SmoothGrad run whose worker a trap in another call replaced: explain() runs it again. */
+function runCutOff() {
+  return new SmoothGradError('Crash', 'The model restarted during this SmoothGrad run (another call crashed it); it has your weights, image and settings again.', { restarted: true });
 }
 
 function kindOf(error) {
@@ -198,20 +208,33 @@ async function toBytes(input) {
   return null;
 }
 
+/** Drops `href` from Cache Storage (a copy that proved broken). */
+async function forget(href) {
+  try {
+    await (await caches.open(CACHE_NAME)).delete(href);
+  } catch { /* no cache here */ }
+}
+
 /** Fetches `url` into bytes with download progress. Cross-origin files come from Cache Storage
- * when there; `keep()` stores a download there, to be called once the bytes proved good (a
- * broken file kept would come back at every retry). */
-async function fetchBytes(url, { onProgress, cache = 'cross-origin', accept } = {}) {
+ * when there (unless `fresh`); `keep()` stores a download there, to be called once the bytes
+ * proved good (a broken file kept would come back at every retry). */
+async function fetchBytes(url, { onProgress, cache = 'cross-origin', accept, fresh = false } = {}) {
   const href = new URL(url, globalThis.location?.href).href;
   const crossOrigin = globalThis.location && new URL(href).origin !== globalThis.location.origin;
   const useCache = typeof caches !== 'undefined' && (cache === 'always' || (cache === 'cross-origin' && crossOrigin));
-  if (useCache) {
+  // A throwing callback is the page's problem, not a broken download.
+  const progress = (loaded, total, fromCache) => {
+    try {
+      onProgress?.({ loaded, total, fromCache, url: href });
+    } catch (e) { console.error(e); }
+  };
+  if (useCache && !fresh) {
     try {
       const store = await caches.open(CACHE_NAME);
       const hit = await store.match(href);
       if (hit) {
         const bytes = new Uint8Array(await hit.arrayBuffer());
-        onProgress?.({ loaded: bytes.length, total: bytes.length, fromCache: true, url: href });
+        progress(bytes.length, bytes.length, true);
         return { bytes, fromCache: true, url: href, keep: async () => {} };
       }
     } catch { /* no cache here: download */ }
@@ -229,16 +252,19 @@ async function fetchBytes(url, { onProgress, cache = 'cross-origin', accept } = 
     throw new SmoothGradError('NetworkError', `${href} is not a weights file (the server sent ${response.headers.get('content-type')}).`, { url: href, status: 404 });
   }
   const total = Number(response.headers.get('content-length')) || 0;
-  // A compressed response's length is not the body's: only an identity one can be checked.
+  // The length is of the body as sent: a visibly compressed one is not checked. Cross-origin the
+  // Content-Encoding is hidden from the page, and a compressed body that did not shrink (an image
+  // gzipped again) decodes up to 0.1 % shorter than its length: only a larger shortfall is a cut.
   const checkable = total > 0 && !response.headers.get('content-encoding');
+  const slack = crossOrigin ? Math.ceil(total / 1000) + 1024 : 0;
   const mb = (n) => (n / 1048576).toFixed(1);
   let bytes;
   try {
-    bytes = await readBody(response, (loaded) => onProgress?.({ loaded, total, fromCache: false, url: href }));
+    bytes = await readBody(response, (loaded) => progress(loaded, total, false));
   } catch (e) {
     throw new SmoothGradError('NetworkError', `The download of ${href} broke off (${e.message}); try again.`, { url: href, status: 0 });
   }
-  if (checkable && bytes.length !== total) {
+  if (checkable && bytes.length < total - slack) {
     throw new SmoothGradError('NetworkError', `The download of ${href} stopped at ${mb(bytes.length)} of ${mb(total)} MB; try again.`, { url: href, status: 0 });
   }
   const keep = async () => {
@@ -297,6 +323,7 @@ export class SmoothGrad {
     this.onNotice = onNotice;
     this.onBackendChange = null;
     this._restarting = null; // while the worker is replaced after a trap: settles when it has the weights and image
+    this._restarts = 0; // how many times the worker was replaced: a run that saw it change was cut off
     this.backend = null;
     this.convLowering = null; // how the wasm computes convolutions here: 'matrix-products' | 'direct'
     this.requestedPrecision = 'f32';
@@ -380,8 +407,12 @@ export class SmoothGrad {
     try {
       return await this._raw(op, args, transfer);
     } catch (error) {
-      // Sent to the worker a trap in another call replaced: done again on the new one.
-      if (error.restarted && RETRIED_OPS.has(op) && !retried) return this._call(op, args, transfer, true);
+      // Sent to the worker a trap in another call replaced: one-shot calls are done again on the
+      // new one; a SmoothGrad run's calls end the run, for explain() to run it again.
+      if (error.restarted) {
+        if (RETRIED_OPS.has(op) && !retried) return this._call(op, args, transfer, true);
+        if (RUN_OPS.has(op)) throw runCutOff();
+      }
       if (!error.trap) throw new SmoothGradError(kindOf(error), error.message);
       const panic = error.panic || error.message;
       const kind = /out of memory|outofmemory|oom|allocat/i.test(panic) ? 'OutOfMemory'
@@ -400,6 +431,7 @@ export class SmoothGrad {
   }
 
   async _restart(kind, panic) {
+    this._restarts += 1;
     this._worker?.terminate();
     const what = kind === 'OutOfMemory' ? `Out of ${this.backend === 'webgpu' ? 'GPU ' : ''}memory`
       : kind === 'DeviceLost' ? 'GPU device lost' : 'The WebAssembly module stopped';
@@ -476,12 +508,24 @@ export class SmoothGrad {
     } else if (!bytes) {
       ({ bytes, url, fromCache, keep } = await fetchBytes(String(source), { onProgress, cache }));
     }
-    const model = await this._call('loadWeights', { bytes });
-    await keep();
+    let model;
+    try {
+      model = await this._call('loadWeights', { bytes });
+    } catch (error) {
+      if (!fromCache || error.kind !== 'WeightsError') throw error;
+      // A cached copy that does not load (cut off, kept by an older version of this page):
+      // dropped, and the file downloaded again.
+      await forget(url);
+      this._notice(`The cached copy of ${url} did not load (${error.message}): downloading it again.`, 'warn');
+      ({ bytes, keep } = await fetchBytes(url, { onProgress, cache, fresh: true }));
+      fromCache = false;
+      model = await this._call('loadWeights', { bytes });
+    }
     this._weights = { bytes };
     this.model = model;
     this.weightsSource = { url, fromCache, random: false };
     this.lastClassification = null;
+    await keep();
     return model;
   }
 
@@ -592,6 +636,7 @@ export class SmoothGrad {
     const smoothingNow = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean';
     this._others = undefined;
     let deviceRetries = 0;
+    let reruns = 0; // after a restart another call caused
     for (;;) {
       const start = { method: o.method, target, samples: o.samples, noiseLevel: o.noiseLevel, microBatch, seed: o.seed };
       if (o.igSteps !== undefined && o.method === 'integrated-gradients') start.igSteps = o.igSteps;
@@ -610,10 +655,18 @@ export class SmoothGrad {
           stopped: run.stopped, ...rate(run.done), microBatch, workers, target, seed: o.seed, method: o.method,
           samples: o.samples, noiseLevel: o.noiseLevel };
       } catch (error) {
+        if (!this._worker) throw error; // disposed meanwhile: nothing to run again
         if (error.helper) {
           this._dropHelpers();
           this._notice(`A helper worker failed (${error.message}): SmoothGrad runs again on one worker.`, 'warn');
           workers = 1;
+          continue;
+        }
+        // Cut off by a restart another call caused: nothing to change, run it again.
+        if (error.restarted) {
+          if (reruns >= 1 || this._stopRequested) throw error;
+          reruns += 1;
+          this._notice('The model restarted during SmoothGrad: running it again.', 'warn');
           continue;
         }
         // An unexplained trap mid-run is most often memory too (an allocation failure in the
@@ -650,8 +703,18 @@ export class SmoothGrad {
     const asHelper = (error) => {
       throw Object.assign(new SmoothGradError(kindOf(error), error.message ?? String(error)), { helper: true });
     };
+    const restarts = this._restarts;
     const helpers = workers > 1 ? await this._helpersFor(workers - 1).catch(asHelper) : [];
-    const calls = [(op, args) => this._call(op, args), ...helpers.map((worker) => (op, args) => worker.call(op, args).catch(asHelper))];
+    const owner = async (op, args) => {
+      // A worker that replaced the run's after a trap elsewhere has no run to go on with.
+      if (this._restarts !== restarts) throw runCutOff();
+      try {
+        return await this._call(op, args);
+      } catch (error) {
+        throw this._restarts !== restarts && error.kind === 'StateError' ? runCutOff() : error;
+      }
+    };
+    const calls = [owner, ...helpers.map((worker) => (op, args) => worker.call(op, args).catch(asHelper))];
     const pooled = calls.length > 1;
     const shares = shareSamples(Number(start.samples), calls.length);
     // The owner first: it refuses bad options before any helper is asked.
@@ -688,7 +751,7 @@ export class SmoothGrad {
     if (failure) throw outcomes[0].status === 'rejected' ? outcomes[0].reason : failure.reason;
     this._others = pooled ? sums.slice(1).filter(Boolean) : undefined;
     const done = pooled ? count(sums) : reported;
-    const maps = done > 0 ? await this._call('smoothedAll', { others: this._others }) : null;
+    const maps = done > 0 ? await owner('smoothedAll', { others: this._others }) : null;
     // The last ticks' maps may have missed a share that finished meanwhile.
     if (done > reported) {
       const smoothing = smoothingNow();
@@ -724,8 +787,10 @@ export class SmoothGrad {
 
   /** Ends the workers (and the GPU device with them). */
   dispose() {
-    this._worker?.terminate();
+    const disposed = { name: 'StateError', message: 'This SmoothGrad instance was disposed.', trap: false };
+    this._worker?.terminate(disposed);
     this._worker = null;
-    this._dropHelpers();
+    for (const helper of this._helpers) helper.worker.terminate(disposed);
+    this._helpers = [];
   }
 }

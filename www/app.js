@@ -9,7 +9,7 @@
 
 import {
   SmoothGrad, SmoothGradError, METHODS, METHOD_NAMES, SMOOTHINGS, DEFAULT_DISPLAY, PRECISIONS, className,
-  autoMicroBatch, MAX_IMAGE_BYTES, WEBGPU_BROWSERS,
+  autoMicroBatch, MAX_IMAGE_BYTES, MAX_IG_STEPS, WEBGPU_BROWSERS,
 } from './api.js';
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
 
@@ -57,6 +57,7 @@ const state = {
   stoppedGeneration: null, // the task whose SmoothGrad the user stopped
   task: Promise.resolve(),
   picked: { image: false, weights: false }, // chosen by the user: the defaults then stay unloaded
+  failedWeights: null, // {source, label} of the last weights that did not load: what Retry tries
 };
 
 // ---------------------------------------------------------------- status messages
@@ -94,12 +95,23 @@ const controls = {
   smoothing: () => $('smoothing').value,
   display: () => ({
     sign: $('sign').value,
-    clipPercentile: Number($('clip').value),
-    gamma: Number($('gamma').value),
+    clipPercentile: displayNumber('clip', 'clip percentile', (x) => x >= 0 && x <= 100, 'a number from 0 to 100'),
+    gamma: displayNumber('gamma', 'gamma', (x) => x > 0, 'a number > 0'),
     colormap: $('colormap').value,
-    overlay: Number($('overlay').value),
+    overlay: displayNumber('overlay', 'overlay', (x) => x >= 0 && x <= 1, 'a number from 0 to 1'),
   }),
 };
+
+/** A display field's number; one the renderer would refuse (an emptied box, gamma 0) is put back
+ * to the page's default with a warning, so every map still draws. */
+function displayNumber(id, name, valid, range) {
+  const field = $(id);
+  const value = Number(field.value);
+  if (field.value.trim() !== '' && Number.isFinite(value) && valid(value)) return value;
+  say(`${name} must be ${range} (got “${field.value}”): using ${field.defaultValue}.`, 'warn');
+  field.value = field.defaultValue;
+  return Number(field.defaultValue);
+}
 
 function applyParams() {
   const ignored = (key, value, choices, kept) => say(`Unknown ${key} “${value}” in the address (use ${choices}): ${kept}.`, 'warn');
@@ -176,9 +188,18 @@ function readRunOptions() {
   }
   const seed = Number($('seed').value);
   if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw bad(`seed must be a whole number ≥ 0 (got “${$('seed').value}”).`);
-  const igSteps = Number($('ig-steps').value);
-  if (!Number.isInteger(igSteps) || igSteps < 1) throw bad(`IG steps must be a whole number ≥ 1 (got “${$('ig-steps').value}”).`);
+  // Checked only when Integrated Gradients runs: a bad value there does not stop the others.
+  const igSteps = controls.methods().includes('integrated-gradients') ? readIgSteps() : undefined;
   return { samples: n, noiseLevel: noise / 100, microBatch, seed, igSteps };
+}
+
+/** The Integrated Gradients steps, checked (the core refuses more than MAX_IG_STEPS). */
+function readIgSteps() {
+  const igSteps = Number($('ig-steps').value);
+  if (!Number.isInteger(igSteps) || igSteps < 1 || igSteps > MAX_IG_STEPS) {
+    throw new SmoothGradError('OptionsError', `IG steps must be a whole number from 1 to ${MAX_IG_STEPS} (got “${$('ig-steps').value}”).`);
+  }
+  return igSteps;
 }
 
 // ---------------------------------------------------------------- the map grid
@@ -437,9 +458,10 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
   if (state.userTarget === null) $('target').placeholder = `top-1: ${top1}: ${className(top1, sg.model.numClasses)}`;
   state.maps = {};
   exposed.maps = {};
-  const igSteps = Number($('ig-steps').value) || 50;
-  state.plainIgSteps = igSteps;
-  for (const method of controls.methods()) {
+  const methods = controls.methods();
+  const igSteps = methods.includes('integrated-gradients') ? readIgSteps() : undefined;
+  state.plainIgSteps = igSteps ?? null;
+  for (const method of methods) {
     const map = await sg.attribute({ method, target, igSteps });
     if (!current(generation)) return;
     state.maps[method] = map;
@@ -520,8 +542,10 @@ async function loadWeights(source, label) {
     });
     showModel(model, sg.weightsSource);
     $('weights-progress-row').hidden = true;
+    state.failedWeights = null;
     return true;
   } catch (e) {
+    state.failedWeights = { source, label };
     showError(e, 'weights');
     $('weights-progress-row').hidden = true;
     $('weights-failed').hidden = false;
@@ -720,7 +744,10 @@ function wire() {
       return false;
     }
   }));
-  $('retry-weights').addEventListener('click', () => weightsChanged(() => loadWeights(params.get('weights') ?? undefined), params.get('weights')));
+  $('retry-weights').addEventListener('click', () => {
+    const { source, label } = state.failedWeights ?? {};
+    weightsChanged(() => loadWeights(source, label), typeof source === 'string' ? source : undefined);
+  });
   $('weights-url-load').addEventListener('click', () => {
     const url = $('weights-url').value.trim();
     if (!url) { say('Type the URL of a .safetensors checkpoint first.', 'warn'); return; }

@@ -179,7 +179,7 @@ test('the JS API example page (www/example.html) runs on the CPU backend', async
   await context.close();
 });
 
-test('weights by default: not on the site → the Hugging Face hub with progress, then from Cache Storage; offline → random offered; a cut-off file is not cached', async () => {
+test('weights by default: not on the site → the Hugging Face hub with progress, then from Cache Storage; offline → random offered; a cut-off file is not cached, and one cached before is replaced; a throwing progress callback is not a failed download', async () => {
   const { readFile } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const { FIXTURES } = await import('./harness.mjs');
@@ -236,4 +236,57 @@ test('weights by default: not on the site → the Hugging Face hub with progress
   assert.equal(served, 2, 'the broken download must not have been cached');
   assert.equal(await broken.page.evaluate(() => window.__smoothgrad.probabilities.length), 10);
   await broken.context.close();
+
+  // A cut-off copy cached by an older version of the page: dropped, downloaded again, replaced.
+  const stale = await openPage(site.browser, `${site.server.url}/fixtures/CREDITS.md`);
+  let downloads = 0;
+  await stale.context.route(hub, (route) => {
+    downloads += 1;
+    route.fulfill({ status: 200, body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'access-control-allow-origin': '*' } });
+  });
+  await stale.page.evaluate(async (url) => {
+    const whole = await (await fetch('/fixtures/narrow_resnet50.safetensors')).arrayBuffer();
+    await (await caches.open('smoothgrad-weights-v1')).put(url, new Response(whole.slice(0, whole.byteLength >> 1)));
+  }, hub);
+  await stale.page.goto(`${site.server.url}/?${q}`);
+  await waitForTasks(stale.page, 2);
+  const recovered = await stale.page.evaluate(() => ({ lastError: window.__smoothgrad.lastError, n: window.__smoothgrad.probabilities?.length,
+    messages: window.__smoothgrad.messages.map((m) => m.text).join('\n') }));
+  assert.equal(recovered.lastError, null, JSON.stringify(recovered.lastError));
+  assert.equal(recovered.n, 10);
+  assert.match(recovered.messages, /The cached copy of .*model\.safetensors did not load \(.*truncated.*\): downloading it again\./);
+  assert.equal(downloads, 1);
+  await stale.page.reload();
+  await waitForTasks(stale.page, 2);
+  assert.equal(downloads, 1, 'the good copy must have replaced the broken one');
+  assert.equal(await stale.page.evaluate(() => window.__smoothgrad.lastError), null);
+  await stale.context.close();
+
+  // A body shorter than its Content-Length: a NetworkError that says the download stopped.
+  const short = await openPage(site.browser, 'about:blank');
+  await short.context.route(hub, (route) => route.fulfill({ status: 200, body: body.subarray(0, body.length >> 1),
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'access-control-allow-origin': '*' } }));
+  await short.page.goto(`${site.server.url}/?${q}`);
+  await waitForTasks(short.page, 2);
+  const cut = await short.page.evaluate(() => window.__smoothgrad.lastError);
+  assert.equal(cut.kind, 'NetworkError', JSON.stringify(cut));
+  assert.match(cut.message, /The download of .*model\.safetensors (stopped at 0\.7 of 1\.5 MB|broke off)/);
+  assert.equal(await short.page.locator('#retry-weights').isVisible(), true);
+  await short.context.close();
+
+  // A progress callback that throws is the caller's bug, not a broken download: downloaded, then from the cache.
+  const loud = await openPage(site.browser, `${site.server.url}/fixtures/CREDITS.md`);
+  await loud.context.route(hub, (route) => route.fulfill({ status: 200, body,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'access-control-allow-origin': '*' } }));
+  const loaded = await loud.page.evaluate(async (url) => {
+    const { SmoothGrad } = await import('/www/api.js');
+    const sg = await SmoothGrad.create({ backend: 'cpu' });
+    const fromCache = [];
+    const load = () => sg.loadWeights(url, { onProgress: (p) => { fromCache.push(p.fromCache); throw new Error('the page broke'); } });
+    const classes = [(await load()).numClasses, (await load()).numClasses];
+    sg.dispose();
+    return { classes, downloaded: fromCache.includes(false), cached: fromCache.includes(true) };
+  }, hub);
+  assert.deepEqual(loaded, { classes: [10, 10], downloaded: true, cached: true });
+  await loud.context.close();
 });

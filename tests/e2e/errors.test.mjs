@@ -4,7 +4,7 @@
 // clear message in the status area, and the page still works afterwards.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile, rm } from 'node:fs/promises';
+import { writeFile, rm, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useSite, openPage, pageState, statusText, waitForTasks, completed, badInputs, outputDir } from './harness.mjs';
 
@@ -96,6 +96,9 @@ test('weights of another model (not a ResNet checkpoint)', async () => {
 test('weights that cannot be downloaded (404)', async () => {
   await site.page.fill('#weights-url', '/fixtures/no-such-file.safetensors');
   await expectError(() => site.page.click('#weights-url-load'), 'NetworkError', /HTTP 404/);
+  // "Try the download again" tries that file, not the weights still in use.
+  assert.equal(await site.page.locator('#retry-weights').isVisible(), true);
+  await expectError(() => site.page.click('#retry-weights'), 'NetworkError', /no-such-file\.safetensors: HTTP 404/);
   // Recover by loading good weights from the same field.
   const n = await completed(site.page);
   await site.page.fill('#weights-url', '/fixtures/narrow_resnet50.safetensors');
@@ -122,6 +125,39 @@ test('nonsense parameters in the form: n = 0, σ < 0, σ empty, micro-batch 0', 
     assert.match(await statusText(site.page), pattern);
     await site.page.fill(id, saved);
   }
+});
+
+test('IG steps over 4096: refused where Integrated Gradients runs, and only there', async () => {
+  await site.page.fill('#ig-steps', '5000');
+  const before = await state();
+  await site.page.click('#run');
+  await waitForTasks(site.page, before.completed + 1);
+  assert.equal((await state()).errors, before.errors, 'a gradient-only run does not read the IG steps');
+  const ig = 'input[name=method][value=integrated-gradients]';
+  await expectError(() => site.page.check(ig), 'OptionsError', /IG steps must be a whole number from 1 to 4096 \(got “5000”\)/);
+  await site.page.uncheck(ig);
+  await site.page.fill('#ig-steps', '50');
+  await stillUsable(catProbabilities);
+});
+
+test('display settings the renderer refuses (gamma emptied or 0, clip 150): the default back with a warning, every map drawn', async () => {
+  for (const [id, value, pattern, fallback] of [
+    ['#gamma', '', /gamma must be a number > 0 \(got “”\): using 1\./, '1'],
+    ['#gamma', '0', /gamma must be a number > 0 \(got “0”\): using 1\./, '1'],
+    ['#clip', '150', /clip percentile must be a number from 0 to 100 \(got “150”\): using 99\./, '99'],
+  ]) {
+    const before = await state();
+    await site.page.fill(id, value);
+    await site.page.dispatchEvent(id, 'change');
+    await site.page.waitForFunction((n) => window.__smoothgrad.messages.length > n, before.messages.length);
+    const s = await state();
+    assert.match(s.messages.join('\n'), pattern);
+    assert.equal(await site.page.inputValue(id), fallback);
+    assert.equal(s.errors, before.errors, JSON.stringify(s.lastError));
+  }
+  // A new analysis draws its maps with the restored settings (a refused render stopped it before).
+  await stillUsable(catProbabilities);
+  assert.deepEqual(await site.page.evaluate(() => Object.keys(window.__smoothgrad.maps)), ['gradient']);
 });
 
 test('nonsense parameters in the address: each named in a warning, the defaults kept, the page drawing', async () => {
@@ -215,6 +251,41 @@ test('out of memory mid-run (a trap): the worker restarts and SmoothGrad retries
   await stillUsable(catProbabilities);
 });
 
+test('a SmoothGrad run cut off by a restart another call caused is run again, not failed; one disposed of is not', async () => {
+  // On one worker and shared with a helper: the run's share on the replaced worker is gone either way.
+  for (const workers of [1, 2]) {
+    const before = (await state()).messages.filter((m) => /restarted during SmoothGrad: running it again/.test(m)).length;
+    const outcome = await site.page.evaluate(async (workers) => {
+      const sg = window.__smoothgrad.api;
+      await sg._raw('simulateTrap', { op: 'render', message: 'panicked at burn-flex: index out of bounds' });
+      const renders = [];
+      const result = await sg.explain({
+        method: 'gradient', samples: 4, microBatch: 1, seed: 3, workers,
+        // Sent before the run's next step: its trap restarts the worker that step goes to.
+        onProgress: (p) => { if (!renders.length) renders.push(sg.render(p.map)); },
+      });
+      const rendered = await Promise.allSettled(renders);
+      return { done: result.done, stopped: result.stopped, workers: result.workers, rendered: rendered.map((r) => r.status) };
+    }, workers);
+    assert.deepEqual(outcome, { done: 4, stopped: false, workers, rendered: ['fulfilled'] });
+    const after = (await state()).messages.filter((m) => /restarted during SmoothGrad: running it again/.test(m)).length;
+    assert.equal(after, before + 1);
+  }
+  const disposed = await site.page.evaluate(async () => {
+    const { SmoothGrad } = await import('/www/api.js');
+    const notices = [];
+    const sg = await SmoothGrad.create({ backend: 'cpu', onNotice: (m) => notices.push(m) });
+    await sg.loadRandomWeights(10);
+    await sg.setImage(await (await fetch('/fixtures/chelsea.png')).blob());
+    const error = await sg.explain({ method: 'gradient', samples: 8, microBatch: 1, seed: 3, workers: 2, onProgress: () => sg.dispose() })
+      .then(() => null, (e) => ({ kind: e.kind, message: e.message }));
+    return { error, notices };
+  });
+  assert.deepEqual(disposed.error, { kind: 'StateError', message: 'This SmoothGrad instance was disposed.' });
+  assert.ok(!disposed.notices.some((m) => /again/.test(m)), disposed.notices.join('\n'));
+  await stillUsable(catProbabilities);
+});
+
 test('drag-and-drop and paste of an image file', async () => {
   for (const type of ['drop', 'paste']) {
     const n = await completed(site.page);
@@ -241,6 +312,11 @@ test('Stop ends a run early and keeps what was summed', async () => {
   const n = await completed(site.page);
   await site.page.click('#run');
   await site.page.waitForFunction(() => /SmoothGrad \+ Gradient: [1-9]\d*\/400/.test(document.querySelector('#progress-text').textContent), null, { timeout: 120_000 });
+  // Exported mid-run, the map says what it explains and how far the run had got.
+  const [json] = await Promise.all([site.page.waitForEvent('download'), site.page.locator('figure[data-key="sg:gradient"] .export button', { hasText: '.json' }).click()]);
+  const exported = JSON.parse(await readFile(await json.path(), 'utf8'));
+  assert.deepEqual([exported.target, exported.samples, exported.microBatch, exported.seed], [await site.page.evaluate(() => window.__smoothgrad.target), 400, 1, 3]);
+  assert.ok(exported.done >= 1 && exported.done < 400, JSON.stringify(exported));
   await site.page.click('#stop');
   await waitForTasks(site.page, n + 1);
   const run = await site.page.evaluate(() => window.__smoothgrad.runs.gradient);
