@@ -54,7 +54,8 @@ export const MAX_IG_STEPS = 4096;
 const CACHE_NAME = 'smoothgrad-weights-v1';
 const RETRIED_OPS = new Set(['classify', 'attribute', 'render']);
 // A SmoothGrad run's calls: its state lives in one worker, so a restart ends the run.
-const RUN_OPS = new Set(['start', 'step', 'smoothed', 'smoothedAll']);
+const RUN_OPS = new Set(['start', 'step', 'smoothedAll']);
+const DISPOSED = { name: 'StateError', message: 'This SmoothGrad instance was disposed.', trap: false };
 const SIDE = 224;
 
 /** Every error of this API. `kind` is one of the wasm module's error names ("WeightsError",
@@ -157,6 +158,7 @@ class ModelWorker {
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.pending = new Map();
     this.nextId = 1;
+    this.closed = null; // the error calls get once terminate() ended the worker
     this.worker.onmessage = (event) => {
       const { id, ok, result, error } = event.data;
       const pending = this.pending.get(id);
@@ -171,6 +173,8 @@ class ModelWorker {
   }
 
   call(op, args, transfer = []) {
+    // A terminated worker drops messages: a call would never settle.
+    if (this.closed) return Promise.reject(this.closed);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -181,6 +185,7 @@ class ModelWorker {
   /** Ends the worker; its calls in flight reject with `error` (by default: cut off by a restart). */
   terminate(error = { name: 'StateError', message: 'the model was restarted while this was computed', trap: false, restarted: true }) {
     this.worker.terminate();
+    this.closed = error;
     this._rejectAll(error);
   }
 
@@ -324,6 +329,7 @@ export class SmoothGrad {
     this.onBackendChange = null;
     this._restarting = null; // while the worker is replaced after a trap: settles when it has the weights and image
     this._restarts = 0; // how many times the worker was replaced: a run that saw it change was cut off
+    this._disposed = false;
     this.backend = null;
     this.convLowering = null; // how the wasm computes convolutions here: 'matrix-products' | 'direct'
     this.requestedPrecision = 'f32';
@@ -367,6 +373,7 @@ export class SmoothGrad {
     } catch (error) {
       worker.terminate();
       this._worker = null;
+      if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
       if (backend === 'webgpu' && !/could not be loaded/.test(error.message)) {
         this._notice(`WebGPU could not start (${error.message}); running on the CPU inside WebAssembly instead, which is slower.`, 'warn');
         this.backendReason = `WebGPU failed to start: ${error.message}`;
@@ -403,7 +410,7 @@ export class SmoothGrad {
   async _call(op, args, transfer, retried = false) {
     // A call made while the model restarts waits for the new worker to have the weights and image.
     await this._restarting?.catch(() => {});
-    if (!this._worker) throw new SmoothGradError('StateError', 'This SmoothGrad instance was disposed.');
+    if (this._disposed || !this._worker) throw new SmoothGradError('StateError', DISPOSED.message);
     try {
       return await this._raw(op, args, transfer);
     } catch (error) {
@@ -655,7 +662,8 @@ export class SmoothGrad {
           stopped: run.stopped, ...rate(run.done), microBatch, workers, target, seed: o.seed, method: o.method,
           samples: o.samples, noiseLevel: o.noiseLevel };
       } catch (error) {
-        if (!this._worker) throw error; // disposed meanwhile: nothing to run again
+        // Disposed meanwhile (whatever the cut-off calls said): nothing to run again.
+        if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
         if (error.helper) {
           this._dropHelpers();
           this._notice(`A helper worker failed (${error.message}): SmoothGrad runs again on one worker.`, 'warn');
@@ -728,7 +736,7 @@ export class SmoothGrad {
     let failed = false;
     const drive = async (call, index) => {
       for (;;) {
-        if (failed) return;
+        if (failed || this._disposed) return;
         if (this._stopRequested) { stopped = true; return; }
         const smoothing = smoothingNow();
         const others = pooled ? sums.filter((part, j) => j !== index && part) : undefined;
@@ -787,10 +795,10 @@ export class SmoothGrad {
 
   /** Ends the workers (and the GPU device with them). */
   dispose() {
-    const disposed = { name: 'StateError', message: 'This SmoothGrad instance was disposed.', trap: false };
-    this._worker?.terminate(disposed);
+    this._disposed = true;
+    this._worker?.terminate(DISPOSED);
     this._worker = null;
-    for (const helper of this._helpers) helper.worker.terminate(disposed);
+    for (const helper of this._helpers) helper.worker.terminate(DISPOSED);
     this._helpers = [];
   }
 }
