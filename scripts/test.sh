@@ -13,7 +13,7 @@ cargo test -p smoothgrad "${native[@]}"
 echo "== wasm tests in headless Chromium on WebGPU =="
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
-export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-1800}
 # The site's profile (`web`) and the web crate's features everywhere: the tests run the wasm that
 # ships, and the site build reuses these artifacts.
 wasm=(--profile web --target wasm32-unknown-unknown --target-dir "$target_dir/wasm")
