@@ -9,10 +9,8 @@ native=(--no-default-features --features flex,pytorch)
 # Each stage says when it starts: CI has 90 minutes, and its log is how one finds the slow part.
 stage() { echo "== $1 (at ${SECONDS} s) =="; }
 
-stage "native tests (CPU)"
-cargo test -p smoothgrad "${native[@]}"
-
-stage "wasm tests in headless Chromium on WebGPU"
+# The wasm build is the longest step, and much of it (fat LTO of each test binary) keeps one core
+# busy: it runs in the background while the native tests build and run on the other.
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-1800}
@@ -20,12 +18,29 @@ export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-1800}
 # tests run the wasm that ships, and burn + wgpu compile once (25 min cold on 2 cores), shared by
 # both test files and the site build. Two calls compiled them twice (cargo gave the core crate's
 # test alone another profile hash for every dependency), and CI ran past its 90 minutes.
-cargo test -p smoothgrad -p smoothgrad-web --profile web --target wasm32-unknown-unknown \
-  --target-dir "$target_dir/wasm" --no-default-features --features smoothgrad/wgpu,smoothgrad/flex \
-  --test webgpu --test web
+wasm=(test -p smoothgrad -p smoothgrad-web --profile web --target wasm32-unknown-unknown
+  --target-dir "$target_dir/wasm" --no-default-features --features smoothgrad/wgpu,smoothgrad/flex
+  --test webgpu --test web)
+wasm_log=$(mktemp)
+cargo "${wasm[@]}" --no-run >"$wasm_log" 2>&1 &
+wasm_build=$!
+trap 'kill "$wasm_build" 2>/dev/null || true' EXIT
 
-stage "the page, end to end"
+stage "native tests (CPU), the wasm tests building meanwhile"
+cargo test -p smoothgrad "${native[@]}"
+# The numbers the page must show, computed natively, for the end-to-end tests.
 cargo run -q -p smoothgrad "${native[@]}" --example page_reference -- \
   tests/fixtures/narrow_resnet50.safetensors tests/fixtures/chelsea.png > tests/fixtures/page_reference.json
+
+stage "waiting for the wasm build"
+wasm_built=0
+wait "$wasm_build" || wasm_built=$?
+cat "$wasm_log"
+[ "$wasm_built" = 0 ] || exit "$wasm_built"
+
+stage "wasm tests in headless Chromium on WebGPU"
+cargo "${wasm[@]}"
+
+stage "the page, end to end"
 scripts/e2e.sh
 stage "done"
