@@ -9,38 +9,46 @@ native=(--no-default-features --features flex,pytorch)
 # Each stage says when it starts: CI has 90 minutes, and its log is how one finds the slow part.
 stage() { echo "== $1 (at ${SECONDS} s) =="; }
 
-# The wasm build is the longest step, and much of it (fat LTO of each test binary) keeps one core
-# busy: it runs in the background while the native tests build and run on the other.
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
-export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-1800}
-# The site's profile (`web`), the web crate's features, and both crates in ONE cargo call: the
-# tests run the wasm that ships, and burn + wgpu compile once (25 min cold on 2 cores), shared by
-# both test files and the site build. Two calls compiled them twice (cargo gave the core crate's
-# test alone another profile hash for every dependency), and CI ran past its 90 minutes.
-wasm=(test -p smoothgrad -p smoothgrad-web --profile web --target wasm32-unknown-unknown
-  --target-dir "$target_dir/wasm" --no-default-features --features smoothgrad/wgpu,smoothgrad/flex
-  --test webgpu --test web)
-wasm_log=$(mktemp)
-cargo "${wasm[@]}" --no-run >"$wasm_log" 2>&1 &
-wasm_build=$!
-trap 'kill "$wasm_build" 2>/dev/null || true' EXIT
-
-stage "native tests (CPU), the wasm tests building meanwhile"
+stage "native tests (CPU)"
 cargo test -p smoothgrad "${native[@]}"
 # The numbers the page must show, computed natively, for the end-to-end tests.
 cargo run -q -p smoothgrad "${native[@]}" --example page_reference -- \
   tests/fixtures/narrow_resnet50.safetensors tests/fixtures/chelsea.png > tests/fixtures/page_reference.json
 
-stage "waiting for the wasm build"
-wasm_built=0
-wait "$wasm_build" || wasm_built=$?
-cat "$wasm_log"
-[ "$wasm_built" = 0 ] || exit "$wasm_built"
+stage "wasm tests: build"
+# The site's profile (`web`), the web crate's features, and both crates in ONE cargo call: the
+# tests run the wasm that ships, and burn + wgpu compile once (25 min cold on 2 cores), shared by
+# both test files and the site build. Two calls compiled them twice (cargo gave the core crate's
+# test alone another profile hash for every dependency), and CI ran past its 90 minutes.
+artifacts=$(mktemp)
+cargo test -p smoothgrad -p smoothgrad-web --profile web --target wasm32-unknown-unknown \
+  --target-dir "$target_dir/wasm" --no-default-features --features smoothgrad/wgpu,smoothgrad/flex \
+  --test webgpu --test web --no-run --message-format=json-render-diagnostics > "$artifacts"
+test_wasm() { # the built file of test target $1, from cargo's JSON messages
+  grep '"kind":\["test"\]' "$artifacts" | grep "\"name\":\"$1\"" | grep -o '"executable":"[^"]*"' |
+    cut -d'"' -f4 | grep . || { echo "cargo built no test named $1" >&2; return 1; }
+}
+webgpu_tests=$(test_wasm webgpu)
+web_tests=$(test_wasm web)
 
-stage "wasm tests in headless Chromium on WebGPU"
-cargo "${wasm[@]}"
+# SwiftShader runs tests/webgpu.rs, the longest test (13.5 min), on one of the two cores: the
+# other runs the rest meanwhile. The runner goes straight to the built files (not `cargo test`), so
+# the site build's cargo call never waits for another one's lock; from the crate's folder, as cargo
+# would run it, where its webdriver.json turns WebGPU on in chromium.
+export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-1800}
+stage "wasm tests in headless Chromium on WebGPU; the page end to end meanwhile"
+webgpu_log=$(mktemp)
+(cd crates/smoothgrad && exec wasm-bindgen-test-runner "$webgpu_tests") >"$webgpu_log" 2>&1 &
+webgpu_run=$!
+trap 'kill "$webgpu_run" 2>/dev/null || true' EXIT
+status=0
+echo "-- crates/smoothgrad-web/tests/web.rs"
+(cd crates/smoothgrad-web && exec wasm-bindgen-test-runner "$web_tests") || status=1
+scripts/e2e.sh || status=1
 
-stage "the page, end to end"
-scripts/e2e.sh
+stage "tests/webgpu.rs"
+wait "$webgpu_run" || status=1
+cat "$webgpu_log"
 stage "done"
+exit $status
