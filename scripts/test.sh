@@ -31,7 +31,7 @@ test_wasm() { # the built file of test target $1, from cargo's JSON messages
 webgpu_tests=$(test_wasm webgpu)
 web_tests=$(test_wasm web)
 
-# SwiftShader runs tests/webgpu.rs, the longest test (13.5 min), on one of the two cores: the
+# SwiftShader runs tests/webgpu.rs, the longest test (14 min), on one of the two cores: the
 # other runs the rest meanwhile. The runner goes straight to the built files (not `cargo test`), so
 # the site build's cargo call never waits for another one's lock; from the crate's folder, as cargo
 # would run it, where its webdriver.json turns WebGPU on in chromium.
