@@ -10,11 +10,10 @@ scripts/setup.sh --browser # chromium (never a browser downloaded by Playwright)
 # --omit=optional: TF.js, which only the benchmark uses (300 MB).
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --omit=optional
 
-# The numbers the page must show, computed natively (CPU backend); scripts/test.sh writes it too.
-if [ ! -s tests/fixtures/page_reference.json ]; then
-  cargo run -q -p smoothgrad --no-default-features --features flex,pytorch --example page_reference -- \
-    tests/fixtures/narrow_resnet50.safetensors tests/fixtures/chelsea.png > tests/fixtures/page_reference.json
-fi
+# The numbers the page must show, computed natively (CPU backend) by this checkout's code every
+# time: a copy kept from before a change to the maths would test the page against old numbers.
+cargo run -q -p smoothgrad --no-default-features --features flex,pytorch --example page_reference -- \
+  tests/fixtures/narrow_resnet50.safetensors tests/fixtures/chelsea.png > tests/fixtures/page_reference.json
 
 site=${E2E_SITE:-dist}
 [ "${E2E_SKIP_BUILD:-0}" = 1 ] || scripts/build-site.sh "$site"

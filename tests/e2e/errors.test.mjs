@@ -79,11 +79,17 @@ test('a huge image file: over the 50 MB limit', async () => {
 
 test('truncated weights: a clear message, random weights offered, the old model kept', async () => {
   await site.page.fill('#weights-url', '/gen/truncated.safetensors');
-  await expectError(() => site.page.click('#weights-url-load'), 'WeightsError', /./);
+  await expectError(() => site.page.click('#weights-url-load'), 'WeightsError', /truncated: \d+ bytes of the \d+ its header announces/);
   assert.equal(await site.page.locator('#random-weights').isVisible(), true);
   assert.match(await site.page.locator('#random-weights').textContent(), /random weights/);
   // The address still names the weights in use, so a reload or a shared link gets them.
   assert.equal(new URL(site.page.url()).searchParams.get('weights'), '/fixtures/narrow_resnet50.safetensors');
+  await stillUsable(catProbabilities);
+});
+
+test('weights with bytes appended: not called truncated', async () => {
+  await site.page.fill('#weights-url', '/gen/appended.safetensors');
+  await expectError(() => site.page.click('#weights-url-load'), 'WeightsError', /has 35 bytes more than the \d+ its header announces/);
   await stillUsable(catProbabilities);
 });
 

@@ -62,6 +62,7 @@ export async function badInputs() {
     'corrupt.png': chelsea.subarray(0, Math.floor(chelsea.length / 3)),
     'huge.png': hugePng(100000, 100000),
     'truncated.safetensors': weights.subarray(0, Math.floor(weights.length * 0.6)),
+    'appended.safetensors': Buffer.concat([weights, Buffer.from('<html>a page saved after it</html>\n')]),
   };
 }
 

@@ -22,6 +22,17 @@ pub enum OptionsError {
     /// A micro-batch of nothing.
     #[error("the micro-batch size must be at least 1 (got 0)")]
     EmptyMicroBatch,
+    /// An input that is not one RGB image, or a target that is not one class.
+    #[error(
+        "SmoothGrad explains one image for one class: got an input of shape {input:?} (expected \
+         [1, 3, height, width]) and {targets} targets"
+    )]
+    NotOneImage {
+        /// The input's shape.
+        input: [usize; 4],
+        /// Images the targets are for.
+        targets: usize,
+    },
     /// A share of a run that is empty or reaches past its samples.
     #[error("samples {start}..{end} are not a share of a run of {samples} samples")]
     BadSampleRange {
@@ -175,7 +186,8 @@ pub struct SmoothGradRun<A: Attribution, N: NoiseSource> {
 }
 
 impl<A: Attribution, N: NoiseSource> SmoothGradRun<A, N> {
-    /// Prepares a run over `input` `[1, 3, height, width]` for `target` (one row).
+    /// Prepares a run over `input` `[1, 3, height, width]` for `target` (one row); anything else
+    /// is [`OptionsError::NotOneImage`].
     ///
     /// The run keeps its own handle on the model (a clone shares the weights).
     pub fn new(
@@ -188,7 +200,11 @@ impl<A: Attribution, N: NoiseSource> SmoothGradRun<A, N> {
     ) -> Result<Self, OptionsError> {
         options.validate()?;
         let input = input.without_autodiff();
-        let [_, channels, height, width] = input.dims();
+        let [images, channels, height, width] = input.dims();
+        // Caught here rather than as a shape panic inside the network a micro-batch later.
+        if images != 1 || channels != 3 || height == 0 || width == 0 || target.images() != 1 {
+            return Err(OptionsError::NotOneImage { input: input.dims(), targets: target.images() });
+        }
         let sigma = (input.clone().max() - input.clone().min()) * options.noise_level;
         let zeros = || Tensor::zeros([channels, height, width], &input.device());
         Ok(Self {

@@ -51,6 +51,11 @@ impl Targets {
         self.mask.clone().argmax(1).squeeze_dim(1)
     }
 
+    /// Images it holds a target for.
+    pub fn images(&self) -> usize {
+        self.mask.dims()[0]
+    }
+
     /// The target of image `index` alone.
     pub fn select(&self, index: usize) -> Self {
         Self { mask: self.mask.clone().narrow(0, index, 1) }

@@ -16,12 +16,26 @@ pub enum WeightsError {
     NotACheckpoint(String),
     /// The file ends before the data its header announces.
     #[error(
-        "the checkpoint is truncated ({len} bytes): its header announces more data than the \
-         file holds. Download it again"
+        "the checkpoint is truncated: {len} bytes of the {expected} its header announces. \
+         Download it again"
     )]
     Truncated {
         /// Bytes received.
         len: usize,
+        /// Bytes the header announces.
+        expected: usize,
+    },
+    /// The file goes on after the data its header announces: something was appended to it.
+    #[error(
+        "the checkpoint has {} bytes more than the {expected} its header announces (something \
+         was appended to it). Download it again",
+        len - expected
+    )]
+    TrailingBytes {
+        /// Bytes received.
+        len: usize,
+        /// Bytes the header announces.
+        expected: usize,
     },
     /// The checkpoint is for another network.
     #[error(
@@ -207,12 +221,28 @@ fn check_safetensors_header(bytes: &[u8]) -> Result<(), WeightsError> {
     match safetensors::SafeTensors::deserialize(bytes) {
         Ok(_) => Ok(()),
         Err(SafeTensorError::MetadataIncompleteBuffer) => {
-            Err(WeightsError::Truncated { len: bytes.len() })
+            let (len, expected) = (bytes.len(), announced_len(bytes));
+            Err(match expected {
+                Some(expected) if len > expected => WeightsError::TrailingBytes { len, expected },
+                Some(expected) => WeightsError::Truncated { len, expected },
+                None => WeightsError::NotACheckpoint(SafeTensorError::MetadataIncompleteBuffer.to_string()),
+            })
         }
         Err(error) => Err(WeightsError::NotACheckpoint(format!(
             "no valid safetensors header ({error})"
         ))),
     }
+}
+
+/// The size of the safetensors file `bytes` begins: the header's length (8 bytes), the header,
+/// and the data its tensors' offsets reach. safetensors reports a size that differs from it, too
+/// short or too long, as one error.
+fn announced_len(bytes: &[u8]) -> Option<usize> {
+    const LENGTH_BYTES: usize = 8;
+    let header_len = u64::from_le_bytes(bytes.get(..LENGTH_BYTES)?.try_into().ok()?);
+    let header_end = LENGTH_BYTES.checked_add(usize::try_from(header_len).ok()?)?;
+    let metadata: safetensors::tensor::Metadata = serde_json::from_slice(bytes.get(LENGTH_BYTES..header_end)?).ok()?;
+    header_end.checked_add(metadata.data_len())
 }
 
 #[cfg(all(feature = "pytorch", not(target_family = "wasm")))]

@@ -110,6 +110,25 @@ fn result_does_not_depend_on_the_micro_batch_and_progress_is_reported() {
 }
 
 #[test]
+fn a_run_over_anything_but_one_image_and_one_target_is_refused() {
+    let fixture = Fixture::new();
+    let refused = |input: Tensor<4>, target: Targets| {
+        let noise = GaussianNoise::new(0, &fixture.device);
+        let run = SmoothGradRun::new(fixture.model.clone(), Gradient, input, target, noise, SmoothGradOptions::default());
+        run.err()
+    };
+    let two_images = fixture.input.clone().repeat_dim(0, 2);
+    let [_, _, height, width] = fixture.input.dims();
+    let expected = |input, targets| Some(OptionsError::NotOneImage { input, targets });
+    assert_eq!(refused(two_images, fixture.target.clone()), expected([2, 3, height, width], 1));
+    let grey = fixture.input.clone().narrow(1, 0, 1);
+    assert_eq!(refused(grey, fixture.target.clone()), expected([1, 1, height, width], 1));
+    let error = refused(fixture.input.clone(), fixture.target.repeat(2)).unwrap();
+    assert_eq!(error, OptionsError::NotOneImage { input: [1, 3, height, width], targets: 2 });
+    assert!(error.to_string().contains("expected [1, 3, height, width]"), "{error}");
+}
+
+#[test]
 fn shares_of_a_run_merge_into_the_whole_run() {
     let fixture = Fixture::new();
     let options = SmoothGradOptions { samples: 5, micro_batch: 2, seed: 11, ..Default::default() };

@@ -17,7 +17,17 @@ fn load_into(config: ResNetConfig, bytes: &[u8]) -> Result<(), WeightsError> {
 #[test]
 fn truncated_checkpoint_is_reported_as_truncated() {
     let half = &MODEL[..MODEL.len() / 2];
-    assert_eq!(load_into(narrow_resnet50(), half), Err(WeightsError::Truncated { len: half.len() }));
+    let error = load_into(narrow_resnet50(), half).unwrap_err();
+    assert_eq!(error, WeightsError::Truncated { len: half.len(), expected: MODEL.len() });
+    assert!(error.to_string().contains(&format!("{} bytes of the {}", half.len(), MODEL.len())), "{error}");
+}
+
+#[test]
+fn bytes_after_the_data_are_not_called_truncated() {
+    let appended = [MODEL, b"extra".as_slice()].concat();
+    let error = load_into(narrow_resnet50(), &appended).unwrap_err();
+    assert_eq!(error, WeightsError::TrailingBytes { len: MODEL.len() + 5, expected: MODEL.len() });
+    assert!(error.to_string().contains("5 bytes more than"), "{error}");
 }
 
 #[test]
@@ -103,7 +113,7 @@ fn checkpoint_config_refuses_what_is_no_resnet() {
     let png = include_bytes!("../../../tests/fixtures/chelsea.png");
     assert!(matches!(checkpoint_config(png), Err(WeightsError::NotACheckpoint(_))));
     let half = &MODEL[..MODEL.len() / 2];
-    assert_eq!(checkpoint_config(half), Err(WeightsError::Truncated { len: half.len() }));
+    assert_eq!(checkpoint_config(half), Err(WeightsError::Truncated { len: half.len(), expected: MODEL.len() }));
     let other = safetensors_with(&[("encoder.weight", vec![4, 4])]);
     let error = checkpoint_config(&other).unwrap_err();
     let WeightsError::WrongArchitecture { missing, unexpected } = &error else {
