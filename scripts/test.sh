@@ -27,12 +27,12 @@ test_wasm() { # the built file of test target $1, from cargo's JSON messages
 webgpu_tests=$(test_wasm webgpu)
 web_tests=$(test_wasm web)
 
-# SwiftShader runs tests/webgpu.rs, the longest test (14 min), on one of the two cores: the
+# SwiftShader runs tests/webgpu.rs, the longest test (12 min), on one of the two cores: the
 # other runs the rest meanwhile. The runner goes straight to the built files (not `cargo test`), so
 # the site build's cargo call never waits for another one's lock; from the crate's folder, as cargo
 # would run it, where its webdriver.json turns WebGPU on in chromium.
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
-# A ceiling for one test file, there to end a hang: tests/webgpu.rs took 14 min alone and up to
+# A ceiling for one test file, there to end a hang: tests/webgpu.rs took 12–14 min alone and up to
 # 25 min (1520 s) beside the end-to-end tests on 2 cores.
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-2400}
 stage "wasm tests in headless Chromium on WebGPU; the page end to end meanwhile"
