@@ -1,0 +1,52 @@
+// The worker of scripts/bench-ab.mjs: both builds of the site in one worker, so that the two are
+// timed on the same core, alternating, at the same minutes (this machine's speed drifts by ±30 %
+// between minutes, which hides a 5–10 % change between two runs of the benchmark).
+import initA, { Explainer as ExplainerA } from '/a/www/pkg/smoothgrad_web.js';
+import initB, { Explainer as ExplainerB } from '/b/www/pkg/smoothgrad_web.js';
+
+async function explainer(init, Explainer, backend) {
+  await init();
+  const explainer = await Explainer.create(backend, null);
+  explainer.loadRandomWeights(1000);
+  const image = await fetch('/a/www/samples/chelsea.png');
+  explainer.setImage(new Uint8Array(await image.arrayBuffer()));
+  return explainer;
+}
+
+/** SmoothGrad as the page runs it: the running map read after every micro-batch. */
+async function smoothgrad(explainer, samples, microBatch) {
+  explainer.start({ method: 'gradient', target: 0, samples, microBatch, seed: 0 });
+  let progress;
+  do {
+    progress = explainer.step();
+    await explainer.smoothed('mean');
+  } while (progress.done < progress.total);
+}
+
+self.onmessage = async ({ data: { backend, rounds, samples, microBatch } }) => {
+  try {
+    const builds = [await explainer(initA, ExplainerA, backend), await explainer(initB, ExplainerB, backend)];
+    const work = {
+      forward_b1: (explainer) => explainer.classify(),
+      forward_backward_b1: (explainer) => explainer.attribute({ method: 'gradient', target: 0 }),
+      [`smoothgrad_${samples}_mb${microBatch}`]: (explainer) => smoothgrad(explainer, samples, microBatch),
+    };
+    const times = {};
+    for (const [figure, run] of Object.entries(work)) {
+      for (const build of builds) await run(build); // warm-up
+      times[figure] = { a: [], b: [] };
+      for (let round = 0; round < rounds; round += 1) {
+        // Which build goes first alternates, so neither always follows the other's garbage.
+        for (const index of round % 2 ? [1, 0] : [0, 1]) {
+          const started = performance.now();
+          await run(builds[index]);
+          times[figure][index ? 'b' : 'a'].push(performance.now() - started);
+        }
+      }
+      self.postMessage({ progress: `${figure}: ${rounds} rounds` });
+    }
+    self.postMessage({ times });
+  } catch (error) {
+    self.postMessage({ error: `${error.name}: ${error.message}` });
+  }
+};
