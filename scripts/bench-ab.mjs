@@ -7,7 +7,8 @@
 //                             [--microBatch 2]
 // Build each site with `scripts/build-site.sh <dir>` (e.g. main's into /tmp/site-a, a change's
 // into /tmp/site-b).
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { launch, startServer } from '../tests/e2e/harness.mjs';
 
 const [siteA, siteB, ...flags] = process.argv.slice(2);
@@ -21,7 +22,7 @@ const median = (values) => [...values].sort((x, y) => x - y)[Math.floor(values.l
 const rounded = (value, digits = 0) => Number(value.toFixed(digits));
 
 const server = await startServer({
-  mounts: { '/a/': resolve(siteA), '/b/': resolve(siteB), '/ab/': resolve(import.meta.dirname, 'bench-ab') },
+  mounts: { '/a/': resolve(siteA), '/b/': resolve(siteB), '/ab/': resolve(dirname(fileURLToPath(import.meta.url)), 'bench-ab') },
 });
 const browser = await launch();
 try {
