@@ -1,5 +1,6 @@
-// Timing shared by the browser benchmark (bench-worker.js) and its TF.js reference
-// (scripts/bench-tfjs/), so both figures mean the same thing.
+// Timing shared by the browser benchmark (bench-worker.js), its TF.js reference
+// (scripts/bench-tfjs/) and the A/B comparison (scripts/bench-ab/), so their figures mean the
+// same thing.
 
 /** Median milliseconds of `runs` runs of `work` after one warm-up. */
 export async function median(runs, work) {
@@ -12,4 +13,14 @@ export async function median(runs, work) {
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
+}
+
+/** SmoothGrad as the page runs it: read the running map after every micro-batch. */
+export async function smoothgrad(explainer, target, samples, microBatch) {
+  explainer.start({ method: 'gradient', target, samples, microBatch, seed: 0 });
+  let progress;
+  do {
+    progress = explainer.step();
+    await explainer.smoothed('mean');
+  } while (progress.done < progress.total);
 }

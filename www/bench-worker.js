@@ -1,7 +1,7 @@
 // The browser half of the speed benchmark (issue 4): the same figures as the native `bench`
 // example, measured through the wasm API in a dedicated worker, as the page runs it.
 import init, { Explainer } from './pkg/smoothgrad_web.js';
-import { median } from './bench-timing.js';
+import { median, smoothgrad } from './bench-timing.js';
 import { chooseBackend } from './api.js';
 
 const now = () => performance.now();
@@ -11,16 +11,6 @@ async function bytes(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
-}
-
-/** SmoothGrad as the page runs it: read the running map after every micro-batch. */
-async function smoothgrad(explainer, target, samples, microBatch) {
-  explainer.start({ method: 'gradient', target, samples, microBatch, seed: 0 });
-  let progress;
-  do {
-    progress = explainer.step();
-    await explainer.smoothed('mean');
-  } while (progress.done < progress.total);
 }
 
 self.onmessage = async ({ data: params }) => {

@@ -3,6 +3,7 @@
 // between minutes, which hides a 5–10 % change between two runs of the benchmark).
 import initA, { Explainer as ExplainerA } from '/a/www/pkg/smoothgrad_web.js';
 import initB, { Explainer as ExplainerB } from '/b/www/pkg/smoothgrad_web.js';
+import { smoothgrad } from '/a/www/bench-timing.js';
 
 async function explainer(init, Explainer, backend) {
   await init();
@@ -13,23 +14,13 @@ async function explainer(init, Explainer, backend) {
   return explainer;
 }
 
-/** SmoothGrad as the page runs it: the running map read after every micro-batch. */
-async function smoothgrad(explainer, samples, microBatch) {
-  explainer.start({ method: 'gradient', target: 0, samples, microBatch, seed: 0 });
-  let progress;
-  do {
-    progress = explainer.step();
-    await explainer.smoothed('mean');
-  } while (progress.done < progress.total);
-}
-
 self.onmessage = async ({ data: { backend, rounds, samples, microBatch } }) => {
   try {
     const builds = [await explainer(initA, ExplainerA, backend), await explainer(initB, ExplainerB, backend)];
     const work = {
       forward_b1: (explainer) => explainer.classify(),
       forward_backward_b1: (explainer) => explainer.attribute({ method: 'gradient', target: 0 }),
-      [`smoothgrad_${samples}_mb${microBatch}`]: (explainer) => smoothgrad(explainer, samples, microBatch),
+      [`smoothgrad_${samples}_mb${microBatch}`]: (explainer) => smoothgrad(explainer, 0, samples, microBatch),
     };
     const times = {};
     for (const [figure, run] of Object.entries(work)) {
