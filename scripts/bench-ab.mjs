@@ -23,6 +23,7 @@ const rounded = (value, digits = 0) => Number(value.toFixed(digits));
 
 const server = await startServer({
   mounts: { '/a/': resolve(siteA), '/b/': resolve(siteB), '/ab/': resolve(dirname(fileURLToPath(import.meta.url)), 'bench-ab') },
+  site: false,
 });
 const browser = await launch();
 try {

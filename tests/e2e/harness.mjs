@@ -68,11 +68,12 @@ export async function badInputs() {
 
 /**
  * Serves the site at /, tests/fixtures at /fixtures/, badInputs() at /gen/, and each of `mounts`
- * (`{ '/prefix/': directory }`) at its prefix.
+ * (`{ '/prefix/': directory }`) at its prefix. `site: false` for a caller that brings its own
+ * builds in `mounts` (bench-ab.mjs): then dist/ need not have been built.
  */
-export async function startServer({ mounts = {} } = {}) {
+export async function startServer({ mounts = {}, site = true } = {}) {
   const directories = Object.entries({ '/fixtures/': FIXTURES, ...mounts });
-  if (!existsSync(join(SITE, 'www/pkg/smoothgrad_web.js'))) {
+  if (site && !existsSync(join(SITE, 'www/pkg/smoothgrad_web.js'))) {
     throw new Error(`${SITE}/www/pkg is missing: build the site first (scripts/build-site.sh, or scripts/e2e.sh)`);
   }
   const generated = await badInputs();
