@@ -155,8 +155,9 @@ pub const UNFOLD_FROM_BATCH: usize = 10;
 
 /// A bias-free convolution as a backend operation: on burn's GPU backend, from
 /// `unfold_from_batch` images on, the zero-padded input is unfolded into columns (im2col:
-/// `[in·k·k, positions]` per image) and multiplied by the weights `[out, in·k·k]`; otherwise it is
-/// burn's convolution (burn's CPU backend already convolves through im2col and gemm).
+/// `[in·k·k, positions]` per image) and multiplied by the weights `[out, in·k·k]`; on burn's CPU
+/// backend a 3×3 stride-1 convolution goes through Winograd's F(2×2, 3×3) (`winograd.rs`);
+/// otherwise it is burn's convolution (burn's CPU backend convolves through im2col and gemm).
 ///
 /// Its gradient is a convolution gradient ([`ConvInputGradBackend`] for the input), not the
 /// product's: the columns (k² times the input) are never kept for the backward pass. (Unfolding
@@ -178,7 +179,21 @@ pub trait UnfoldedConvBackend: Backend {
 }
 
 #[cfg(feature = "flex")]
-impl UnfoldedConvBackend for burn::backend::Flex {}
+impl UnfoldedConvBackend for burn::backend::Flex {
+    fn unfolded_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        _unfold_from_batch: usize,
+    ) -> FloatTensor<Self> {
+        use crate::winograd::{Direction, applies, conv3x3};
+        use burn::backend::ops::ModuleOps;
+        if applies(&x, &weight, &options) {
+            return conv3x3(x, weight, Direction::Forward);
+        }
+        Self::conv2d(x, weight, None, options)
+    }
+}
 
 #[cfg(feature = "wgpu")]
 impl UnfoldedConvBackend for burn::backend::Cube {
@@ -232,7 +247,8 @@ impl UnfoldedConvBackend for burn::backend::Cube {
 }
 
 /// The input gradient of a bias-free convolution, as a backend operation: on burn's GPU backend a
-/// transposed convolution through one matrix product and col2im, elsewhere burn's own gradient.
+/// transposed convolution through one matrix product and col2im, on its CPU backend Winograd's
+/// F(2×2, 3×3) for a 3×3 stride-1 convolution (`winograd.rs`), elsewhere burn's own gradient.
 ///
 /// Without autotune (which gives wrong results on WebGPU in wasm) burn's GPU backend takes this
 /// gradient with its direct transposed-convolution kernel. Timed by burn's autotune on an H100
@@ -254,7 +270,21 @@ pub trait ConvInputGradBackend: Backend {
 }
 
 #[cfg(feature = "flex")]
-impl ConvInputGradBackend for burn::backend::Flex {}
+impl ConvInputGradBackend for burn::backend::Flex {
+    fn conv2d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        use crate::winograd::{Direction, applies, conv3x3};
+        use burn::backend::ops::ModuleOps;
+        if applies(&x, &weight, &options) {
+            return conv3x3(grad, weight, Direction::InputGradient);
+        }
+        Self::conv2d_x_backward(x, weight, grad, options)
+    }
+}
 
 #[cfg(feature = "wgpu")]
 impl ConvInputGradBackend for burn_cubecl::CubeBackend {

@@ -31,6 +31,8 @@ pub mod resnet;
 pub mod smoothgrad;
 pub mod targets;
 pub mod weights;
+#[cfg(feature = "flex")]
+mod winograd;
 
 pub use attribution::{
     Attribution, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, MAX_IG_STEPS,

@@ -115,8 +115,18 @@ fn integrated_gradients_match_captum() {
         batch_size: NonZeroUsize::new(7).unwrap(),
         ..Default::default()
     };
-    pollster::block_on(check_method(&trapezoid, "integrated_gradients_riemann_trapezoid", &device()));
+    let device = device();
+    let model = load(&narrow_resnet50(), MODEL, &device);
+    let name = "integrated_gradients_riemann_trapezoid";
+    pollster::block_on(check_model_method(&model, &trapezoid, name, 1, TRAPEZOID_TOLERANCE, &device));
 }
+
+/// The trapezoid's map has a ReLU input within rounding of zero: with the CPU backend's 3×3
+/// convolutions by Winograd (other sums, same values to 1e-6), that gate falls the other way from
+/// PyTorch's in one patch (601 of 24 576 values, rows 3–8 × columns 37–41, off by up to 1.8e-4 of
+/// the map's largest value; correlation 1.000000). Before Winograd the other quadrature met such a
+/// gate (7.2e-5, now 5.4e-7). The correlation floor still fails any real error.
+const TRAPEZOID_TOLERANCE: Tolerance = Tolerance { relative: 1e-3, correlation: 0.99999 };
 
 #[test]
 fn gauss_legendre_points_are_captums() {
