@@ -49,19 +49,15 @@ pub fn applies(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) ->
 /// `weight` at stride 1 and padding 1 (check [`applies`] first).
 pub fn conv3x3(x: FlexTensor, weight: FlexTensor, direction: Direction) -> FlexTensor {
     let [batch, channels_in, height, width] = x.shape().dims::<4>();
-    let [kernel_out, kernel_in, ..] = weight.shape().dims::<4>();
-    let channels_out = match direction {
-        Direction::Forward => kernel_out,
-        Direction::InputGradient => kernel_in,
-    };
     let x = x.to_contiguous();
     let x = slice(&x);
     let grid = TileGrid::new(height, width);
     let filters = Filters::of(&weight);
+    let (channels_out, _) = filters.channels(direction);
 
     let image_in = channels_in * height * width;
     let image_out = channels_out * height * width;
-    let per_chunk = (CHUNK_BYTES / (4 * TILE_VALUES * channels_in.max(channels_out) * grid.tiles())).clamp(1, batch.max(1));
+    let per_chunk = (CHUNK_BYTES / (4 * TILE_VALUES * channels_in.max(channels_out) * grid.tiles())).clamp(1, batch);
     let mut output = vec![0.0f32; batch * image_out];
     for (images, outputs) in x.chunks(per_chunk * image_in).zip(output.chunks_mut(per_chunk * image_out)) {
         let count = images.len() / image_in;
@@ -162,6 +158,14 @@ impl Filters {
         Self { planes, kernel_out, kernel_in }
     }
 
+    /// The output and input channels of the convolution `direction` names.
+    fn channels(&self, direction: Direction) -> (usize, usize) {
+        match direction {
+            Direction::Forward => (self.kernel_out, self.kernel_in),
+            Direction::InputGradient => (self.kernel_in, self.kernel_out),
+        }
+    }
+
     /// `products[v] = U[v] · transformed[v]` for each of the 16 tile values `v` of the convolution
     /// `direction` names: `[out, in]` times `[in, columns]`, stored column by column
     /// (`[columns][out]`).
@@ -170,9 +174,11 @@ impl Filters {
     /// product), not down the columns, which are few (49 for a 14×14 image) where channels are many.
     fn multiply(&self, direction: Direction, transformed: &[f32], products: &mut [f32], columns: usize) {
         let plane = self.kernel_out * self.kernel_in;
-        let (out, inner, filter_column, filter_row) = match direction {
-            Direction::Forward => (self.kernel_out, self.kernel_in, self.kernel_out, 1),
-            Direction::InputGradient => (self.kernel_in, self.kernel_out, 1, self.kernel_out),
+        let (out, inner) = self.channels(direction);
+        // Column-major `[out, in]` as stored; for the input gradient, the same values row-major.
+        let (filter_column, filter_row) = match direction {
+            Direction::Forward => (out, 1),
+            Direction::InputGradient => (1, inner),
         };
         #[cfg(not(target_family = "wasm"))]
         let parallelism = if out * inner * columns >= 192 * 192 * 192 {
