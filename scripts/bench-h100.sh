@@ -4,7 +4,9 @@
 # cubek's matrix-product strategies in turn and the shipped one in f16 (h100-matmul.json, one
 # JSON report a line), with burn's autotune (h100-autotune.json) and its choices, and a kernel
 # profile of the shipped build.
-# Every report says whether its gradient matches the CPU backend's.
+# Every report says whether its gradient matches the CPU backend's. Steps run most wanted first,
+# each only if the time it needs is left of BUDGET_S (default 450 s, inside a 480 s call), so that
+# a call that runs short still brings back complete files; log.txt names what was skipped.
 # Prepare here first:
 #   scripts/bench-prepare.sh   (builds .bench/bench*, fetches .gl/libvulkan1 and .whl/captum)
 # then run on the device, carrying .bench .gl .whl:  scripts/bench-h100.sh
@@ -12,18 +14,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/bench-out}
 mkdir -p "$out"
-for binary in .bench/*.gz; do gunzip -kf "$binary" && chmod +x "${binary%.gz}"; done
-for deb in .gl/*.deb; do dpkg -x "$deb" /; done
-ldconfig
-# The NVIDIA ICD (libGLX_nvidia) needs glvnd's dispatch libraries, which the image lacks.
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-{ cat "$VK_DRIVER_FILES"; ldconfig -p | grep -E "libvulkan|libGLX_nvidia|libGLdispatch"; } >> "$out/log.txt"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$out/log.txt"
+source scripts/gpu-machine.sh
 # A short smoke run first: if Vulkan is not found, say so before the long runs.
-timeout 120 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 | tee -a "$out/log.txt"
+timeout 90 .bench/bench --backend wgpu --runs 1 --samples 2 --micro-batches 2 | tee -a "$out/log.txt"
 # Each build runs beside PyTorch into h100<suffix>.json, bounded so that PyTorch's figures come
 # back even if it is very slow.
 beside_pytorch() { # $1: a build in .bench; the rest: more arguments for bench.py
@@ -33,13 +26,6 @@ beside_pytorch() { # $1: a build in .bench; the rest: more arguments for bench.p
     > "$out/h100${build#bench}.json" 2> >(tee -a "$out/log.txt" >&2)
   cat "$out/h100${build#bench}.json"
 }
-# In the order of what is most wanted if the call runs out of time. First the shipped build (bench),
-# then any other build put there to compare, against the same PyTorch figures.
-rm -f cubecl.toml
-beside_pytorch bench
-for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench$' -e '^bench-matmul$' -e '^bench-autotune$'); do
-  beside_pytorch "$variant" --reference "$out/h100.json"
-done
 # The matrix products are most of the GPU time: each of cubek's strategies in turn for every
 # product ("default" is the shipped choice by shape, "cubek-auto" cubek's default as shipped
 # before it), timed by the build where CUBEK_MATMUL_AUTO picks one, with its ratios to the PyTorch
@@ -52,16 +38,27 @@ print(json.dumps({"matmul_strategy": sys.argv[1], **report}))'
 strategy() { # $1: strategy, $2: micro-batches; the rest: more arguments for the benchmark
   local name=$1 micro_batches=$2
   shift 2
+  room 70 "matmul strategy $name $*" || return 0
   echo "matmul strategy $name $*" >> "$out/log.txt"
   CUBEK_MATMUL_AUTO=${name#default} python3 scripts/bench.py --reference "$out/h100.json" --runs 3 \
     --micro-batches "$micro_batches" --project "timeout 60 .bench/bench-matmul --backend wgpu $*" \
     2>> "$out/log.txt" | python3 -c "$label" "$name"
 }
+rm -f cubecl.toml
+# 1. The shipped build (bench) beside PyTorch: the figures the issue asks for.
+beside_pytorch bench
+# 2. Where its time goes: its kernel times (the logger loses the last ones at exit).
+if room 70 profile; then
+  printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$out/profile.log" > cubecl.toml
+  timeout 60 .bench/bench --backend wgpu --runs 3 --micro-batches 50 > /dev/null
+  rm -f cubecl.toml
+fi
 if [ -x .bench/bench-matmul ]; then
-  # First the shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
+  # 3. The shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
   # shader-f16): its figures beside h100.json's f32 ones, and its gradient against the CPU's f32.
+  # 4. Then every strategy in turn, cubek's former default first, the control (default) last.
   { strategy default 1,10,50 --precision f16
-    for name in default cubek-auto simple-unit-min double-unit-max double-unit-min gemm gemm-k1024; do
+    for name in cubek-auto simple-unit-min double-unit-max double-unit-min gemm gemm-k1024 default; do
       strategy "$name" 10,50
     done; } | tee "$out/h100-matmul.json"
   # Batch 1, the page's micro-batch on WebGPU's default limits, with the 3×3 and 7×7 convolutions
@@ -70,16 +67,17 @@ if [ -x .bench/bench-matmul ]; then
     strategy "$name" 1 --conv-lowering unfolded
   done | tee -a "$out/h100-matmul.json"
 fi
-# burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
+# 5. Any other build put in .bench to compare, against the same PyTorch figures.
+for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench$' -e '^bench-matmul$' -e '^bench-autotune$'); do
+  room 150 "$variant" && beside_pytorch "$variant" --reference "$out/h100.json"
+done
+# 6. burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
 # one per tuned shape): which kernels win on this GPU, the shortlist for a build without autotune.
-if [ -x .bench/bench-autotune ]; then
+if [ -x .bench/bench-autotune ] && room 250 autotune; then
   printf '[autotune.decisions]\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \
     "$out/autotune-decisions.jsonl" "$out/autotune.log" > cubecl.toml
   beside_pytorch bench-autotune --reference "$out/h100.json"
+  rm -f cubecl.toml
 fi
-# Where the shipped build's time goes: its kernel times (the logger loses the last ones at exit).
-printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$out/profile.log" > cubecl.toml
-timeout 60 .bench/bench --backend wgpu --runs 3 --micro-batches 50 > /dev/null
-rm -f cubecl.toml
 # The device tool brings back at most 8 files: room for one more build to compare beside bench.
 ls "$out"

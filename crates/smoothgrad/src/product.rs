@@ -8,6 +8,8 @@
 //! at batch 1 its double-buffered variant was faster still (20 against 26 µs, 256×4096×64);
 //! on long and narrow products (inner dimension 1024 or more, at most 131 072 outputs: batch 1's
 //! deep layers) cubek's `gemm` kernel took 2–10× less time (34 against 337 µs for 512×64×2048).
+//! Whole passes on an H200 carried `gemm` further, up to 2^20 outputs
+//! (`docs/benchmarks/h200-2026-11-29-ab.jsonl`).
 
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary};
@@ -29,9 +31,12 @@ pub enum ProductKernel {
 
 /// Inner dimensions from which [`ProductKernel::Gemm`] pays.
 const GEMM_FROM_INNER: usize = 1024;
-/// The most outputs (batch × rows × columns) at which autotune timed [`ProductKernel::Gemm`]
-/// the fastest; beyond it nothing was measured, so the unit kernel keeps them.
-const GEMM_UP_TO_OUTPUTS: usize = 131_072;
+/// The most outputs (batch × rows × columns) for [`ProductKernel::Gemm`]: up to 2^20 it takes
+/// micro-batch 10's and some of 25's deep layers, where SmoothGrad-50 on an H200 took 156 against
+/// 159 ms at micro-batch 10 and 99.3 against 100.4 ms at 25 (two alternating rounds each, which
+/// agreed within 0.4 ms) compared with autotune's bound, 131 072; at micro-batch 50 (all beyond
+/// 2^20) `gemm` everywhere took 129 against 89 ms, so the unit kernel keeps those.
+const GEMM_UP_TO_OUTPUTS: usize = 1 << 20;
 
 impl ProductKernel {
     /// The kernel for `batch` products of `[rows, inner]` by `[inner, columns]` on a device that
@@ -223,8 +228,10 @@ mod tests {
             ((1, 512, 2048, 49, true), Gemm),
             ((1, 256, 1024, 196, true), Gemm),
             ((1, 512, 2048, 49, false), DoubleBuffered),
-            // The same at micro-batch 10: more outputs than autotune timed gemm on.
-            ((10, 256, 1024, 196, true), SmallTiles),
+            // The same at micro-batch 10 (501 760 outputs), and at 50, beyond 2^20 outputs.
+            ((10, 256, 1024, 196, true), Gemm),
+            ((10, 256, 1024, 196, false), SmallTiles),
+            ((50, 256, 1024, 196, true), SmallTiles),
             // A short inner dimension.
             ((1, 2048, 512, 49, true), DoubleBuffered),
             ((2, 2048, 512, 49, true), SmallTiles),
