@@ -1,0 +1,34 @@
+// The micro-batch that "auto" picks (www/api.js's autoMicroBatch), in Node: no browser needed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { autoMicroBatch, MAX_AUTO_MICRO_BATCH } from '../../www/api.js';
+
+const MiB = 1024 * 1024;
+const gpu = (bindingMiB, bufferMiB = 4096) => ({
+  backend: 'webgpu',
+  adapter: { limits: { maxStorageBufferBindingSize: bindingMiB * MiB, maxBufferSize: bufferMiB * MiB } },
+});
+
+test('WebGPU: from the smaller of the two buffer limits', () => {
+  // WebGPU's default limits (128 MiB bindings) leave room for one image only.
+  assert.equal(autoMicroBatch({ ...gpu(128, 256), samples: 50 }), 1);
+  // 216 MiB for the first image, 75 MiB for each further one: 1 GiB holds 11.
+  assert.equal(autoMicroBatch({ ...gpu(1024), samples: 50 }), 11);
+  assert.equal(autoMicroBatch({ ...gpu(4096, 1024), samples: 50 }), 11);
+  // Half the memory per image in f16.
+  assert.equal(autoMicroBatch({ ...gpu(1024), samples: 50, precision: 'f16' }), 25);
+  // A model half as wide needs half as much.
+  assert.equal(autoMicroBatch({ ...gpu(1024), samples: 50, model: { baseWidth: 32 } }), 25);
+});
+
+test('WebGPU: at most MAX_AUTO_MICRO_BATCH, and never more than the samples', () => {
+  assert.equal(MAX_AUTO_MICRO_BATCH, 25);
+  assert.equal(autoMicroBatch({ ...gpu(4096), samples: 50 }), MAX_AUTO_MICRO_BATCH);
+  assert.equal(autoMicroBatch({ ...gpu(4096), samples: 8 }), 8);
+});
+
+test('CPU: 2 images, 4 for a half-width model', () => {
+  assert.equal(autoMicroBatch({ backend: 'cpu', samples: 50 }), 2);
+  assert.equal(autoMicroBatch({ backend: 'cpu', samples: 50, model: { baseWidth: 32 } }), 4);
+  assert.equal(autoMicroBatch({ backend: 'cpu', samples: 1 }), 1);
+});
