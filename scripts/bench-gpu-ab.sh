@@ -10,8 +10,13 @@
 # skipped once BUDGET_S (default 450) is spent. Prepare as for bench-h100.sh, carry .bench .gl .whl.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+for configuration in "$@"; do
+  [[ $configuration == *:* ]] || { echo "not 'LABEL: COMMAND': $configuration" >&2; exit 2; }
+done
+(( $# > 0 )) || { echo "usage: $0 'LABEL: COMMAND' ['LABEL: COMMAND' …]" >&2; exit 2; }
 out=${OUT:-/tmp/bench-out}
 mkdir -p "$out"
+: > "$out/ab.jsonl"
 source scripts/gpu-machine.sh
 for round in $(seq "${ROUNDS:-2}"); do
   for configuration in "$@"; do

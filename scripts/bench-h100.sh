@@ -44,8 +44,7 @@ strategy() { # $1: strategy, $2: micro-batches; the rest: more arguments for the
     --micro-batches "$micro_batches" --project "timeout 60 .bench/bench-matmul --backend wgpu $*" \
     2>> "$out/log.txt" | python3 -c "$label" "$name"
 }
-rm -f cubecl.toml
-# 1. The shipped build (bench) beside PyTorch: the figures the issue asks for.
+# 1. The shipped build (bench) beside PyTorch: every figure with its ratio to PyTorch's.
 beside_pytorch bench
 # 2. Where its time goes: its kernel times (the logger loses the last ones at exit).
 if room 70 profile; then
@@ -56,20 +55,21 @@ fi
 if [ -x .bench/bench-matmul ]; then
   # 3. The shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
   # shader-f16): its figures beside h100.json's f32 ones, and its gradient against the CPU's f32.
-  # 4. Then every strategy in turn, cubek's former default first, the control (default) last.
+  # 4. Then every strategy in turn: cubek's former default first, then the page's kernels
+  # (no-subgroups), the control (default) last.
   { strategy default 1,10,50 --precision f16
-    for name in cubek-auto simple-unit-min double-unit-max double-unit-min gemm gemm-k1024 default; do
+    for name in cubek-auto no-subgroups simple-unit-min double-unit-max double-unit-min gemm gemm-k1024 default; do
       strategy "$name" 10,50
     done; } | tee "$out/h100-matmul.json"
   # Batch 1, the page's micro-batch on WebGPU's default limits, with the 3×3 and 7×7 convolutions
   # unfolded too (direct as shipped): the strategies that suit long, narrow products.
-  for name in default cubek-auto gemm gemm-k1024; do
+  for name in default no-subgroups cubek-auto gemm gemm-k1024; do
     strategy "$name" 1 --conv-lowering unfolded
   done | tee -a "$out/h100-matmul.json"
 fi
 # 5. Any other build put in .bench to compare, against the same PyTorch figures.
 for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench$' -e '^bench-matmul$' -e '^bench-autotune$'); do
-  room 150 "$variant" && beside_pytorch "$variant" --reference "$out/h100.json"
+  room 250 "$variant" && beside_pytorch "$variant" --reference "$out/h100.json"
 done
 # 6. burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
 # one per tuned shape): which kernels win on this GPU, the shortlist for a build without autotune.

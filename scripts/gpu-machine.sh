@@ -1,6 +1,8 @@
 # Sourced by the scripts that run on the GPU machine (`device` tool): unpacks what travelled with
 # the call (.bench's gzipped builds, .gl's Vulkan loader, .whl's Captum) and points Vulkan at the
 # NVIDIA driver. Expects $out, the folder that comes back.
+# A profiler or autotune setting left by an interrupted call would apply to every run after it.
+rm -f cubecl.toml
 for binary in .bench/*.gz; do gunzip -kf "$binary" && chmod +x "${binary%.gz}"; done
 for deb in .gl/*.deb; do dpkg -x "$deb" /; done
 ldconfig
@@ -12,8 +14,8 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --tar
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$out/log.txt"
 # room SECONDS STEP: whether STEP, which takes up to SECONDS, still fits in BUDGET_S (counted from
-# the script's start); if not, log.txt says it was skipped.
+# the script's start); if not, log.txt and stderr say it was skipped (stdout may be a JSON file).
 room() {
   local left=$(( ${BUDGET_S:-450} - SECONDS ))
-  (( left >= $1 )) || { echo "skipped $2: needs ${1} s, ${left} s left" | tee -a "$out/log.txt"; return 1; }
+  (( left >= $1 )) || { echo "skipped $2: needs ${1} s, ${left} s left" | tee -a "$out/log.txt" >&2; return 1; }
 }

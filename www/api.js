@@ -116,9 +116,10 @@ export function choosePrecision(requested = 'f32', { backend, adapter } = {}) {
   return { precision: requested };
 }
 
-/** The largest micro-batch "auto" picks on a GPU. Measured natively on an H200 (the page's
- * kernels, SmoothGrad-50): micro-batch 10 takes 159 ms, 25 100 ms, 50 88 ms; 25 keeps two progress
- * steps for the default 50 samples at 0.63× the time of 10. */
+/** The largest micro-batch "auto" picks on a GPU. Measured natively on an H200 (SmoothGrad-50,
+ * a build whose kernels were the page's at these micro-batches, no `gemm` there): micro-batch 10
+ * takes 159 ms, 25 100 ms, 50 88 ms; 25 keeps two progress steps for the default 50 samples at
+ * 0.63× the time of 10. */
 export const MAX_AUTO_MICRO_BATCH = 25;
 
 /** Micro-batch for "auto": from the adapter's buffer limits on WebGPU (ResNet-50 needs ≈ 216 MiB at

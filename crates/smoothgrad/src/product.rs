@@ -35,7 +35,8 @@ const GEMM_FROM_INNER: usize = 1024;
 /// micro-batch 10's and some of 25's deep layers, where SmoothGrad-50 on an H200 took 156 against
 /// 159 ms at micro-batch 10 and 99.3 against 100.4 ms at 25 (two alternating rounds each, which
 /// agreed within 0.4 ms) compared with autotune's bound, 131 072; at micro-batch 50 (all beyond
-/// 2^20) `gemm` everywhere took 129 against 89 ms, so the unit kernel keeps those.
+/// 2^20) `gemm` on every product with an inner dimension of 1024 or more took 129 against 89 ms,
+/// so the unit kernel keeps those.
 const GEMM_UP_TO_OUTPUTS: usize = 1 << 20;
 
 impl ProductKernel {
@@ -232,6 +233,10 @@ mod tests {
             ((10, 256, 1024, 196, true), Gemm),
             ((10, 256, 1024, 196, false), SmallTiles),
             ((50, 256, 1024, 196, true), SmallTiles),
+            // The bounds: 2^20 outputs, an inner dimension of 1024.
+            ((1, 1024, 1024, 1024, true), Gemm),
+            ((1, 1024, 1024, 1025, true), DoubleBuffered),
+            ((1, 1024, 1023, 1024, true), DoubleBuffered),
             // A short inner dimension.
             ((1, 2048, 512, 49, true), DoubleBuffered),
             ((2, 2048, 512, 49, true), SmallTiles),
