@@ -10,10 +10,10 @@
 # skipped once BUDGET_S (default 450) is spent. Prepare as for bench-h100.sh, carry .bench .gl .whl.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+(( $# > 0 )) || { echo "usage: $0 'LABEL: COMMAND' ['LABEL: COMMAND' …]" >&2; exit 2; }
 for configuration in "$@"; do
   [[ $configuration == *:* ]] || { echo "not 'LABEL: COMMAND': $configuration" >&2; exit 2; }
 done
-(( $# > 0 )) || { echo "usage: $0 'LABEL: COMMAND' ['LABEL: COMMAND' …]" >&2; exit 2; }
 out=${OUT:-/tmp/bench-out}
 mkdir -p "$out"
 : > "$out/ab.jsonl"
@@ -25,11 +25,7 @@ for round in $(seq "${ROUNDS:-2}"); do
     echo "round $round $configuration" >> "$out/log.txt"
     # shellcheck disable=SC2086 # the command's words, variables first, as given
     timeout 90 env ${configuration#*:} 2>> "$out/log.txt" |
-      python3 -c 'import json, sys
-try: report = json.load(sys.stdin)
-except ValueError: report = {"error": "no report (see log.txt)"}
-print(json.dumps({"label": sys.argv[1], "round": int(sys.argv[2]), **report}))' "$label" "$round" |
-      tee -a "$out/ab.jsonl"
+      labelled "{\"label\": \"$label\", \"round\": $round}" | tee -a "$out/ab.jsonl"
   done
 done
 python3 - "$out/ab.jsonl" <<'PY'

@@ -30,11 +30,6 @@ beside_pytorch() { # $1: a build in .bench; the rest: more arguments for bench.p
 # product ("default" is the shipped choice by shape, "cubek-auto" cubek's default as shipped
 # before it), timed by the build where CUBEK_MATMUL_AUTO picks one, with its ratios to the PyTorch
 # figures of h100.json (not repeated on each line).
-label='import json, sys
-try: report = json.load(sys.stdin)
-except ValueError: report = {"error": "no report (see log.txt)"}
-report.pop("pytorch", None)
-print(json.dumps({"matmul_strategy": sys.argv[1], **report}))'
 strategy() { # $1: strategy, $2: micro-batches; the rest: more arguments for the benchmark
   local name=$1 micro_batches=$2
   shift 2
@@ -42,7 +37,7 @@ strategy() { # $1: strategy, $2: micro-batches; the rest: more arguments for the
   echo "matmul strategy $name $*" >> "$out/log.txt"
   CUBEK_MATMUL_AUTO=${name#default} python3 scripts/bench.py --reference "$out/h100.json" --runs 3 \
     --micro-batches "$micro_batches" --project "timeout 60 .bench/bench-matmul --backend wgpu $*" \
-    2>> "$out/log.txt" | python3 -c "$label" "$name"
+    2>> "$out/log.txt" | labelled "{\"matmul_strategy\": \"$name\"}"
 }
 # 1. The shipped build (bench) beside PyTorch: every figure with its ratio to PyTorch's.
 beside_pytorch bench

@@ -13,6 +13,15 @@ export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$out/log.txt"
+# labelled FIELDS: the benchmark's JSON report on stdin as one line, the JSON object FIELDS first,
+# PyTorch's figures dropped (a line of several runs refers to one report's); an error if none came.
+labelled() {
+  python3 -c 'import json, sys
+try: report = json.load(sys.stdin)
+except ValueError: report = {"error": "no report (see log.txt)"}
+report.pop("pytorch", None)
+print(json.dumps({**json.loads(sys.argv[1]), **report}))' "$1"
+}
 # room SECONDS STEP: whether STEP, which takes up to SECONDS, still fits in BUDGET_S (counted from
 # the script's start); if not, log.txt and stderr say it was skipped (stdout may be a JSON file).
 room() {
