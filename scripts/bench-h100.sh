@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
-# native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json), each of
-# cubek's matrix-product strategies in turn and the shipped one in f16 (h100-matmul.json, one
-# JSON report a line), with burn's autotune (h100-autotune.json) and its choices, and a kernel
-# profile of the shipped build.
+# native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json); the
+# channels-last lowering, each of cubek's matrix-product strategies in turn and the shipped one in
+# f16 (h100-matmul.json, one JSON report a line); with burn's autotune (h100-autotune.json) and its
+# choices; kernel profiles of the shipped build and of the channels-last lowering.
 # Every report says whether its gradient matches the CPU backend's. Steps run most wanted first,
 # each only if the time it needs is left of BUDGET_S (default 450 s, inside a 480 s call), so that
 # a call that runs short still brings back complete files; log.txt names what was skipped.
@@ -41,32 +41,44 @@ strategy() { # $1: strategy, $2: micro-batches; the rest: more arguments for the
 }
 # 1. The shipped build (bench) beside PyTorch: every figure with its ratio to PyTorch's.
 beside_pytorch bench
-# 2. Where its time goes: its kernel times (the logger loses the last ones at exit).
-if room 70 profile; then
-  printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$out/profile.log" > cubecl.toml
-  timeout 60 .bench/bench --backend wgpu --runs 3 --micro-batches 50 > /dev/null
+# 2. Where its time goes: its kernel times (the logger loses the last ones at exit), as shipped
+# (profile.log) and with the channels-last lowering (profile-channels-last.log).
+profile() { # $1: the log's name; the rest: more arguments for the benchmark
+  local log=$1
+  shift
+  room 70 "profile $log" || return 0
+  printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$out/$log" > cubecl.toml
+  timeout 60 .bench/bench --backend wgpu --runs 3 --micro-batches 50 "$@" > /dev/null
   rm -f cubecl.toml
-fi
+}
+profile profile.log
 if [ -x .bench/bench-matmul ]; then
-  # 3. The shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
+  # 3. The channels-last lowering (`--conv-lowering channels-last`: from micro-batch 10 on, one
+  # product over the batch per convolution), with the shipped choice of kernel and with the
+  # strategies that suit large products; its batched gradient against the CPU's.
+  for name in default simple-unit-min double-unit-max gemm-k1024; do
+    strategy "$name" 10,25,50 --conv-lowering channels-last
+  done | tee "$out/h100-matmul.json"
+  profile profile-channels-last.log --conv-lowering channels-last
+  # 4. The shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
   # shader-f16): its figures beside h100.json's f32 ones, and its gradient against the CPU's f32.
-  # 4. Then every strategy in turn: cubek's former default first, then the page's kernels
+  # 5. Then every strategy in turn: cubek's former default first, then the page's kernels
   # (no-subgroups), the control (default) last.
   { strategy default 1,10,50 --precision f16
     for name in cubek-auto no-subgroups simple-unit-min double-unit-max double-unit-min gemm gemm-k1024 default; do
       strategy "$name" 10,50
-    done; } | tee "$out/h100-matmul.json"
+    done; } | tee -a "$out/h100-matmul.json"
   # Batch 1, the page's micro-batch on WebGPU's default limits, with the 3×3 and 7×7 convolutions
   # unfolded too (direct as shipped): the strategies that suit long, narrow products.
   for name in default no-subgroups cubek-auto gemm gemm-k1024; do
     strategy "$name" 1 --conv-lowering unfolded
   done | tee -a "$out/h100-matmul.json"
 fi
-# 5. Any other build put in .bench to compare, against the same PyTorch figures.
+# 6. Any other build put in .bench to compare, against the same PyTorch figures.
 for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench$' -e '^bench-matmul$' -e '^bench-autotune$'); do
   room 250 "$variant" && beside_pytorch "$variant" --reference "$out/h100.json"
 done
-# 6. burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
+# 7. burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
 # one per tuned shape): which kernels win on this GPU, the shortlist for a build without autotune.
 if [ -x .bench/bench-autotune ] && room 250 autotune; then
   printf '[autotune.decisions]\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \

@@ -1,7 +1,7 @@
 //! Speed benchmark: ResNet-50 at 224×224, fp32, input gradient of one logit; prints JSON.
 //!
 //! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]
-//! [--conv-lowering matrix-products|unfolded|direct] [--precision f32|f16]`
+//! [--conv-lowering matrix-products|channels-last|unfolded|direct] [--precision f32|f16]`
 //! (`--features autotune` natively lets burn's GPU backend tune its kernels)
 //!
 //! Each figure is the median of `--runs` timed runs after one warm-up; every run ends with a
@@ -16,7 +16,7 @@ use smoothgrad::burn::module::Module;
 use smoothgrad::burn::tensor::{Device, DeviceKind, Distribution, Tensor};
 use smoothgrad::{
     Attribution, compare, ConvLowering, GaussianNoise, Gradient, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
-    Precision, Smoothing, Targets,
+    Precision, Smoothing, Targets, UNFOLD_FROM_BATCH,
 };
 
 /// What to measure, from the command line.
@@ -105,19 +105,31 @@ fn smoothgrad(model: &ResNet, image: &Tensor<4>, target: &Targets, samples: usiz
 }
 
 /// The input gradient of `model` against that of `reference` (the same weights in f32 on the CPU
-/// backend: exact kernels, no tuning): `{max_relative_error, correlation}`, so a GPU run checks
-/// the kernels it timed, and a half-precision run its rounding.
-fn gradient_against_cpu(model: &ResNet, reference: &ResNet, image: &Tensor<4>, target: &Targets) -> Value {
-    let cpu = reference.fc.weight.device();
+/// backend: exact kernels, no tuning) for `images`, each for the class `target` names:
+/// `{batch, max_relative_error, correlation}`, so a GPU run checks the kernels it timed, and a
+/// half-precision run its rounding.
+fn gradient_against_cpu(model: &ResNet, reference: &ResNet, images: &Tensor<4>, target: &Targets) -> Value {
+    let batch = images.dims()[0];
     let class = target.indices().into_data().iter::<i64>().next().expect("a class index") as usize;
-    let cpu_target = Targets::classes(&[class], 1000, &cpu).expect("a class of the model");
-    let cpu_gradient = Gradient.attribute(reference, image.clone().to_device(&cpu), &cpu_target);
+    let targets = |device: &Device| Targets::classes(&vec![class; batch], 1000, device).expect("a class of the model");
+    let cpu = reference.fc.weight.device();
+    let cpu_gradient = Gradient.attribute(reference, images.clone().to_device(&cpu), &targets(&cpu));
     let values = |tensor: Tensor<4>| tensor.into_data().iter::<f32>().collect::<Vec<_>>();
-    let (ours, reference) = (values(Gradient.attribute(model, image.clone(), target)), values(cpu_gradient));
+    let ours = Gradient.attribute(model, images.clone(), &targets(&images.device()));
+    let (ours, reference) = (values(ours), values(cpu_gradient));
     json!({
+        "batch": batch,
         "max_relative_error": compare::max_relative_error(&ours, &reference),
         "correlation": compare::correlation(&ours, &reference),
     })
+}
+
+/// `UNFOLD_FROM_BATCH` noisy copies of `image`: the smallest batch whose convolutions the GPU
+/// backend lowers as a batch (distinct images, so that a mix-up between them shows).
+fn noisy_batch(image: &Tensor<4>) -> Tensor<4> {
+    let copies = image.clone().repeat_dim(0, UNFOLD_FROM_BATCH);
+    let noise = Tensor::<4>::random(copies.dims(), Distribution::Normal(0.0, 0.5), &image.device());
+    copies + noise
 }
 
 fn main() {
@@ -150,6 +162,7 @@ fn main() {
 
     let exact = args.backend == "flex" && args.precision == Precision::Single;
     let check = (!exact).then(|| gradient_against_cpu(&model, &reference, &image, &target));
+    let batched_check = (!exact).then(|| gradient_against_cpu(&model, &reference, &noisy_batch(&image), &target));
 
     let report = json!({
         "project": "smoothgrad (burn)",
@@ -159,6 +172,7 @@ fn main() {
         "conv_lowering": args.conv_lowering.name(),
         "precision": args.precision.name(),
         "gradient_vs_cpu": check,
+        "batched_gradient_vs_cpu": batched_check,
         "device": format!("{device:?}"),
         // The GPU's name as its driver gives it: on a machine with a software renderer (lavapipe)
         // beside a GPU, which one the figures are from.

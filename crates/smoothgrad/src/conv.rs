@@ -7,14 +7,15 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Slice, Tensor};
+use burn::tensor::{Device, Shape, Slice, Tensor};
 
+use crate::col2im::ChannelsLastFold;
 use crate::names::{UnknownName, by_name};
-use crate::product::conv_product;
+use crate::product::{ConvProductBackend, conv_product};
 use std::str::FromStr;
 
 /// A bias-free `kernel × kernel` convolution with torchvision's padding (`kernel / 2`).
@@ -54,6 +55,19 @@ pub enum ConvLowering {
     /// cores.
     #[default]
     MatrixProducts,
+    /// As [`Self::MatrixProducts`], except that from [`UNFOLD_FROM_BATCH`] images on every
+    /// convolution, 1×1 included, is one matrix product over all the batch's positions in
+    /// channels-last order (`[batch · h · w, in·k·k]` times the weights `[in·k·k, out]`), as cuDNN
+    /// convolves, and its input gradient is one product and a channels-last col2im (`col2im.rs`).
+    /// Its output is a channels-last view of `[batch, out, h, w]`, which burn's fusion carries
+    /// through the element-wise operations to the next convolution.
+    ///
+    /// Why: per image, the products of the deep layers are narrow (layer 4: 49 positions, layer 3:
+    /// 196) and two of layer 1's three have 64 rows, and cubek's unit kernel tiles 128 rows by 64
+    /// columns at its smallest tiles, so much of each tile is padding; over the whole batch every
+    /// product is long in rows and the channels (64–2048) fill the columns. Not yet timed on a
+    /// GPU, so no adapter gets it (`bench-h100.sh` times it).
+    ChannelsLast,
     /// As [`Self::MatrixProducts`], with the k×k convolutions unfolded at every batch, 1 included.
     ///
     /// Chosen for no adapter: on the H100 the unfolded forward at batch 1 took 25.4 ms against
@@ -83,10 +97,12 @@ impl ConvLowering {
         }
     }
 
-    /// Its name for benchmarks and the JS API: `"matrix-products"`, `"unfolded"` or `"direct"`.
+    /// Its name for benchmarks and the JS API: `"matrix-products"`, `"channels-last"`,
+    /// `"unfolded"` or `"direct"`.
     pub fn name(self) -> &'static str {
         match self {
             Self::MatrixProducts => "matrix-products",
+            Self::ChannelsLast => "channels-last",
             Self::Unfolded => "unfolded",
             Self::Direct => "direct",
         }
@@ -97,7 +113,7 @@ impl FromStr for ConvLowering {
     type Err = UnknownName;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        let table = [Self::MatrixProducts, Self::Unfolded, Self::Direct].map(|lowering| (lowering.name(), lowering));
+        let table = [Self::MatrixProducts, Self::ChannelsLast, Self::Unfolded, Self::Direct].map(|lowering| (lowering.name(), lowering));
         by_name("convolution lowering", name, &table)
     }
 }
@@ -108,24 +124,44 @@ impl FromStr for ConvLowering {
 /// can differ, and with it a patch of the input gradient: compare backends on noisy inputs by
 /// correlation, not element by element.
 pub fn forward(conv: &Conv2d, input: Tensor<4>, lowering: ConvLowering) -> Tensor<4> {
+    let per_image = |from_batch| Unfolding::PerImage { from_batch };
     match lowering {
         ConvLowering::Direct => conv.forward(input),
+        ConvLowering::ChannelsLast if input.dims()[0] >= UNFOLD_FROM_BATCH => {
+            unfolded(conv, input, Unfolding::ChannelsLast)
+        }
         _ if conv.kernel_size == [1, 1] => pointwise(conv, input),
-        ConvLowering::MatrixProducts => unfolded(conv, input, UNFOLD_FROM_BATCH),
-        ConvLowering::Unfolded => unfolded(conv, input, 1),
+        ConvLowering::MatrixProducts | ConvLowering::ChannelsLast => {
+            unfolded(conv, input, per_image(UNFOLD_FROM_BATCH))
+        }
+        ConvLowering::Unfolded => unfolded(conv, input, per_image(1)),
     }
 }
 
-/// A k×k convolution through [`UnfoldedConvBackend`], unfolded from `unfold_from_batch` images on.
-fn unfolded(conv: &Conv2d, input: Tensor<4>, unfold_from_batch: usize) -> Tensor<4> {
+/// A convolution through [`UnfoldedConvBackend`], unfolded as `unfolding` says.
+fn unfolded(conv: &Conv2d, input: Tensor<4>, unfolding: Unfolding) -> Tensor<4> {
     let padding = conv.kernel_size.map(torchvision_padding);
     let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
     Tensor::from_dispatch(<Dispatch as UnfoldedConvBackend>::unfolded_conv2d(
         input.into_dispatch(),
         conv.weight.val().into_dispatch(),
         options,
-        unfold_from_batch,
+        unfolding,
     ))
+}
+
+/// How [`UnfoldedConvBackend`] computes a convolution on burn's GPU backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unfolding {
+    /// k×k kernels only: from `from_batch` images on, the input unfolded image by image
+    /// (`[in·k·k, positions]` each) times the weights; below, burn's direct kernel.
+    PerImage {
+        /// The smallest batch that is unfolded.
+        from_batch: usize,
+    },
+    /// Any kernel, any batch: one product over the whole batch in channels-last order
+    /// ([`ConvLowering::ChannelsLast`]); on burn's CPU backend too, where it serves to test it.
+    ChannelsLast,
 }
 
 /// A 1×1 convolution as one matrix product per image.
@@ -153,11 +189,11 @@ fn pointwise(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
 /// kernel stays.
 pub const UNFOLD_FROM_BATCH: usize = 10;
 
-/// A bias-free convolution as a backend operation: on burn's GPU backend, from
-/// `unfold_from_batch` images on, the zero-padded input is unfolded into columns (im2col:
-/// `[in·k·k, positions]` per image) and multiplied by the weights `[out, in·k·k]`; on burn's CPU
-/// backend a 3×3 stride-1 convolution goes through Winograd's F(2×2, 3×3) (`winograd.rs`);
+/// A bias-free convolution as a backend operation: on burn's GPU backend, as `unfolding` says, the
+/// zero-padded input is unfolded into columns (im2col) and multiplied by the weights; on burn's
+/// CPU backend a 3×3 stride-1 convolution goes through Winograd's F(2×2, 3×3) (`winograd.rs`);
 /// otherwise it is burn's convolution (burn's CPU backend convolves through im2col and gemm).
+/// [`Unfolding::ChannelsLast`] is the same on every backend.
 ///
 /// Its gradient is a convolution gradient ([`ConvInputGradBackend`] for the input), not the
 /// product's: the columns (k² times the input) are never kept for the backward pass. (Unfolding
@@ -171,9 +207,9 @@ pub trait UnfoldedConvBackend: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
-        unfold_from_batch: usize,
+        unfolding: Unfolding,
     ) -> FloatTensor<Self> {
-        let _ = unfold_from_batch; // Only burn's GPU backend unfolds.
+        let _ = unfolding; // Only burn's GPU and CPU backends have their own lowerings.
         Self::conv2d(x, weight, None, options)
     }
 }
@@ -184,10 +220,13 @@ impl UnfoldedConvBackend for burn::backend::Flex {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
-        _unfold_from_batch: usize,
+        unfolding: Unfolding,
     ) -> FloatTensor<Self> {
         use crate::winograd::{Direction, applies, conv3x3};
         use burn::backend::ops::ModuleOps;
+        if unfolding == Unfolding::ChannelsLast && channels_last_applies(&options) {
+            return channels_last_conv2d::<Self>(x, weight, &options);
+        }
         if applies(&x, &weight, &options) {
             return conv3x3(x, weight, Direction::Forward);
         }
@@ -201,7 +240,7 @@ impl UnfoldedConvBackend for burn::backend::Cube {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
-        unfold_from_batch: usize,
+        unfolding: Unfolding,
     ) -> FloatTensor<Self> {
         use burn::backend::TensorMetadata;
         use burn::backend::ops::conv::calculate_conv_output_sizes;
@@ -209,8 +248,15 @@ impl UnfoldedConvBackend for burn::backend::Cube {
         use burn::tensor::Shape;
         use burn::tensor::ops::{PadMode, UnfoldOptions};
 
+        let from_batch = match unfolding {
+            Unfolding::ChannelsLast if channels_last_applies(&options) => {
+                return channels_last_conv2d::<Self>(x, weight, &options);
+            }
+            Unfolding::ChannelsLast => usize::MAX,
+            Unfolding::PerImage { from_batch } => from_batch,
+        };
         let [batch, _, height, width] = x.shape().dims();
-        if batch < unfold_from_batch || options.dilation != [1, 1] || options.groups != 1 {
+        if batch < from_batch || options.dilation != [1, 1] || options.groups != 1 {
             return Self::conv2d(x, weight, None, options);
         }
         let [out_channels, in_channels, kernel_height, kernel_width] = weight.shape().dims();
@@ -321,18 +367,23 @@ impl ConvInputGradBackend for burn_cubecl::CubeBackend {
     }
 }
 
-impl<B: UnfoldedConvBackend + ConvInputGradBackend, C: CheckpointStrategy> UnfoldedConvBackend for Autodiff<B, C> {
+impl<B, C> UnfoldedConvBackend for Autodiff<B, C>
+where
+    B: UnfoldedConvBackend + ConvInputGradBackend + ConvProductBackend + ChannelsLastFold,
+    C: CheckpointStrategy,
+{
     fn unfolded_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
-        unfold_from_batch: usize,
+        unfolding: Unfolding,
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct UnfoldedConv;
 
-        impl<B: ConvInputGradBackend> Backward<B, 2> for UnfoldedConv {
-            type State = (NodeId, NodeId, ConvOptions<2>);
+        impl<B: ConvInputGradBackend + ConvProductBackend + ChannelsLastFold> Backward<B, 2> for UnfoldedConv {
+            /// The operands and the options, and whether the forward was channels-last.
+            type State = (NodeId, NodeId, ConvOptions<2>, bool);
 
             fn backward(
                 self,
@@ -342,16 +393,16 @@ impl<B: UnfoldedConvBackend + ConvInputGradBackend, C: CheckpointStrategy> Unfol
             ) {
                 let [node_x, node_weight] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (x_state, weight_state, options) = ops.state;
+                let (x_state, weight_state, options, channels_last) = ops.state;
                 let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
                 let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
                 if let Some(node) = node_x {
-                    let x_grad = B::conv2d_input_grad(
-                        x.clone(),
-                        weight.clone(),
-                        grad.clone(),
-                        options.clone(),
-                    );
+                    let (x, weight, grad) = (x.clone(), weight.clone(), grad.clone());
+                    let x_grad = if channels_last {
+                        channels_last_input_grad::<B>(x, weight, grad, &options)
+                    } else {
+                        B::conv2d_input_grad(x, weight, grad, options.clone())
+                    };
                     grads.register::<B>(node.id, x_grad);
                 }
                 if let Some(node) = node_weight {
@@ -375,16 +426,166 @@ impl<B: UnfoldedConvBackend + ConvInputGradBackend, C: CheckpointStrategy> Unfol
                     x.primitive().clone(),
                     weight.primitive().clone(),
                     options.clone(),
-                    unfold_from_batch,
+                    unfolding,
                 );
-                prep.finish((x_state, weight_state, options), output)
+                let channels_last = unfolding == Unfolding::ChannelsLast && channels_last_applies(&options);
+                prep.finish((x_state, weight_state, options, channels_last), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::unfolded_conv2d(
                 x.into_primitive(),
                 weight.into_primitive(),
                 options,
-                unfold_from_batch,
+                unfolding,
             )),
+        }
+    }
+}
+
+/// Whether [`Unfolding::ChannelsLast`] computes a convolution with `options`: no dilation, one
+/// group, the same padding on both sides (torchvision's ResNets have nothing else).
+fn channels_last_applies(options: &ConvOptions<2>) -> bool {
+    options.dilation == [1, 1] && options.groups == 1 && !options.is_asymmetric()
+}
+
+/// `conv2d(x, weight)` (no bias) as one channels-last product over the batch: the input's windows
+/// `[batch · h · w, k·k·in]` times the weights `[k·k·in, out]`. The result is a channels-last view
+/// of `[batch, out, h, w]`.
+fn channels_last_conv2d<B: ConvProductBackend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    options: &ConvOptions<2>,
+) -> FloatTensor<B> {
+    use burn::backend::ops::conv::calculate_conv_output_sizes;
+    use burn::tensor::ops::PadMode;
+
+    let [batch, channels, height, width] = x.shape().dims();
+    let [out_channels, _, kernel_height, kernel_width] = weight.shape().dims();
+    let kernel = [kernel_height, kernel_width];
+    let out_size =
+        calculate_conv_output_sizes(&kernel, &options.stride, &options.padding, &options.dilation, &[height, width]);
+    let (out_height, out_width) = (out_size[0], out_size[1]);
+    let rows = batch * out_height * out_width;
+    let taps = kernel_height * kernel_width * channels;
+
+    let x = B::float_permute(x, &[0, 2, 3, 1]);
+    let windows = if kernel == [1, 1] && options.padding == [(0, 0); 2] {
+        // A 1×1 convolution's windows are the (strided) positions themselves.
+        let strided = |length: usize, stride: usize| Slice::new(0, Some(length as isize), stride as isize);
+        let [stride_height, stride_width] = options.stride;
+        B::float_slice(x, &[Slice::full(), strided(height, stride_height), strided(width, stride_width), Slice::full()])
+    } else {
+        let [top_bottom, left_right] = options.padding;
+        let padded = B::float_pad(x, &[(0, 0), top_bottom, left_right, (0, 0)], PadMode::Constant(0.0));
+        // [batch, out_h, out_w, in, k_h, k_w], a view; the reshape below copies it once.
+        let windows = B::float_unfold(padded, 1, kernel_height, options.stride[0]);
+        let windows = B::float_unfold(windows, 2, kernel_width, options.stride[1]);
+        B::float_permute(windows, &[0, 1, 2, 4, 5, 3])
+    };
+    let windows = B::float_reshape(windows, Shape::new([1, rows, taps]));
+    let out = B::conv_product(windows, B::float_swap_dims(taps_last::<B>(weight), 1, 2));
+    let out = B::float_reshape(out, Shape::new([batch, out_height, out_width, out_channels]));
+    B::float_permute(out, &[0, 3, 1, 2])
+}
+
+/// The gradient of [`channels_last_conv2d`] with respect to `x`: the output gradient
+/// `[batch · h · w, out]` times the weights `[out, k·k·in]`, folded back onto the input's positions
+/// ([`ChannelsLastFold`]) unless the windows are the positions themselves. The result is a
+/// channels-last view of `x`'s shape.
+fn channels_last_input_grad<B: ConvProductBackend + ChannelsLastFold>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    options: &ConvOptions<2>,
+) -> FloatTensor<B> {
+    let [batch, channels, height, width] = x.shape().dims();
+    let [out_channels, _, kernel_height, kernel_width] = weight.shape().dims();
+    let [_, _, out_height, out_width] = grad.shape().dims();
+    let rows = batch * out_height * out_width;
+    let grad = B::float_reshape(B::float_permute(grad, &[0, 2, 3, 1]), Shape::new([1, rows, out_channels]));
+    let columns = B::conv_product(grad, taps_last::<B>(weight));
+    let image = [batch, height, width, channels];
+    let kernel = [kernel_height, kernel_width];
+    let image = if kernel == [1, 1] && options.stride == [1, 1] && options.padding == [(0, 0); 2] {
+        B::float_reshape(columns, Shape::new(image))
+    } else {
+        B::fold_channels_last(columns, image, kernel, options.clone())
+    };
+    B::float_permute(image, &[0, 3, 1, 2])
+}
+
+/// The weights `[out, in, k_h, k_w]` as `[1, out, k_h · k_w · in]`, the order of channels-last
+/// windows.
+fn taps_last<B: Backend>(weight: FloatTensor<B>) -> FloatTensor<B> {
+    let [out_channels, channels, kernel_height, kernel_width] = weight.shape().dims();
+    let weight = B::float_permute(weight, &[0, 2, 3, 1]);
+    B::float_reshape(weight, Shape::new([1, out_channels, kernel_height * kernel_width * channels]))
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use crate::compare::max_relative_error;
+    use burn::tensor::TensorData;
+    use burn::tensor::module::conv2d;
+
+    /// A fixed sequence in [-1, 1]: the comparison must not depend on a generator's state.
+    fn fixed<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
+        let count = shape.iter().product::<usize>() as u64;
+        let values = (0..count)
+            .map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed * 40503) % 2001) as f32 - 1000.0) / 1000.0)
+            .collect::<Vec<_>>();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    /// The convolution's output and its input gradient for the output gradient `grad`.
+    fn output_and_input_grad(
+        convolve: impl Fn(Tensor<4>) -> Tensor<4>,
+        x: &Tensor<4>,
+        grad: &Tensor<4>,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let x = x.clone().autodiff().require_grad();
+        let out = convolve(x.clone());
+        let grads = (out.clone() * grad.clone().autodiff()).sum().backward();
+        let values = |tensor: Tensor<4>| tensor.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        (values(out.without_autodiff()), values(x.grad(&grads).unwrap()))
+    }
+
+    #[test]
+    fn channels_last_convolutions_and_their_input_gradients_match_burns() {
+        let device = Device::flex();
+        // (input, out channels, kernel, stride): ResNet-50's kinds, with odd sizes where a stride
+        // leaves rows and columns over.
+        let cases = [
+            ([2, 5, 7, 6], 4, 3, 1),
+            ([3, 4, 9, 11], 6, 3, 2),
+            ([2, 3, 15, 13], 5, 7, 2),
+            ([2, 6, 5, 5], 3, 1, 1),
+            ([2, 6, 7, 9], 3, 1, 2),
+        ];
+        for (seed, (shape, out_channels, kernel, stride)) in cases.into_iter().enumerate() {
+            let seed = seed as u64;
+            let padding = torchvision_padding(kernel);
+            let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+            let x = fixed(shape, seed, &device);
+            let weight = fixed([out_channels, shape[1], kernel, kernel], seed + 10, &device);
+            let burns_conv = |x| conv2d(x, weight.clone(), None, options.clone());
+            let grad = fixed(burns_conv(x.clone()).dims(), seed + 20, &device);
+            let burns = output_and_input_grad(burns_conv, &x, &grad);
+            let ours = output_and_input_grad(
+                |x| {
+                    Tensor::from_dispatch(<Dispatch as UnfoldedConvBackend>::unfolded_conv2d(
+                        x.into_dispatch(),
+                        weight.clone().into_dispatch(),
+                        options.clone(),
+                        Unfolding::ChannelsLast,
+                    ))
+                },
+                &x,
+                &grad,
+            );
+            let what = format!("{shape:?} → {out_channels}, {kernel}×{kernel} stride {stride}");
+            assert!(max_relative_error(&ours.0, &burns.0) < 1e-5, "output of {what}");
+            assert!(max_relative_error(&ours.1, &burns.1) < 1e-5, "input gradient of {what}");
         }
     }
 }

@@ -16,6 +16,7 @@ compile_error!("the `autotune` feature is native only: on WebGPU in wasm it give
 pub mod attribution;
 mod basic_block;
 mod bottleneck;
+mod col2im;
 pub mod compare;
 mod conv;
 mod downsample;
@@ -40,7 +41,8 @@ pub use attribution::{
 };
 pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;
-pub use conv::{ConvInputGradBackend, ConvLowering, UNFOLD_FROM_BATCH, UnfoldedConvBackend};
+pub use col2im::ChannelsLastFold;
+pub use conv::{ConvInputGradBackend, ConvLowering, UNFOLD_FROM_BATCH, UnfoldedConvBackend, Unfolding};
 pub use downsample::Downsample;
 pub use frozen_batch_norm::FrozenBatchNorm2d;
 pub use names::UnknownName;

@@ -39,6 +39,12 @@ const GEMM_FROM_INNER: usize = 1024;
 /// so the unit kernel keeps those.
 const GEMM_UP_TO_OUTPUTS: usize = 1 << 20;
 
+/// The most outputs for [`ProductKernel::DoubleBuffered`]. Every product of one image is below
+/// (ResNet-50's largest: 256 × 3136 and the stem's 64 × 12 544); beyond are the products over a
+/// whole batch of the channels-last lowering (`conv.rs`), as large as the batched ones, for which
+/// autotune preferred the smallest tiles.
+const DOUBLE_BUFFERED_UP_TO_OUTPUTS: usize = 1 << 20;
+
 impl ProductKernel {
     /// The kernel for `batch` products of `[rows, inner]` by `[inner, columns]` on a device that
     /// has subgroup operations (`gemm` sums across a subgroup) or not.
@@ -54,11 +60,11 @@ impl ProductKernel {
         columns: usize,
         subgroups: bool,
     ) -> Self {
-        let long_and_narrow =
-            inner >= GEMM_FROM_INNER && batch * rows * columns <= GEMM_UP_TO_OUTPUTS;
+        let outputs = batch * rows * columns;
+        let long_and_narrow = inner >= GEMM_FROM_INNER && outputs <= GEMM_UP_TO_OUTPUTS;
         if long_and_narrow && subgroups {
             Self::Gemm
-        } else if batch == 1 {
+        } else if batch == 1 && outputs <= DOUBLE_BUFFERED_UP_TO_OUTPUTS {
             Self::DoubleBuffered
         } else {
             Self::SmallTiles
@@ -233,13 +239,17 @@ mod tests {
             ((10, 256, 1024, 196, true), Gemm),
             ((10, 256, 1024, 196, false), SmallTiles),
             ((50, 256, 1024, 196, true), SmallTiles),
-            // The bounds: 2^20 outputs, an inner dimension of 1024.
+            // The bounds: 2^20 outputs (for the double-buffered kernel too), an inner dimension of
+            // 1024.
             ((1, 1024, 1024, 1024, true), Gemm),
-            ((1, 1024, 1024, 1025, true), DoubleBuffered),
+            ((1, 1024, 1024, 1025, true), SmallTiles),
             ((1, 1024, 1023, 1024, true), DoubleBuffered),
             // A short inner dimension.
             ((1, 2048, 512, 49, true), DoubleBuffered),
             ((2, 2048, 512, 49, true), SmallTiles),
+            // One product over a batch of 50 (channels-last): layer 1's 50 · 3136 positions.
+            ((1, 156_800, 576, 64, true), SmallTiles),
+            ((1, 1024, 512, 1024, false), DoubleBuffered),
         ];
         for (shape, kernel) in cases {
             let (batch, rows, inner, columns, subgroups) = shape;

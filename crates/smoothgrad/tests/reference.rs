@@ -72,6 +72,15 @@ fn direct_convolutions_match_captum() {
 }
 
 #[test]
+fn channels_last_convolutions_match_captum() {
+    // From this batch on, every convolution is one channels-last product over the whole batch.
+    let copies = smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2);
+    for (method, name) in [(Method::Gradient, "gradient"), (Method::GuidedBackprop, "guided_backprop")] {
+        pollster::block_on(check_method_lowered(&method, name, copies, ConvLowering::ChannelsLast, &device()));
+    }
+}
+
+#[test]
 fn only_swiftshader_gets_direct_convolutions() {
     // As browsers and wgpu describe their adapters; lavapipe measured faster with matrix products.
     for (adapter, lowering) in [
@@ -85,8 +94,9 @@ fn only_swiftshader_gets_direct_convolutions() {
         assert_eq!(lowering.name().parse(), Ok(lowering));
     }
     assert_eq!("unfolded".parse(), Ok(ConvLowering::Unfolded));
+    assert_eq!("channels-last".parse(), Ok(ConvLowering::ChannelsLast));
     let unknown = "im2col".parse::<ConvLowering>().unwrap_err().to_string();
-    assert!(unknown.contains("matrix-products, unfolded, direct"), "{unknown}");
+    assert!(unknown.contains("matrix-products, channels-last, unfolded, direct"), "{unknown}");
 }
 
 #[test]

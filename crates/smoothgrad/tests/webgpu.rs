@@ -65,6 +65,14 @@ async fn unfolded_convolutions_match_captum_on_webgpu() {
 }
 
 #[wasm_bindgen_test]
+async fn channels_last_convolutions_match_captum_on_webgpu() {
+    // From this batch on, every convolution is one channels-last product over the whole batch,
+    // its input gradient a product and col2im.rs's kernel.
+    let copies = smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2);
+    check_method_lowered(&GuidedBackprop, "guided_backprop", copies, ConvLowering::ChannelsLast, &webgpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn direct_convolutions_match_captum_on_webgpu() {
     // SwiftShader's lowering: burn's direct kernel for every convolution, 1×1 included.
     let device = webgpu().await;

@@ -1,0 +1,181 @@
+//! col2im in channels-last order: the step of a convolution's input gradient that sums, for each
+//! input position, what every output position it fed contributes (`conv.rs`'s channels-last
+//! lowering).
+//!
+//! burn's GPU backend has a col2im, but it is private to burn-cubecl, reads columns in
+//! channels-first order and multiplies inside with cubek's default kernel, so [`ChannelsLastFold`]
+//! is its own kernel; the product before it goes through [`crate::product`].
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, TensorMetadata, backend_extension};
+use burn::tensor::Shape;
+use burn::tensor::ops::{ConvOptions, UnfoldOptions};
+
+/// Folding channels-last columns back into an image, as a backend operation: on burn's GPU
+/// backend one kernel, elsewhere burn's `fold4d` between two permutations.
+#[backend_extension(Cube: cfg(feature = "wgpu"), Flex: cfg(feature = "flex"), Fusion: cfg(feature = "wgpu"))]
+pub trait ChannelsLastFold: Backend {
+    /// The image `[batch, height, width, channels]` (`image`) whose gradient the columns
+    /// `[1, batch · out_height · out_width, kernel_height · kernel_width · channels]` hold, one row
+    /// per output position of a convolution with `kernel` and `options` (symmetric padding, no
+    /// dilation), summed where windows overlap.
+    #[fusion(dtype = columns, shape = Shape::new(*image))]
+    fn fold_channels_last(
+        columns: FloatTensor<Self>,
+        image: [usize; 4],
+        kernel: [usize; 2],
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let [batch, height, width, channels] = image;
+        let [kernel_height, kernel_width] = kernel;
+        let windows = kernel_height * kernel_width;
+        let positions = columns.shape()[1] / batch;
+        // burn's fold4d wants channels first, each channel's window positions together.
+        let columns = Self::float_reshape(columns, Shape::new([batch, positions, windows, channels]));
+        let columns = Self::float_permute(columns, &[0, 3, 2, 1]);
+        let columns = Self::float_reshape(columns, Shape::new([batch, channels * windows, positions]));
+        let unfold = UnfoldOptions::new(options.stride, options.padding_begin(), options.dilation);
+        let folded = Self::fold4d(columns, [height, width], kernel, unfold);
+        Self::float_permute(folded, &[0, 2, 3, 1])
+    }
+}
+
+#[cfg(feature = "flex")]
+impl ChannelsLastFold for burn::backend::Flex {}
+
+#[cfg(feature = "wgpu")]
+impl ChannelsLastFold for burn_cubecl::CubeBackend {
+    fn fold_channels_last(
+        columns: FloatTensor<Self>,
+        image: [usize; 4],
+        kernel: [usize; 2],
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        kernel::fold(columns, image, kernel, options)
+    }
+}
+
+#[cfg(feature = "wgpu")]
+mod kernel {
+    use burn::backend::cubecl::dtype_to_storage_type;
+    use burn::backend::ops::FloatTensorOps;
+    use burn::tensor::Shape;
+    use burn::tensor::ops::ConvOptions;
+    use burn_cubecl::CubeBackend;
+    use burn_cubecl::cubecl;
+    use burn_cubecl::cubecl::prelude::*;
+    use burn_cubecl::kernel::into_contiguous;
+    use burn_cubecl::tensor::CubeTensor;
+
+    /// The geometry of one fold, in the kernel's terms.
+    #[derive(CubeLaunch, CubeType)]
+    struct FoldArgs {
+        height: usize,
+        width: usize,
+        channels: usize,
+        out_height: usize,
+        out_width: usize,
+        kernel_height: usize,
+        kernel_width: usize,
+        pad_height: usize,
+        pad_width: usize,
+        stride_height: usize,
+        stride_width: usize,
+    }
+
+    /// One thread per image element, channels fastest, so that neighbouring threads read
+    /// neighbouring columns and write neighbouring elements (the scatter needs no atomics: each
+    /// element gathers the windows that cover it).
+    #[cube(launch)]
+    fn fold_kernel<E: Numeric>(
+        columns: &Tensor<E>,
+        image: &mut Tensor<E>,
+        args: &FoldArgs,
+        #[define(E)] _dtype: ElemType,
+    ) {
+        if ABSOLUTE_POS >= image.len() {
+            terminate!();
+        }
+        let channel = ABSOLUTE_POS % args.channels;
+        let pixel = ABSOLUTE_POS / args.channels;
+        let x = pixel % args.width + args.pad_width;
+        let row = pixel / args.width;
+        let y = row % args.height + args.pad_height;
+        let batch = row / args.height;
+        let row_length = args.kernel_height * args.kernel_width * args.channels;
+
+        // Output positions whose window covers (y, x): y - kernel < out_y · stride <= y.
+        let y_start = if y >= args.kernel_height {
+            (y - args.kernel_height) / args.stride_height + 1
+        } else {
+            0usize.runtime()
+        };
+        let y_end = clamp_max(y / args.stride_height + 1, args.out_height);
+        let x_start = if x >= args.kernel_width {
+            (x - args.kernel_width) / args.stride_width + 1
+        } else {
+            0usize.runtime()
+        };
+        let x_end = clamp_max(x / args.stride_width + 1, args.out_width);
+
+        let mut sum = E::from_int(0);
+        for out_y in y_start..y_end {
+            let kernel_y = y - out_y * args.stride_height;
+            for out_x in x_start..x_end {
+                let kernel_x = x - out_x * args.stride_width;
+                let position = (batch * args.out_height + out_y) * args.out_width + out_x;
+                let tap = (kernel_y * args.kernel_width + kernel_x) * args.channels + channel;
+                sum += columns[position * row_length + tap];
+            }
+        }
+        image[ABSOLUTE_POS] = sum;
+    }
+
+    /// [`super::ChannelsLastFold::fold_channels_last`] on burn's GPU backend.
+    pub fn fold(
+        columns: CubeTensor,
+        image: [usize; 4],
+        kernel: [usize; 2],
+        options: ConvOptions<2>,
+    ) -> CubeTensor {
+        let [batch, height, width, channels] = image;
+        let [kernel_height, kernel_width] = kernel;
+        let [pad_height, pad_width] = options.padding_begin();
+        let [stride_height, stride_width] = options.stride;
+        let out_height = (height + 2 * pad_height - kernel_height) / stride_height + 1;
+        let out_width = (width + 2 * pad_width - kernel_width) / stride_width + 1;
+        debug_assert_eq!(
+            columns.meta.shape().num_elements(),
+            batch * out_height * out_width * kernel_height * kernel_width * channels
+        );
+
+        let columns = into_contiguous(columns);
+        let (client, device, dtype) = (columns.client.clone(), columns.device.clone(), columns.dtype);
+        let out = CubeBackend::float_empty(Shape::new(image), &device, dtype.into());
+        let elements = batch * height * width * channels;
+        let cube_dim = CubeDim::new(&client, elements);
+        let cube_count = cubecl::calculate_cube_count_elemwise(&client, elements, cube_dim);
+        fold_kernel::launch(
+            &client,
+            cube_count,
+            cube_dim,
+            columns.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            FoldArgsLaunch::new(
+                height,
+                width,
+                channels,
+                out_height,
+                out_width,
+                kernel_height,
+                kernel_width,
+                pad_height,
+                pad_width,
+                stride_height,
+                stride_width,
+            ),
+            dtype_to_storage_type(dtype),
+        );
+        out
+    }
+}
