@@ -105,7 +105,7 @@ fn smoothgrad(model: &ResNet, image: &Tensor<4>, target: &Targets, samples: usiz
 }
 
 /// The input gradient of `model` against that of `reference` (the same weights in f32 on the CPU
-/// backend: exact kernels, no tuning) for `images`, each for the class `target` names:
+/// backend with burn's own convolutions: exact kernels, no tuning) for `images`, each for the class `target` names:
 /// `{batch, max_relative_error, correlation}`, so a GPU run checks the kernels it timed, and a
 /// half-precision run its rounding.
 fn gradient_against_cpu(model: &ResNet, reference: &ResNet, images: &Tensor<4>, target: &Targets) -> Value {
@@ -138,7 +138,8 @@ fn main() {
     let full = ResNetConfig::resnet50(1000).init(&device).with_conv_lowering(args.conv_lowering);
     let model = full.clone().with_precision(args.precision).unwrap_or_else(|error| panic!("{error}"));
     // Off the device, so that its memory is the timed model's alone.
-    let reference = full.to_device(&Device::flex());
+    // burn's own convolutions: no kernel or lowering of ours on either side of the comparison.
+    let reference = full.to_device(&Device::flex()).with_conv_lowering(ConvLowering::Direct);
     let image = Tensor::<4>::random([1, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
     let target = Targets::top1(model.forward(image.clone()));
 

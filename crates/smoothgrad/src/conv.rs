@@ -57,7 +57,7 @@ pub enum ConvLowering {
     MatrixProducts,
     /// As [`Self::MatrixProducts`], except that from [`UNFOLD_FROM_BATCH`] images on every
     /// convolution, 1×1 included, is one matrix product over all the batch's positions in
-    /// channels-last order (`[batch · h · w, in·k·k]` times the weights `[in·k·k, out]`), as cuDNN
+    /// channels-last order (`[batch · h · w, k·k·in]` times the weights `[k·k·in, out]`), as cuDNN
     /// convolves, and its input gradient is one product and a channels-last col2im (`col2im.rs`).
     /// Its output is a channels-last view of `[batch, out, h, w]`, which burn's fusion carries
     /// through the element-wise operations to the next convolution.
@@ -150,7 +150,8 @@ fn unfolded(conv: &Conv2d, input: Tensor<4>, unfolding: Unfolding) -> Tensor<4> 
     ))
 }
 
-/// How [`UnfoldedConvBackend`] computes a convolution on burn's GPU backend.
+/// How [`UnfoldedConvBackend`] computes a convolution: [`Self::PerImage`] on burn's GPU backend
+/// only, [`Self::ChannelsLast`] on its CPU backend too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unfolding {
     /// k×k kernels only: from `from_batch` images on, the input unfolded image by image
@@ -193,9 +194,10 @@ pub const UNFOLD_FROM_BATCH: usize = 10;
 /// zero-padded input is unfolded into columns (im2col) and multiplied by the weights; on burn's
 /// CPU backend a 3×3 stride-1 convolution goes through Winograd's F(2×2, 3×3) (`winograd.rs`);
 /// otherwise it is burn's convolution (burn's CPU backend convolves through im2col and gemm).
-/// [`Unfolding::ChannelsLast`] is the same on every backend.
+/// [`Unfolding::ChannelsLast`] is the same on both of those backends.
 ///
-/// Its gradient is a convolution gradient ([`ConvInputGradBackend`] for the input), not the
+/// Its gradient is a convolution gradient ([`ConvInputGradBackend`] for the input, or with
+/// [`Unfolding::ChannelsLast`] a channels-last product and [`ChannelsLastFold`]), not the
 /// product's: the columns (k² times the input) are never kept for the backward pass. (Unfolding
 /// the backward as a forward convolution — a stride-1 convolution's input gradient is one with
 /// the flipped kernel — measured no faster: SmoothGrad-50 at micro-batch 10 took 262 ms against

@@ -40,9 +40,9 @@ const GEMM_FROM_INNER: usize = 1024;
 const GEMM_UP_TO_OUTPUTS: usize = 1 << 20;
 
 /// The most outputs for [`ProductKernel::DoubleBuffered`]. Every product of one image is below
-/// (ResNet-50's largest: 256 × 3136 and the stem's 64 × 12 544); beyond are the products over a
-/// whole batch of the channels-last lowering (`conv.rs`), as large as the batched ones, for which
-/// autotune preferred the smallest tiles.
+/// (ResNet-50's largest: 256 × 3136 and the stem's 64 × 12 544); beyond are the larger products
+/// over a whole batch of the channels-last lowering (`conv.rs`), which get the kernel of batched
+/// products of the same size (autotune's pick for those, per image); a guess, not timed for them.
 const DOUBLE_BUFFERED_UP_TO_OUTPUTS: usize = 1 << 20;
 
 impl ProductKernel {
