@@ -59,6 +59,7 @@ impl ChannelsLastFold for burn_cubecl::CubeBackend {
 mod kernel {
     use burn::backend::cubecl::dtype_to_storage_type;
     use burn::backend::ops::FloatTensorOps;
+    use burn::backend::ops::conv::calculate_conv_output_sizes;
     use burn::tensor::Shape;
     use burn::tensor::ops::ConvOptions;
     use burn_cubecl::CubeBackend;
@@ -142,8 +143,8 @@ mod kernel {
         let [kernel_height, kernel_width] = kernel;
         let [pad_height, pad_width] = options.padding_begin();
         let [stride_height, stride_width] = options.stride;
-        let out_height = (height + 2 * pad_height - kernel_height) / stride_height + 1;
-        let out_width = (width + 2 * pad_width - kernel_width) / stride_width + 1;
+        let out_size = calculate_conv_output_sizes(&kernel, &options.stride, &options.padding, &options.dilation, &[height, width]);
+        let (out_height, out_width) = (out_size[0], out_size[1]);
         debug_assert_eq!(
             columns.meta.shape().num_elements(),
             batch * out_height * out_width * kernel_height * kernel_width * channels

@@ -165,6 +165,23 @@ pub enum Unfolding {
     ChannelsLast,
 }
 
+impl Unfolding {
+    /// Whether a convolution with `options` is computed channels-last: [`Self::ChannelsLast`] and
+    /// no dilation, one group, the same padding on both sides (torchvision's ResNets have nothing
+    /// else); otherwise burn's own convolution.
+    fn channels_last_for(self, options: &ConvOptions<2>) -> bool {
+        self == Self::ChannelsLast
+            && options.dilation == [1, 1]
+            && options.groups == 1
+            && !options.is_asymmetric()
+    }
+}
+
+/// Every `stride`-th of `length` positions along an axis.
+fn strided(length: usize, stride: usize) -> Slice {
+    Slice::new(0, Some(length as isize), stride as isize)
+}
+
 /// A 1×1 convolution as one matrix product per image.
 fn pointwise(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
     let [batch, channels, height, width] = input.dims();
@@ -172,9 +189,8 @@ fn pointwise(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
     let [out_channels, ..] = weight.dims();
     let stride = conv.stride[0];
     let (out_height, out_width) = ((height - 1) / stride + 1, (width - 1) / stride + 1);
-    let strided = |length: usize| Slice::new(0, Some(length as isize), stride as isize);
     let input = if stride > 1 {
-        input.slice([Slice::full(), Slice::full(), strided(height), strided(width)])
+        input.slice([Slice::full(), Slice::full(), strided(height, stride), strided(width, stride)])
     } else {
         input
     };
@@ -226,7 +242,7 @@ impl UnfoldedConvBackend for burn::backend::Flex {
     ) -> FloatTensor<Self> {
         use crate::winograd::{Direction, applies, conv3x3};
         use burn::backend::ops::ModuleOps;
-        if unfolding == Unfolding::ChannelsLast && channels_last_applies(&options) {
+        if unfolding.channels_last_for(&options) {
             return channels_last_conv2d::<Self>(x, weight, &options);
         }
         if applies(&x, &weight, &options) {
@@ -244,18 +260,15 @@ impl UnfoldedConvBackend for burn::backend::Cube {
         options: ConvOptions<2>,
         unfolding: Unfolding,
     ) -> FloatTensor<Self> {
-        use burn::backend::TensorMetadata;
         use burn::backend::ops::conv::calculate_conv_output_sizes;
         use burn::backend::ops::{FloatTensorOps, ModuleOps};
-        use burn::tensor::Shape;
         use burn::tensor::ops::{PadMode, UnfoldOptions};
 
-        let from_batch = match unfolding {
-            Unfolding::ChannelsLast if channels_last_applies(&options) => {
-                return channels_last_conv2d::<Self>(x, weight, &options);
-            }
-            Unfolding::ChannelsLast => usize::MAX,
-            Unfolding::PerImage { from_batch } => from_batch,
+        if unfolding.channels_last_for(&options) {
+            return channels_last_conv2d::<Self>(x, weight, &options);
+        }
+        let Unfolding::PerImage { from_batch } = unfolding else {
+            return Self::conv2d(x, weight, None, options);
         };
         let [batch, _, height, width] = x.shape().dims();
         if batch < from_batch || options.dilation != [1, 1] || options.groups != 1 {
@@ -430,7 +443,7 @@ where
                     options.clone(),
                     unfolding,
                 );
-                let channels_last = unfolding == Unfolding::ChannelsLast && channels_last_applies(&options);
+                let channels_last = unfolding.channels_last_for(&options);
                 prep.finish((x_state, weight_state, options, channels_last), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::unfolded_conv2d(
@@ -441,12 +454,6 @@ where
             )),
         }
     }
-}
-
-/// Whether [`Unfolding::ChannelsLast`] computes a convolution with `options`: no dilation, one
-/// group, the same padding on both sides (torchvision's ResNets have nothing else).
-fn channels_last_applies(options: &ConvOptions<2>) -> bool {
-    options.dilation == [1, 1] && options.groups == 1 && !options.is_asymmetric()
 }
 
 /// `conv2d(x, weight)` (no bias) as one channels-last product over the batch: the input's windows
@@ -472,7 +479,6 @@ fn channels_last_conv2d<B: ConvProductBackend>(
     let x = B::float_permute(x, &[0, 2, 3, 1]);
     let windows = if kernel == [1, 1] && options.padding == [(0, 0); 2] {
         // A 1×1 convolution's windows are the (strided) positions themselves.
-        let strided = |length: usize, stride: usize| Slice::new(0, Some(length as isize), stride as isize);
         let [stride_height, stride_width] = options.stride;
         B::float_slice(x, &[Slice::full(), strided(height, stride_height), strided(width, stride_width), Slice::full()])
     } else {
@@ -527,16 +533,12 @@ fn taps_last<B: Backend>(weight: FloatTensor<B>) -> FloatTensor<B> {
 mod tests {
     use super::*;
     use crate::compare::max_relative_error;
+    use crate::fixed_values::fixed_values;
     use burn::tensor::TensorData;
     use burn::tensor::module::conv2d;
 
-    /// A fixed sequence in [-1, 1]: the comparison must not depend on a generator's state.
     fn fixed<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-        let count = shape.iter().product::<usize>() as u64;
-        let values = (0..count)
-            .map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed * 40503) % 2001) as f32 - 1000.0) / 1000.0)
-            .collect::<Vec<_>>();
-        Tensor::from_data(TensorData::new(values, shape), device)
+        Tensor::from_data(TensorData::new(fixed_values(shape.iter().product(), seed), shape), device)
     }
 
     /// The convolution's output and its input gradient for the output gradient `grad`.

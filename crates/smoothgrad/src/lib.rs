@@ -20,6 +20,8 @@ mod col2im;
 pub mod compare;
 mod conv;
 mod downsample;
+#[cfg(all(test, feature = "flex"))]
+mod fixed_values;
 mod frozen_batch_norm;
 pub mod names;
 pub mod noise;

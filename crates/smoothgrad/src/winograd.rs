@@ -321,16 +321,13 @@ fn transform_output(products: &[f32], output: &mut [f32], count: usize, channels
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixed_values::fixed_values;
     use burn::backend::Flex;
     use burn::backend::ops::ModuleOps;
     use burn::tensor::TensorData;
 
     fn random(shape: [usize; 4], seed: u64) -> FlexTensor {
-        let count = shape.iter().product::<usize>();
-        // A fixed sequence: the comparison must not depend on a generator's state.
-        let values = (0..count as u64)
-            .map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed * 40503) % 2001) as f32 - 1000.0) / 1000.0)
-            .collect::<Vec<_>>();
+        let values = fixed_values(shape.iter().product(), seed);
         FlexTensor::from_data(TensorData::new(values, shape))
     }
 
