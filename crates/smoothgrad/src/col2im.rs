@@ -1,10 +1,12 @@
-//! col2im in channels-last order: the step of a convolution's input gradient that sums, for each
-//! input position, what every output position it fed contributes (`conv.rs`'s channels-last
-//! lowering).
+//! col2im: the step of a convolution's input gradient that sums, for each input position, what
+//! every output position it fed contributes. Channels-last for `conv.rs`'s channels-last lowering
+//! ([`ChannelsLastFold`]); channels-first, in burn's own im2col order, for the input gradient of
+//! the shipped lowering on burn's GPU backend (`conv.rs`'s `ConvInputGradBackend`).
 //!
-//! burn's GPU backend has a col2im, but it is private to burn-cubecl, reads columns in
-//! channels-first order and multiplies inside with cubek's default kernel, so [`ChannelsLastFold`]
-//! is its own kernel; the product before it goes through [`crate::product`].
+//! burn's GPU backend has a col2im, but it is private to burn-cubecl, reads only channels-first
+//! columns and multiplies inside with cubek's default kernel, which [`crate::product`]'s choice by
+//! shape cannot reach. So the product before a fold goes through [`crate::product`], and the fold
+//! is one kernel of our own for both orders.
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata, backend_extension};
@@ -51,12 +53,13 @@ impl ChannelsLastFold for burn_cubecl::CubeBackend {
         kernel: [usize; 2],
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        kernel::fold(columns, image, kernel, options)
+        let [batch, height, width, channels] = image;
+        kernel::fold(columns, kernel::FoldLayout::ChannelsLast, [batch, channels, height, width], kernel, &options)
     }
 }
 
 #[cfg(feature = "wgpu")]
-mod kernel {
+pub(crate) mod kernel {
     use burn::backend::cubecl::dtype_to_storage_type;
     use burn::backend::ops::FloatTensorOps;
     use burn::backend::ops::conv::calculate_conv_output_sizes;
@@ -68,7 +71,19 @@ mod kernel {
     use burn_cubecl::kernel::into_contiguous;
     use burn_cubecl::tensor::CubeTensor;
 
-    /// The geometry of one fold, in the kernel's terms.
+    /// The order of a fold's columns and of the image it writes.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum FoldLayout {
+        /// Columns `[1, batch · positions, taps · channels]` (a row per output position, channels
+        /// fastest) into an image `[batch, height, width, channels]`.
+        ChannelsLast,
+        /// Columns `[1, channels · taps, batch · positions]` (burn's im2col order, the batch's
+        /// positions side by side) into an image `[batch, channels, height, width]`.
+        ChannelsFirst,
+    }
+
+    /// The geometry of one fold, in the kernel's terms, and where the columns keep each image,
+    /// output position (within its image), channel and kernel tap.
     #[derive(CubeLaunch, CubeType)]
     struct FoldArgs {
         height: usize,
@@ -82,28 +97,41 @@ mod kernel {
         pad_width: usize,
         stride_height: usize,
         stride_width: usize,
+        batch_stride: usize,
+        position_stride: usize,
+        channel_stride: usize,
+        tap_stride: usize,
     }
 
-    /// One thread per image element, channels fastest, so that neighbouring threads read
-    /// neighbouring columns and write neighbouring elements (the scatter needs no atomics: each
-    /// element gathers the windows that cover it).
+    /// One thread per image element, in the image's own order, so that neighbouring threads read
+    /// neighbouring columns and write neighbouring elements in both layouts (the scatter needs no
+    /// atomics: each element gathers the windows that cover it).
     #[cube(launch)]
     fn fold_kernel<E: Numeric>(
         columns: &Tensor<E>,
         image: &mut Tensor<E>,
         args: &FoldArgs,
+        #[comptime] channels_last: bool,
         #[define(E)] _dtype: ElemType,
     ) {
         if ABSOLUTE_POS >= image.len() {
             terminate!();
         }
-        let channel = ABSOLUTE_POS % args.channels;
-        let pixel = ABSOLUTE_POS / args.channels;
-        let x = pixel % args.width + args.pad_width;
-        let row = pixel / args.width;
-        let y = row % args.height + args.pad_height;
-        let batch = row / args.height;
-        let row_length = args.kernel_height * args.kernel_width * args.channels;
+        let mut rest = ABSOLUTE_POS;
+        let mut channel = 0usize;
+        if channels_last {
+            channel = rest % args.channels;
+            rest /= args.channels;
+        }
+        let x = rest % args.width + args.pad_width;
+        rest /= args.width;
+        let y = rest % args.height + args.pad_height;
+        rest /= args.height;
+        if !channels_last {
+            channel = rest % args.channels;
+            rest /= args.channels;
+        }
+        let image_columns = rest * args.batch_stride + channel * args.channel_stride;
 
         // Output positions whose window covers (y, x): y - kernel < out_y · stride <= y.
         let y_start = if y >= args.kernel_height {
@@ -124,35 +152,40 @@ mod kernel {
             let kernel_y = y - out_y * args.stride_height;
             for out_x in x_start..x_end {
                 let kernel_x = x - out_x * args.stride_width;
-                let position = (batch * args.out_height + out_y) * args.out_width + out_x;
-                let tap = (kernel_y * args.kernel_width + kernel_x) * args.channels + channel;
-                sum += columns[position * row_length + tap];
+                let position = out_y * args.out_width + out_x;
+                let tap = kernel_y * args.kernel_width + kernel_x;
+                sum += columns[image_columns + position * args.position_stride + tap * args.tap_stride];
             }
         }
         image[ABSOLUTE_POS] = sum;
     }
 
-    /// [`super::ChannelsLastFold::fold_channels_last`] on burn's GPU backend.
+    /// The image `[batch, channels, height, width]` (`image`, in `layout`'s order) whose gradient
+    /// `columns` hold in `layout`, for a convolution with `kernel` and `options` (symmetric
+    /// padding, no dilation).
     pub fn fold(
         columns: CubeTensor,
+        layout: FoldLayout,
         image: [usize; 4],
         kernel: [usize; 2],
-        options: ConvOptions<2>,
+        options: &ConvOptions<2>,
     ) -> CubeTensor {
-        let [batch, height, width, channels] = image;
+        let [batch, channels, height, width] = image;
         let [kernel_height, kernel_width] = kernel;
         let [pad_height, pad_width] = options.padding_begin();
         let [stride_height, stride_width] = options.stride;
         let out_size = calculate_conv_output_sizes(&kernel, &options.stride, &options.padding, &options.dilation, &[height, width]);
         let (out_height, out_width) = (out_size[0], out_size[1]);
-        debug_assert_eq!(
-            columns.meta.shape().num_elements(),
-            batch * out_height * out_width * kernel_height * kernel_width * channels
-        );
+        let (positions, taps) = (out_height * out_width, kernel_height * kernel_width);
+        debug_assert_eq!(columns.meta.shape().num_elements(), batch * positions * taps * channels);
+        let (batch_stride, position_stride, channel_stride, tap_stride, shape) = match layout {
+            FoldLayout::ChannelsLast => (positions * taps * channels, taps * channels, 1, channels, [batch, height, width, channels]),
+            FoldLayout::ChannelsFirst => (positions, 1, taps * batch * positions, batch * positions, image),
+        };
 
         let columns = into_contiguous(columns);
         let (client, device, dtype) = (columns.client.clone(), columns.device.clone(), columns.dtype);
-        let out = CubeBackend::float_empty(Shape::new(image), &device, dtype.into());
+        let out = CubeBackend::float_empty(Shape::new(shape), &device, dtype.into());
         let elements = batch * height * width * channels;
         let cube_dim = CubeDim::new(&client, elements);
         let cube_count = cubecl::calculate_cube_count_elemwise(&client, elements, cube_dim);
@@ -174,7 +207,12 @@ mod kernel {
                 pad_width,
                 stride_height,
                 stride_width,
+                batch_stride,
+                position_stride,
+                channel_stride,
+                tap_stride,
             ),
+            layout == FoldLayout::ChannelsLast,
             dtype_to_storage_type(dtype),
         );
         out
