@@ -167,14 +167,16 @@ pub enum Unfolding {
 
 impl Unfolding {
     /// Whether a convolution with `options` is computed channels-last: [`Self::ChannelsLast`] and
-    /// no dilation, one group, the same padding on both sides (torchvision's ResNets have nothing
-    /// else); otherwise burn's own convolution.
+    /// [`foldable`] options; otherwise burn's own convolution.
     fn channels_last_for(self, options: &ConvOptions<2>) -> bool {
-        self == Self::ChannelsLast
-            && options.dilation == [1, 1]
-            && options.groups == 1
-            && !options.is_asymmetric()
+        self == Self::ChannelsLast && foldable(options)
     }
+}
+
+/// Whether a convolution's windows are what our unfolding and col2im (`col2im.rs`) handle: no
+/// dilation, one group, the same padding on both sides (torchvision's ResNets have nothing else).
+fn foldable(options: &ConvOptions<2>) -> bool {
+    options.dilation == [1, 1] && options.groups == 1 && !options.is_asymmetric()
 }
 
 /// Every `stride`-th of `length` positions along an axis.
@@ -361,17 +363,15 @@ impl ConvInputGradBackend for burn_cubecl::CubeBackend {
         use crate::col2im::kernel::{FoldLayout, fold};
         use burn::backend::ops::{FloatTensorOps, ModuleOps};
 
-        // The fold gathers windows with one padding per axis, without dilation or groups
-        // (torchvision's ResNets have nothing else).
-        if options.is_asymmetric() || options.dilation != [1, 1] || options.groups != 1 {
+        if !foldable(&options) {
             return Self::conv2d_x_backward(x, weight, grad, options);
         }
         let [batch, channels, height, width] = x.shape().dims();
         let [out_channels, _, kernel_height, kernel_width] = weight.shape().dims();
         let [_, _, out_height, out_width] = grad.shape().dims();
         let taps = channels * kernel_height * kernel_width;
-        // One product over the whole batch's positions, as burn's col2im does (per image, the deep
-        // layers' 49 or 196 positions would leave most of each tile's columns empty).
+        // One product over the whole batch's positions, as burn's col2im does (per image, layer 4's
+        // 49 positions would leave a quarter of each 64-column tile empty).
         let weight = Self::float_reshape(weight, Shape::new([1, out_channels, taps]));
         let grad = Self::float_permute(grad, &[1, 0, 2, 3]);
         let grad = Self::float_reshape(grad, Shape::new([1, out_channels, batch * out_height * out_width]));
