@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
 # native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json); the
-# channels-last lowering, each of cubek's matrix-product strategies in turn and the shipped one in
+# channels-last lowering, our own product kernel (h100-tiled.json), each of cubek's matrix-product strategies in turn and the shipped one in
 # f16 (h100-matmul.json, one JSON report a line); with burn's autotune (h100-autotune.json) and its
 # choices; kernel profiles of the shipped build and of the channels-last lowering.
 # Every report says whether its gradient matches the CPU backend's. Steps run most wanted first,
@@ -26,18 +26,29 @@ beside_pytorch() { # $1: a build in .bench; the rest: more arguments for bench.p
     > "$out/h100${build#bench}.json" 2> >(tee -a "$out/log.txt" >&2)
   cat "$out/h100${build#bench}.json"
 }
+# One configuration against the PyTorch figures of h100.json (not repeated on each line), one
+# JSON line labelled with what it is.
+compared() { # $1: the label (JSON), $2: a build in .bench, $3: micro-batches; the rest: more arguments for the benchmark
+  local label=$1 build=$2 micro_batches=$3
+  shift 3
+  room 70 "$label" || return 0
+  echo "$label" >> "$out/log.txt"
+  python3 scripts/bench.py --reference "$out/h100.json" --runs 3 --micro-batches "$micro_batches" \
+    --project "timeout 60 .bench/$build --backend wgpu $*" 2>> "$out/log.txt" | labelled "$label"
+}
 # The matrix products are most of the GPU time: each of cubek's strategies in turn for every
 # product ("default" is the shipped choice by shape, "cubek-auto" cubek's default as shipped
-# before it), timed by the build where CUBEK_MATMUL_AUTO picks one, with its ratios to the PyTorch
-# figures of h100.json (not repeated on each line).
-strategy() { # $1: strategy, $2: micro-batches; the rest: more arguments for the benchmark
-  local name=$1 micro_batches=$2
-  shift 2
-  room 70 "matmul strategy $name $*" || return 0
-  echo "matmul strategy $name $*" >> "$out/log.txt"
-  CUBEK_MATMUL_AUTO=${name#default} python3 scripts/bench.py --reference "$out/h100.json" --runs 3 \
-    --micro-batches "$micro_batches" --project "timeout 60 .bench/bench-matmul --backend wgpu $*" \
-    2>> "$out/log.txt" | labelled "{\"matmul_strategy\": \"$name\"}"
+# before it), timed by the build where CUBEK_MATMUL_AUTO picks one.
+strategy() { # $1: strategy; the rest: as for compared, from the micro-batches
+  local name=$1
+  shift
+  CUBEK_MATMUL_AUTO=${name#default} compared "{\"matmul_strategy\": \"$name\"}" bench-matmul "$@"
+}
+# Our own product kernel (`--products`, crates/smoothgrad/src/tiled_product.rs) in the shipped build.
+products() { # $1: which (tiled, tiled-large, tiled-small); the rest: as for compared, from the micro-batches
+  local name=$1
+  shift
+  compared "{\"products\": \"$name\"}" bench "$@" --products "$name"
 }
 # 1. The shipped build (bench) beside PyTorch: every figure with its ratio to PyTorch's.
 beside_pytorch bench
@@ -52,17 +63,26 @@ profile() { # $1: the log's name; the rest: more arguments for the benchmark
   rm -f cubecl.toml
 }
 profile profile.log
+# 3. Our own product kernel, untimed on a GPU until this run: with the tile chosen by shape in
+# both lowerings, then each tile alone where the products are largest (channels-last), then its
+# profile (h100-tiled.json).
+{ products tiled 10,25,50
+  products tiled 10,25,50 --conv-lowering channels-last
+  products tiled-large 10,50 --conv-lowering channels-last
+  products tiled-small 10,50 --conv-lowering channels-last
+  products tiled 1; } | tee "$out/h100-tiled.json"
+profile profile-tiled.log --conv-lowering channels-last --products tiled
 if [ -x .bench/bench-matmul ]; then
-  # 3. The channels-last lowering (`--conv-lowering channels-last`: from micro-batch 10 on, one
+  # 4. The channels-last lowering (`--conv-lowering channels-last`: from micro-batch 10 on, one
   # product over the batch per convolution), with the shipped choice of kernel and with the
   # strategies that suit large products; its batched gradient against the CPU's.
   for name in default simple-unit-min double-unit-max gemm-k1024; do
     strategy "$name" 10,25,50 --conv-lowering channels-last
   done | tee "$out/h100-matmul.json"
   profile profile-channels-last.log --conv-lowering channels-last
-  # 4. The shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
+  # 5. The shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
   # shader-f16): its figures beside h100.json's f32 ones, and its gradient against the CPU's f32.
-  # 5. Then every strategy in turn: cubek's former default first, then the page's kernels
+  # 6. Then every strategy in turn: cubek's former default first, then the page's kernels
   # (no-subgroups), the control (default) last.
   { strategy default 1,10,50 --precision f16
     for name in cubek-auto no-subgroups simple-unit-min double-unit-max double-unit-min gemm gemm-k1024 default; do
@@ -74,11 +94,11 @@ if [ -x .bench/bench-matmul ]; then
     strategy "$name" 1 --conv-lowering unfolded
   done | tee -a "$out/h100-matmul.json"
 fi
-# 6. Any other build put in .bench to compare, against the same PyTorch figures.
+# 7. Any other build put in .bench to compare, against the same PyTorch figures.
 for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench$' -e '^bench-matmul$' -e '^bench-autotune$'); do
   room 250 "$variant" && beside_pytorch "$variant" --reference "$out/h100.json"
 done
-# 7. burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
+# 8. burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
 # one per tuned shape): which kernels win on this GPU, the shortlist for a build without autotune.
 if [ -x .bench/bench-autotune ] && room 250 autotune; then
   printf '[autotune.decisions]\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \

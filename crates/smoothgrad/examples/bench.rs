@@ -1,7 +1,8 @@
 //! Speed benchmark: ResNet-50 at 224×224, fp32, input gradient of one logit; prints JSON.
 //!
 //! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]
-//! [--conv-lowering matrix-products|channels-last|unfolded|direct] [--precision f32|f16]`
+//! [--conv-lowering matrix-products|channels-last|unfolded|direct] [--precision f32|f16]
+//! [--products cubek|tiled|tiled-large|tiled-small]`
 //! (`--features autotune` natively lets burn's GPU backend tune its kernels)
 //!
 //! Each figure is the median of `--runs` timed runs after one warm-up; every run ends with a
@@ -16,7 +17,7 @@ use smoothgrad::burn::module::Module;
 use smoothgrad::burn::tensor::{Device, DeviceKind, Distribution, Tensor};
 use smoothgrad::{
     Attribution, compare, ConvLowering, GaussianNoise, Gradient, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
-    Precision, Smoothing, Targets, UNFOLD_FROM_BATCH,
+    Precision, ProductKernels, Smoothing, Targets, UNFOLD_FROM_BATCH, use_product_kernels,
 };
 
 /// What to measure, from the command line.
@@ -27,6 +28,7 @@ struct Args {
     micro_batches: Vec<usize>,
     conv_lowering: ConvLowering,
     precision: Precision,
+    products: ProductKernels,
 }
 
 impl Args {
@@ -38,6 +40,7 @@ impl Args {
             micro_batches: vec![1, 10, 25, 50],
             conv_lowering: ConvLowering::default(),
             precision: Precision::default(),
+            products: ProductKernels::default(),
         };
         let mut words = std::env::args().skip(1);
         while let Some(flag) = words.next() {
@@ -54,6 +57,7 @@ impl Args {
                 }
                 "--conv-lowering" => args.conv_lowering = value.parse().unwrap_or_else(|error| panic!("{error}")),
                 "--precision" => args.precision = value.parse().unwrap_or_else(|error| panic!("{error}")),
+                "--products" => args.products = value.parse().unwrap_or_else(|error| panic!("{error}")),
                 _ => panic!("unknown flag {flag}"),
             }
         }
@@ -134,6 +138,7 @@ fn noisy_batch(image: &Tensor<4>) -> Tensor<4> {
 
 fn main() {
     let args = Args::parse();
+    use_product_kernels(args.products);
     let device = args.device();
     let full = ResNetConfig::resnet50(1000).init(&device).with_conv_lowering(args.conv_lowering);
     let model = full.clone().with_precision(args.precision).unwrap_or_else(|error| panic!("{error}"));
@@ -172,6 +177,7 @@ fn main() {
         "autotune": cfg!(feature = "autotune"),
         "conv_lowering": args.conv_lowering.name(),
         "precision": args.precision.name(),
+        "products": format!("{:?}", args.products),
         "gradient_vs_cpu": check,
         "batched_gradient_vs_cpu": batched_check,
         "device": format!("{device:?}"),

@@ -17,6 +17,8 @@ use burn::backend::autodiff::{NodeId, checkpoint::base::Checkpointer, grads::Gra
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::Tensor;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The kernel that runs one product on burn's GPU backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +29,58 @@ pub enum ProductKernel {
     DoubleBuffered,
     /// cubek's `gemm`, which splits the inner dimension across a subgroup.
     Gemm,
+    /// Our register-blocked kernel (`tiled_product.rs`) with this tile.
+    #[cfg(feature = "wgpu")]
+    Tiled(crate::ProductTile),
+}
+
+/// Which kernels run the convolutions' products on burn's GPU backend, for the whole process
+/// (set once, before the first product: see [`use_product_kernels`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProductKernels {
+    /// cubek's, chosen by [`ProductKernel::for_shape`]: what every measurement so far ran.
+    #[default]
+    Cubek,
+    /// Ours, the tile chosen by shape (`ProductTile::for_shape`). Not yet timed on a GPU.
+    Tiled,
+    /// Ours with the 128 × 128 tile everywhere, for benchmarks.
+    TiledLarge,
+    /// Ours with the 64 × 64 tile everywhere, for benchmarks.
+    TiledSmall,
+}
+
+static PRODUCT_KERNELS: AtomicU8 = AtomicU8::new(ProductKernels::Cubek as u8);
+
+/// Chooses the kernels for every product that follows, in this process (a benchmark's or a
+/// page's setting, like burn's autotune: not a property of one model).
+pub fn use_product_kernels(kernels: ProductKernels) {
+    PRODUCT_KERNELS.store(kernels as u8, Ordering::Relaxed);
+}
+
+impl ProductKernels {
+    /// The setting [`use_product_kernels`] made last.
+    pub fn current() -> Self {
+        match PRODUCT_KERNELS.load(Ordering::Relaxed) {
+            1 => Self::Tiled,
+            2 => Self::TiledLarge,
+            3 => Self::TiledSmall,
+            _ => Self::Cubek,
+        }
+    }
+}
+
+impl FromStr for ProductKernels {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "cubek" => Ok(Self::Cubek),
+            "tiled" => Ok(Self::Tiled),
+            "tiled-large" => Ok(Self::TiledLarge),
+            "tiled-small" => Ok(Self::TiledSmall),
+            other => Err(format!("product kernels {other:?}: expected cubek, tiled, tiled-large or tiled-small")),
+        }
+    }
 }
 
 /// Inner dimensions from which [`ProductKernel::Gemm`] pays.
@@ -101,12 +155,18 @@ impl ConvProductBackend for burn_cubecl::CubeBackend {
         use burn::backend::ops::FloatTensorOps;
         use burn_cubecl::cubecl::features::Plane;
         use burn_cubecl::kernel::matmul::init_matmul_output;
+        use crate::ProductTile;
 
         let [batch, rows, inner] = lhs.shape().dims();
         let [rhs_batch, _, columns] = rhs.shape().dims();
         let subgroups = lhs.client.properties().features.plane.contains(Plane::Ops);
-        let kernel =
-            ProductKernel::for_shape(batch.max(rhs_batch), rows, inner, columns, subgroups);
+        let batch = batch.max(rhs_batch);
+        let kernel = match ProductKernels::current() {
+            ProductKernels::Cubek => ProductKernel::for_shape(batch, rows, inner, columns, subgroups),
+            ProductKernels::Tiled => ProductKernel::Tiled(ProductTile::for_shape(batch, rows, columns)),
+            ProductKernels::TiledLarge => ProductKernel::Tiled(ProductTile::LARGE),
+            ProductKernels::TiledSmall => ProductKernel::Tiled(ProductTile::SMALL),
+        };
         let out = init_matmul_output(&lhs, &rhs, lhs.dtype);
         match launch_product(kernel, lhs.clone(), rhs.clone(), out.clone()) {
             Ok(()) => out,
@@ -145,6 +205,10 @@ fn launch_product(
         ProductKernel::Gemm => Strategy::Gemm(Inferred(GemmStrategy {
             target_num_planes: None,
         })),
+        ProductKernel::Tiled(tile) => {
+            crate::tiled_product::launch(lhs, rhs, &out, tile);
+            return Ok(());
+        }
     };
     let storage = dtype_to_storage_type(out.dtype);
     let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems {

@@ -161,3 +161,35 @@ async fn col2im_input_gradients_match_burns_direct_kernel_on_webgpu() {
         assert_matches(&what, Tensor::<4>::from_dispatch(ours), burns, 1e-5).await;
     }
 }
+
+#[wasm_bindgen_test]
+async fn tiled_products_match_the_cpu_on_webgpu() {
+    // Our register-blocked product kernel, both tiles, against burn's CPU backend: edges that
+    // fill no tile (rows, columns and inner dimension), a broadcast batch of one (a
+    // convolution's weights), transposed views of either operand (the backward's), and an inner
+    // dimension shorter than one staged slice.
+    use smoothgrad::burn::backend::Dispatch;
+    use smoothgrad::burn::tensor::{Distribution, Tensor};
+    use smoothgrad::{ConvProductBackend, ProductKernels, use_product_kernels};
+    let device = webgpu().await;
+    let normal = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let transposed = |shape: [usize; 3]| normal([shape[0], shape[2], shape[1]]).swap_dims(1, 2);
+    let cases = [
+        ("broadcast weights, ragged", normal([1, 70, 37]), normal([3, 37, 130])),
+        ("contiguous, two tiles each way", normal([2, 200, 300]), normal([2, 300, 150])),
+        ("both transposed", transposed([2, 70, 37]), transposed([2, 37, 130])),
+        ("lhs transposed, broadcast rhs", transposed([2, 129, 64]), normal([1, 64, 65])),
+        ("inner shorter than a slice", normal([1, 5, 3]), normal([1, 3, 7])),
+    ];
+    for kernels in [ProductKernels::TiledLarge, ProductKernels::TiledSmall] {
+        use_product_kernels(kernels);
+        for (what, lhs, rhs) in &cases {
+            let cpu = Device::flex();
+            let reference = lhs.clone().to_device(&cpu).matmul(rhs.clone().to_device(&cpu));
+            let ours = Dispatch::conv_product(lhs.clone().into_dispatch(), rhs.clone().into_dispatch());
+            let reference = reference.into_data_async().await.unwrap();
+            assert_matches(&format!("{kernels:?}, {what}"), Tensor::<3>::from_dispatch(ours), reference, 1e-5).await;
+        }
+    }
+    use_product_kernels(ProductKernels::Cubek);
+}

@@ -1,0 +1,247 @@
+//! A matrix product kernel of our own for burn's GPU backend: the classic register-blocked
+//! product (each thread keeps a `thread_rows × thread_columns` block of the output in registers,
+//! the cube stages `depth`-deep slices of both operands in shared memory, and the next slice is
+//! read from global memory while the current one is multiplied).
+//!
+//! Why: on an H200, cubek's unit kernels in WGSL ran ResNet-50's products at about 12 TFLOP/s,
+//! 80 % of a SmoothGrad pass at micro-batch 50, and no choice among cubek's strategies closed the
+//! gap to PyTorch (`docs/benchmarks/h200-2026-11-29.json`). Opt-in until a GPU measures it
+//! ([`crate::product::ProductKernels::Tiled`]).
+//!
+//! Operands are read through their strides, so transposed views (the weights of the input
+//! gradient, the backward's `swap_dims`) need no copy; a batch of one is broadcast.
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::cubecl;
+use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+
+/// The block of the output one cube computes and how it is split among its threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProductTile {
+    /// Output rows per cube.
+    pub rows: usize,
+    /// Output columns per cube.
+    pub columns: usize,
+    /// Inner-dimension slice staged in shared memory per step.
+    pub depth: usize,
+    /// Output rows per thread.
+    pub thread_rows: usize,
+    /// Output columns per thread.
+    pub thread_columns: usize,
+}
+
+impl ProductTile {
+    /// 128 × 128 per cube, 8 × 8 per thread (256 threads): the usual shape of a fast f32 product
+    /// on NVIDIA GPUs, for products with many rows and columns.
+    pub const LARGE: Self = Self { rows: 128, columns: 128, depth: 8, thread_rows: 8, thread_columns: 8 };
+    /// 64 × 64 per cube, 4 × 4 per thread (256 threads), for products too narrow or too few for
+    /// [`Self::LARGE`] to fill the GPU.
+    pub const SMALL: Self = Self { rows: 64, columns: 64, depth: 16, thread_rows: 4, thread_columns: 4 };
+
+    /// The tile for `batch` products of `rows × columns` outputs: [`Self::LARGE`] where both sides
+    /// fill it with little padding and there are cubes enough for a large GPU (two per
+    /// multiprocessor on an H100's 132), else [`Self::SMALL`].
+    pub fn for_shape(batch: usize, rows: usize, columns: usize) -> Self {
+        let cubes = |tile: Self| batch * rows.div_ceil(tile.rows) * columns.div_ceil(tile.columns);
+        let padding = |tile: Self| {
+            let padded = rows.next_multiple_of(tile.rows) * columns.next_multiple_of(tile.columns);
+            padded as f64 / (rows * columns) as f64
+        };
+        if cubes(Self::LARGE) >= 264 && padding(Self::LARGE) <= 1.15 {
+            Self::LARGE
+        } else {
+            Self::SMALL
+        }
+    }
+
+    fn threads(self) -> usize {
+        (self.rows / self.thread_rows) * (self.columns / self.thread_columns)
+    }
+}
+
+/// `out = lhs · rhs` for `lhs [batch or 1, rows, inner]`, `rhs [batch or 1, inner, columns]` and a
+/// contiguous `out [batch, rows, columns]`, with `tile`.
+pub fn launch(lhs: CubeTensor, rhs: CubeTensor, out: &CubeTensor, tile: ProductTile) {
+    let lhs = with_a_unit_stride(lhs);
+    let rhs = with_a_unit_stride(rhs);
+    let dims = out.meta.shape().dims::<3>();
+    let [batch, rows, columns] = dims;
+    let lhs_inner_fastest = lhs.meta.strides()[2] == 1;
+    let rhs_columns_fastest = rhs.meta.strides()[2] == 1;
+    let client = out.client.clone();
+    let cube_count = CubeCount::new_3d(
+        columns.div_ceil(tile.columns) as u32,
+        rows.div_ceil(tile.rows) as u32,
+        batch as u32,
+    );
+    tiled_product_kernel::launch(
+        &client,
+        cube_count,
+        CubeDim::new_1d(tile.threads() as u32),
+        lhs.into_tensor_arg(),
+        rhs.into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        tile.rows,
+        tile.columns,
+        tile.depth,
+        tile.thread_rows,
+        tile.thread_columns,
+        lhs_inner_fastest,
+        rhs_columns_fastest,
+        dtype_to_storage_type(out.dtype),
+    );
+}
+
+/// The operand itself where one of its matrix dimensions is contiguous (as in every product a
+/// convolution lowers to, transposed or not), else a contiguous copy: the kernel reads along one.
+fn with_a_unit_stride(tensor: CubeTensor) -> CubeTensor {
+    let strides = tensor.meta.strides();
+    if strides[2] == 1 || strides[1] == 1 {
+        tensor
+    } else {
+        into_contiguous(tensor)
+    }
+}
+
+/// Where the `index`-th element a cube loads of one operand's slice sits in it: `(k, other)`, its
+/// place along the inner dimension and along the operand's other one (`width` long). The order
+/// follows the operand's contiguous dimension, so that neighbouring threads read neighbouring
+/// addresses.
+#[cube]
+fn slice_position(index: usize, #[comptime] inner_fastest: bool, #[comptime] depth: usize, #[comptime] width: usize) -> (usize, usize) {
+    if inner_fastest { (index % depth, index / depth) } else { (index / width, index % width) }
+}
+
+/// One thread block of `rows × columns` outputs per cube (`CUBE_POS_Y`, `CUBE_POS_X`; the batch
+/// in `CUBE_POS_Z`). A thread's outputs are strided by the thread grid (row `i · threads_down +
+/// ty`, column `j · threads_across + tx`): a warp then reads neighbouring words of the shared
+/// rhs slice (no bank conflicts) and writes neighbouring output columns.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn tiled_product_kernel<E: Numeric>(
+    lhs: &Tensor<E>,
+    rhs: &Tensor<E>,
+    out: &mut Tensor<E>,
+    #[comptime] rows: usize,
+    #[comptime] columns: usize,
+    #[comptime] depth: usize,
+    #[comptime] thread_rows: usize,
+    #[comptime] thread_columns: usize,
+    #[comptime] lhs_inner_fastest: bool,
+    #[comptime] rhs_columns_fastest: bool,
+    #[define(E)] _dtype: ElemType,
+) {
+    let threads_across = columns / thread_columns;
+    let threads_down = rows / thread_rows;
+    let threads = threads_across * threads_down;
+    let lhs_loads = rows * depth / threads;
+    let rhs_loads = columns * depth / threads;
+    let rhs_inner_fastest = comptime!(!rhs_columns_fastest);
+
+    let (out_rows, out_columns, inner) = (out.shape(1), out.shape(2), lhs.shape(2));
+    let batch = CUBE_POS_Z as usize;
+    let lhs_start = if lhs.shape(0) == 1 { 0usize.runtime() } else { batch * lhs.stride(0) };
+    let rhs_start = if rhs.shape(0) == 1 { 0usize.runtime() } else { batch * rhs.stride(0) };
+    let (lhs_row_stride, lhs_inner_stride) = (lhs.stride(1), lhs.stride(2));
+    let (rhs_inner_stride, rhs_column_stride) = (rhs.stride(1), rhs.stride(2));
+    let first_row = CUBE_POS_Y as usize * rows;
+    let first_column = CUBE_POS_X as usize * columns;
+    let unit = UNIT_POS as usize;
+    let tx = unit % threads_across;
+    let ty = unit / threads_across;
+
+    // Slices stored inner-major ([depth][rows], [depth][columns]): the multiply reads a row of each.
+    let mut lhs_slice = Shared::<[E]>::new_slice(depth * rows);
+    let mut rhs_slice = Shared::<[E]>::new_slice(depth * columns);
+    let mut lhs_next = Array::<E>::new(lhs_loads);
+    let mut rhs_next = Array::<E>::new(rhs_loads);
+    let mut sums = Array::<E>::new(thread_rows * thread_columns);
+    let mut lhs_values = Array::<E>::new(thread_rows);
+    let mut rhs_values = Array::<E>::new(thread_columns);
+    #[unroll]
+    for i in 0..thread_rows * thread_columns {
+        sums[i] = E::from_int(0);
+    }
+
+    let steps = inner.div_ceil(depth);
+    for step in 0..steps + 1 {
+        // Read this step's slice into registers (the global loads then overlap the multiply of
+        // the previous step's slice), multiply the previous one, then store this one.
+        if step < steps {
+            let first_inner = step * depth;
+            #[unroll]
+            for load in 0..lhs_loads {
+                let index = unit + load * threads;
+                let (k, m) = slice_position(index, lhs_inner_fastest, depth, rows);
+                let (row, k) = (first_row + m, first_inner + k);
+                let mut value = E::from_int(0);
+                if row < out_rows && k < inner {
+                    value = lhs[lhs_start + row * lhs_row_stride + k * lhs_inner_stride];
+                }
+                lhs_next[load] = value;
+            }
+            #[unroll]
+            for load in 0..rhs_loads {
+                let index = unit + load * threads;
+                let (k, n) = slice_position(index, rhs_inner_fastest, depth, columns);
+                let (column, k) = (first_column + n, first_inner + k);
+                let mut value = E::from_int(0);
+                if column < out_columns && k < inner {
+                    value = rhs[rhs_start + k * rhs_inner_stride + column * rhs_column_stride];
+                }
+                rhs_next[load] = value;
+            }
+        }
+        if step > 0 {
+            #[unroll]
+            for k in 0..depth {
+                #[unroll]
+                for i in 0..thread_rows {
+                    lhs_values[i] = lhs_slice[k * rows + i * threads_down + ty];
+                }
+                #[unroll]
+                for j in 0..thread_columns {
+                    rhs_values[j] = rhs_slice[k * columns + j * threads_across + tx];
+                }
+                #[unroll]
+                for i in 0..thread_rows {
+                    #[unroll]
+                    for j in 0..thread_columns {
+                        sums[i * thread_columns + j] += lhs_values[i] * rhs_values[j];
+                    }
+                }
+            }
+        }
+        sync_cube();
+        if step < steps {
+            #[unroll]
+            for load in 0..lhs_loads {
+                let index = unit + load * threads;
+                let (k, m) = slice_position(index, lhs_inner_fastest, depth, rows);
+                lhs_slice[k * rows + m] = lhs_next[load];
+            }
+            #[unroll]
+            for load in 0..rhs_loads {
+                let index = unit + load * threads;
+                let (k, n) = slice_position(index, rhs_inner_fastest, depth, columns);
+                rhs_slice[k * columns + n] = rhs_next[load];
+            }
+        }
+        sync_cube();
+    }
+
+    let out_start = batch * out.stride(0);
+    #[unroll]
+    for i in 0..thread_rows {
+        let row = first_row + i * threads_down + ty;
+        #[unroll]
+        for j in 0..thread_columns {
+            let column = first_column + j * threads_across + tx;
+            if row < out_rows && column < out_columns {
+                out[out_start + row * out_columns + column] = sums[i * thread_columns + j];
+            }
+        }
+    }
+}
