@@ -76,7 +76,11 @@ pub fn launch(lhs: CubeTensor, rhs: CubeTensor, out: &CubeTensor, tile: ProductT
         rows.div_ceil(tile.rows) as u32,
         batch as u32,
     );
-    tiled_product_kernel::launch(
+    // Unchecked, as cubek launches its products: every read and write is bounded by hand, and the
+    // checked mode's loop bounding would count the inner-dimension loop too.
+    // SAFETY: the kernel reads only within `lhs`, `rhs` (indices below their shapes' bounds) and
+    // writes only within `out`.
+    unsafe { tiled_product_kernel::launch_unchecked(
         &client,
         cube_count,
         CubeDim::new_1d(tile.threads() as u32),
@@ -91,7 +95,7 @@ pub fn launch(lhs: CubeTensor, rhs: CubeTensor, out: &CubeTensor, tile: ProductT
         lhs_inner_fastest,
         rhs_columns_fastest,
         dtype_to_storage_type(out.dtype),
-    );
+    ) };
 }
 
 /// The operand itself where one of its matrix dimensions is contiguous (as in every product a
@@ -118,7 +122,7 @@ fn slice_position(index: usize, #[comptime] inner_fastest: bool, #[comptime] dep
 /// in `CUBE_POS_Z`). A thread's outputs are strided by the thread grid (row `i · threads_down +
 /// ty`, column `j · threads_across + tx`): a warp then reads neighbouring words of the shared
 /// rhs slice (no bank conflicts) and writes neighbouring output columns.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 fn tiled_product_kernel<E: Numeric>(
     lhs: &Tensor<E>,

@@ -193,3 +193,17 @@ async fn tiled_products_match_the_cpu_on_webgpu() {
     }
     use_product_kernels(ProductKernels::Cubek);
 }
+
+#[wasm_bindgen_test]
+async fn tiled_products_match_captum_on_webgpu() {
+    // The whole model with every convolution's products through our kernel, tile by shape: the
+    // shipped lowering (the weights broadcast over the batch, its backward's transposed views)
+    // and channels-last (one product over the batch per convolution).
+    use smoothgrad::{ProductKernels, use_product_kernels};
+    let device = webgpu().await;
+    let copies = smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2);
+    use_product_kernels(ProductKernels::Tiled);
+    check_method_lowered(&Gradient, "gradient", copies, ConvLowering::MatrixProducts, &device).await;
+    check_method_lowered(&GuidedBackprop, "guided_backprop", copies, ConvLowering::ChannelsLast, &device).await;
+    use_product_kernels(ProductKernels::Cubek);
+}
