@@ -45,7 +45,7 @@ strategy() { # $1: strategy; the rest: as for compared, from the micro-batches
   CUBEK_MATMUL_AUTO=${name#default} compared "{\"matmul_strategy\": \"$name\"}" bench-matmul "$@"
 }
 # Our own product kernel (`--products`, crates/smoothgrad/src/tiled_product.rs) in the shipped build.
-products() { # $1: which (tiled, tiled-large, tiled-small); the rest: as for compared, from the micro-batches
+products() { # $1: which (tiled, tiled-large, -tall, -wide, -small); the rest: as for compared, from the micro-batches
   local name=$1
   shift
   compared "{\"products\": \"$name\"}" bench "$@" --products "$name"
@@ -64,12 +64,13 @@ profile() { # $1: the log's name; the rest: more arguments for the benchmark
 }
 profile profile.log
 # 3. Our own product kernel, untimed on a GPU until this run: with the tile chosen by shape in
-# both lowerings, then each tile alone where the products are largest (channels-last), then its
-# profile (h100-tiled.json).
+# both lowerings and at batch 1, then each tile that suits channels-last's products alone
+# (h100-tiled.json), then its profile.
 { products tiled 10,25,50
   products tiled 10,25,50 --conv-lowering channels-last
-  products tiled-large 10,50 --conv-lowering channels-last
-  products tiled-small 10,50 --conv-lowering channels-last
+  for tile in large tall small; do
+    products "tiled-$tile" 10,50 --conv-lowering channels-last
+  done
   products tiled 1; } | tee "$out/h100-tiled.json"
 profile profile-tiled.log --conv-lowering channels-last --products tiled
 if [ -x .bench/bench-matmul ]; then

@@ -33,7 +33,6 @@ pub mod render;
 pub mod resnet;
 pub mod smoothgrad;
 pub mod targets;
-#[cfg(feature = "wgpu")]
 mod tiled_product;
 pub mod weights;
 #[cfg(feature = "flex")]
@@ -54,7 +53,6 @@ pub use noise::{GaussianNoise, NoiseSource, PortableNoise, RecordedNoise};
 pub use precision::{Precision, UnsupportedPrecision};
 pub use preprocess::{ImageInputError, Preprocess};
 pub use product::{ConvProductBackend, ProductKernel, ProductKernels, use_product_kernels};
-#[cfg(feature = "wgpu")]
 pub use tiled_product::ProductTile;
 pub use relu::ReluKind;
 pub use render::{Clip, Colormap, RenderOptions, RenderOptionsError, Sign, render};

@@ -30,7 +30,6 @@ pub enum ProductKernel {
     /// cubek's `gemm`, which splits the inner dimension across a subgroup.
     Gemm,
     /// Our register-blocked kernel (`tiled_product.rs`) with this tile.
-    #[cfg(feature = "wgpu")]
     Tiled(crate::ProductTile),
 }
 
@@ -43,29 +42,53 @@ pub enum ProductKernels {
     Cubek,
     /// Ours, the tile chosen by shape (`ProductTile::for_shape`). Not yet timed on a GPU.
     Tiled,
-    /// Ours with the 128 × 128 tile everywhere, for benchmarks.
+    /// Ours with `ProductTile::LARGE` everywhere, for benchmarks and tests.
     TiledLarge,
-    /// Ours with the 64 × 64 tile everywhere, for benchmarks.
+    /// Ours with `ProductTile::TALL` everywhere.
+    TiledTall,
+    /// Ours with `ProductTile::WIDE` everywhere.
+    TiledWide,
+    /// Ours with `ProductTile::SMALL` everywhere.
     TiledSmall,
 }
 
-static PRODUCT_KERNELS: AtomicU8 = AtomicU8::new(ProductKernels::Cubek as u8);
+static PRODUCT_KERNELS: AtomicU8 = AtomicU8::new(0);
 
 /// Chooses the kernels for every product that follows, in this process (a benchmark's or a
 /// page's setting, like burn's autotune: not a property of one model).
 pub fn use_product_kernels(kernels: ProductKernels) {
-    PRODUCT_KERNELS.store(kernels as u8, Ordering::Relaxed);
+    let index = ProductKernels::NAMED.iter().position(|&(_, named)| named == kernels);
+    PRODUCT_KERNELS.store(index.unwrap_or(0) as u8, Ordering::Relaxed);
 }
 
 impl ProductKernels {
+    /// Each setting with its name on the command line.
+    pub const NAMED: [(&'static str, Self); 6] = [
+        ("cubek", Self::Cubek),
+        ("tiled", Self::Tiled),
+        ("tiled-large", Self::TiledLarge),
+        ("tiled-tall", Self::TiledTall),
+        ("tiled-wide", Self::TiledWide),
+        ("tiled-small", Self::TiledSmall),
+    ];
+
     /// The setting [`use_product_kernels`] made last.
     pub fn current() -> Self {
-        match PRODUCT_KERNELS.load(Ordering::Relaxed) {
-            1 => Self::Tiled,
-            2 => Self::TiledLarge,
-            3 => Self::TiledSmall,
-            _ => Self::Cubek,
-        }
+        Self::NAMED[PRODUCT_KERNELS.load(Ordering::Relaxed) as usize].1
+    }
+
+    /// The kernel for a product of `batch` times `rows × inner` by `inner × columns` on a device
+    /// with subgroup operations or not.
+    pub fn kernel(self, batch: usize, rows: usize, inner: usize, columns: usize, subgroups: bool) -> ProductKernel {
+        use crate::ProductTile;
+        ProductKernel::Tiled(match self {
+            Self::Cubek => return ProductKernel::for_shape(batch, rows, inner, columns, subgroups),
+            Self::Tiled => ProductTile::for_shape(batch, rows, columns),
+            Self::TiledLarge => ProductTile::LARGE,
+            Self::TiledTall => ProductTile::TALL,
+            Self::TiledWide => ProductTile::WIDE,
+            Self::TiledSmall => ProductTile::SMALL,
+        })
     }
 }
 
@@ -73,13 +96,11 @@ impl FromStr for ProductKernels {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "cubek" => Ok(Self::Cubek),
-            "tiled" => Ok(Self::Tiled),
-            "tiled-large" => Ok(Self::TiledLarge),
-            "tiled-small" => Ok(Self::TiledSmall),
-            other => Err(format!("product kernels {other:?}: expected cubek, tiled, tiled-large or tiled-small")),
-        }
+        let named = Self::NAMED.iter().find(|&&(known, _)| known == name);
+        named.map(|&(_, kernels)| kernels).ok_or_else(|| {
+            let names: Vec<&str> = Self::NAMED.iter().map(|&(known, _)| known).collect();
+            format!("product kernels {name:?}: expected one of {}", names.join(", "))
+        })
     }
 }
 
@@ -155,18 +176,12 @@ impl ConvProductBackend for burn_cubecl::CubeBackend {
         use burn::backend::ops::FloatTensorOps;
         use burn_cubecl::cubecl::features::Plane;
         use burn_cubecl::kernel::matmul::init_matmul_output;
-        use crate::ProductTile;
 
         let [batch, rows, inner] = lhs.shape().dims();
         let [rhs_batch, _, columns] = rhs.shape().dims();
         let subgroups = lhs.client.properties().features.plane.contains(Plane::Ops);
         let batch = batch.max(rhs_batch);
-        let kernel = match ProductKernels::current() {
-            ProductKernels::Cubek => ProductKernel::for_shape(batch, rows, inner, columns, subgroups),
-            ProductKernels::Tiled => ProductKernel::Tiled(ProductTile::for_shape(batch, rows, columns)),
-            ProductKernels::TiledLarge => ProductKernel::Tiled(ProductTile::LARGE),
-            ProductKernels::TiledSmall => ProductKernel::Tiled(ProductTile::SMALL),
-        };
+        let kernel = ProductKernels::current().kernel(batch, rows, inner, columns, subgroups);
         let out = init_matmul_output(&lhs, &rhs, lhs.dtype);
         match launch_product(kernel, lhs.clone(), rhs.clone(), out.clone()) {
             Ok(()) => out,
@@ -206,7 +221,7 @@ fn launch_product(
             target_num_planes: None,
         })),
         ProductKernel::Tiled(tile) => {
-            crate::tiled_product::launch(lhs, rhs, &out, tile);
+            crate::tiled_product::kernel::launch(lhs, rhs, &out, tile);
             return Ok(());
         }
     };

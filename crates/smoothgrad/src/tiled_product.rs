@@ -11,12 +11,6 @@
 //! Operands are read through their strides, so transposed views (the weights of the input
 //! gradient, the backward's `swap_dims`) need no copy; a batch of one is broadcast.
 
-use burn::backend::cubecl::dtype_to_storage_type;
-use burn_cubecl::cubecl;
-use burn_cubecl::cubecl::prelude::*;
-use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::tensor::CubeTensor;
-
 /// The block of the output one cube computes and how it is split among its threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProductTile {
@@ -36,26 +30,43 @@ impl ProductTile {
     /// 128 × 128 per cube, 8 × 8 per thread (256 threads): the usual shape of a fast f32 product
     /// on NVIDIA GPUs, for products with many rows and columns.
     pub const LARGE: Self = Self { rows: 128, columns: 128, depth: 8, thread_rows: 8, thread_columns: 8 };
+    /// 128 × 64 per cube, 8 × 4 per thread (256 threads): for 64 columns (layer 1's output
+    /// channels, channels-last).
+    pub const TALL: Self = Self { rows: 128, columns: 64, depth: 8, thread_rows: 8, thread_columns: 4 };
+    /// 64 × 128 per cube, 4 × 8 per thread (256 threads): for 64 rows (layer 1's output channels,
+    /// channels-first).
+    pub const WIDE: Self = Self { rows: 64, columns: 128, depth: 8, thread_rows: 4, thread_columns: 8 };
     /// 64 × 64 per cube, 4 × 4 per thread (256 threads), for products too narrow or too few for
-    /// [`Self::LARGE`] to fill the GPU.
+    /// the others to fill the GPU.
     pub const SMALL: Self = Self { rows: 64, columns: 64, depth: 16, thread_rows: 4, thread_columns: 4 };
 
-    /// The tile for `batch` products of `rows × columns` outputs: [`Self::LARGE`] where both sides
-    /// fill it with little padding and there are cubes enough for a large GPU (two per
-    /// multiprocessor on an H100's 132), else [`Self::SMALL`].
+    /// The tile for `batch` products of `rows × columns` outputs: the largest of [`Self::LARGE`],
+    /// [`Self::TALL`] and [`Self::WIDE`] that the outputs fill with little padding (at most 15 %)
+    /// in cubes enough for a large GPU (two per multiprocessor on an H100's 132), else
+    /// [`Self::SMALL`]. A first guess, to be ranked on a GPU (`bench --products`).
     pub fn for_shape(batch: usize, rows: usize, columns: usize) -> Self {
         let cubes = |tile: Self| batch * rows.div_ceil(tile.rows) * columns.div_ceil(tile.columns);
         let padding = |tile: Self| {
             let padded = rows.next_multiple_of(tile.rows) * columns.next_multiple_of(tile.columns);
             padded as f64 / (rows * columns) as f64
         };
-        if cubes(Self::LARGE) >= 264 && padding(Self::LARGE) <= 1.15 {
-            Self::LARGE
-        } else {
-            Self::SMALL
-        }
+        [Self::LARGE, Self::TALL, Self::WIDE]
+            .into_iter()
+            .find(|&tile| cubes(tile) >= 264 && padding(tile) <= 1.15)
+            .unwrap_or(Self::SMALL)
     }
+}
 
+#[cfg(feature = "wgpu")]
+pub(crate) mod kernel {
+use super::ProductTile;
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::cubecl;
+use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+
+impl ProductTile {
     fn threads(self) -> usize {
         (self.rows / self.thread_rows) * (self.columns / self.thread_columns)
     }
@@ -246,6 +257,36 @@ fn tiled_product_kernel<E: Numeric>(
             if row < out_rows && column < out_columns {
                 out[out_start + row * out_columns + column] = sums[i * thread_columns + j];
             }
+        }
+    }
+}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProductTile;
+
+    #[test]
+    fn tiles_follow_the_outputs_shape() {
+        // (batch, rows, columns), the tile.
+        let cases = [
+            // Channels-last at micro-batch 50: layer 2's 50 · 784 positions by 128 channels, layer
+            // 1's 50 · 3136 by 64 (TALL); layer 4's 50 · 49 by 512 makes only 80 large cubes.
+            ((1, 39_200, 128), ProductTile::LARGE),
+            ((1, 156_800, 64), ProductTile::TALL),
+            ((1, 2_450, 512), ProductTile::SMALL),
+            // Channels-first at micro-batch 50: 64 output channels by 3136 positions (WIDE); 512
+            // by layer 4's 49 positions (SMALL: 30 % padding even there).
+            // 256 by layer 2's 784 (14 % padding), 64 by layer 1's 3136 (WIDE), 512 by layer 4's
+            // 49 (SMALL: 31 % padding even there).
+            ((50, 256, 784), ProductTile::LARGE),
+            ((50, 64, 3_136), ProductTile::WIDE),
+            ((50, 512, 49), ProductTile::SMALL),
+            // Batch 1: too few cubes for any but the small tile.
+            ((1, 256, 3_136), ProductTile::SMALL),
+        ];
+        for ((batch, rows, columns), tile) in cases {
+            assert_eq!(ProductTile::for_shape(batch, rows, columns), tile, "{batch} × {rows} × {columns}");
         }
     }
 }

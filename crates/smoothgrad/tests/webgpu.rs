@@ -164,7 +164,7 @@ async fn col2im_input_gradients_match_burns_direct_kernel_on_webgpu() {
 
 #[wasm_bindgen_test]
 async fn tiled_products_match_the_cpu_on_webgpu() {
-    // Our register-blocked product kernel, both tiles, against burn's CPU backend: edges that
+    // Our register-blocked product kernel, every tile, against burn's CPU backend: edges that
     // fill no tile (rows, columns and inner dimension), a broadcast batch of one (a
     // convolution's weights), transposed views of either operand (the backward's), and an inner
     // dimension shorter than one staged slice.
@@ -181,7 +181,7 @@ async fn tiled_products_match_the_cpu_on_webgpu() {
         ("lhs transposed, broadcast rhs", transposed([2, 129, 64]), normal([1, 64, 65])),
         ("inner shorter than a slice", normal([1, 5, 3]), normal([1, 3, 7])),
     ];
-    for kernels in [ProductKernels::TiledLarge, ProductKernels::TiledSmall] {
+    for kernels in [ProductKernels::TiledLarge, ProductKernels::TiledTall, ProductKernels::TiledWide, ProductKernels::TiledSmall] {
         use_product_kernels(kernels);
         for (what, lhs, rhs) in &cases {
             let cpu = Device::flex();
