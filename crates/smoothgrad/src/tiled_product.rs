@@ -59,207 +59,242 @@ impl ProductTile {
 
 #[cfg(feature = "wgpu")]
 pub(crate) mod kernel {
-use super::ProductTile;
-use burn::backend::cubecl::dtype_to_storage_type;
-use burn_cubecl::cubecl;
-use burn_cubecl::cubecl::prelude::*;
-use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::tensor::CubeTensor;
+    use super::ProductTile;
+    use burn::backend::cubecl::dtype_to_storage_type;
+    use burn_cubecl::cubecl;
+    use burn_cubecl::cubecl::prelude::*;
+    use burn_cubecl::kernel::into_contiguous;
+    use burn_cubecl::tensor::CubeTensor;
 
-impl ProductTile {
-    fn threads(self) -> usize {
-        (self.rows / self.thread_rows) * (self.columns / self.thread_columns)
-    }
-}
-
-/// `out = lhs · rhs` for `lhs [batch or 1, rows, inner]`, `rhs [batch or 1, inner, columns]` and a
-/// contiguous `out [batch, rows, columns]`, with `tile`.
-pub fn launch(lhs: CubeTensor, rhs: CubeTensor, out: &CubeTensor, tile: ProductTile) {
-    let lhs = with_a_unit_stride(lhs);
-    let rhs = with_a_unit_stride(rhs);
-    let dims = out.meta.shape().dims::<3>();
-    let [batch, rows, columns] = dims;
-    let lhs_inner_fastest = lhs.meta.strides()[2] == 1;
-    let rhs_columns_fastest = rhs.meta.strides()[2] == 1;
-    let client = out.client.clone();
-    let cube_count = CubeCount::new_3d(
-        columns.div_ceil(tile.columns) as u32,
-        rows.div_ceil(tile.rows) as u32,
-        batch as u32,
-    );
-    // Unchecked, as cubek launches its products: every read and write is bounded by hand, and the
-    // checked mode's loop bounding would count the inner-dimension loop too.
-    // SAFETY: the kernel reads only within `lhs`, `rhs` (indices below their shapes' bounds) and
-    // writes only within `out`.
-    unsafe { tiled_product_kernel::launch_unchecked(
-        &client,
-        cube_count,
-        CubeDim::new_1d(tile.threads() as u32),
-        lhs.into_tensor_arg(),
-        rhs.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
-        tile.rows,
-        tile.columns,
-        tile.depth,
-        tile.thread_rows,
-        tile.thread_columns,
-        lhs_inner_fastest,
-        rhs_columns_fastest,
-        dtype_to_storage_type(out.dtype),
-    ) };
-}
-
-/// The operand itself where one of its matrix dimensions is contiguous (as in every product a
-/// convolution lowers to, transposed or not), else a contiguous copy: the kernel reads along one.
-fn with_a_unit_stride(tensor: CubeTensor) -> CubeTensor {
-    let strides = tensor.meta.strides();
-    if strides[2] == 1 || strides[1] == 1 {
-        tensor
-    } else {
-        into_contiguous(tensor)
-    }
-}
-
-/// Where the `index`-th element a cube loads of one operand's slice sits in it: `(k, other)`, its
-/// place along the inner dimension and along the operand's other one (`width` long). The order
-/// follows the operand's contiguous dimension, so that neighbouring threads read neighbouring
-/// addresses.
-#[cube]
-fn slice_position(index: usize, #[comptime] inner_fastest: bool, #[comptime] depth: usize, #[comptime] width: usize) -> (usize, usize) {
-    if inner_fastest { (index % depth, index / depth) } else { (index / width, index % width) }
-}
-
-/// One thread block of `rows × columns` outputs per cube (`CUBE_POS_Y`, `CUBE_POS_X`; the batch
-/// in `CUBE_POS_Z`). A thread's outputs are strided by the thread grid (row `i · threads_down +
-/// ty`, column `j · threads_across + tx`): a warp then reads neighbouring words of the shared
-/// rhs slice (no bank conflicts) and writes neighbouring output columns.
-#[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
-fn tiled_product_kernel<E: Numeric>(
-    lhs: &Tensor<E>,
-    rhs: &Tensor<E>,
-    out: &mut Tensor<E>,
-    #[comptime] rows: usize,
-    #[comptime] columns: usize,
-    #[comptime] depth: usize,
-    #[comptime] thread_rows: usize,
-    #[comptime] thread_columns: usize,
-    #[comptime] lhs_inner_fastest: bool,
-    #[comptime] rhs_columns_fastest: bool,
-    #[define(E)] _dtype: ElemType,
-) {
-    let threads_across = columns / thread_columns;
-    let threads_down = rows / thread_rows;
-    let threads = threads_across * threads_down;
-    let lhs_loads = rows * depth / threads;
-    let rhs_loads = columns * depth / threads;
-    let rhs_inner_fastest = comptime!(!rhs_columns_fastest);
-
-    let (out_rows, out_columns, inner) = (out.shape(1), out.shape(2), lhs.shape(2));
-    let batch = CUBE_POS_Z as usize;
-    let lhs_start = if lhs.shape(0) == 1 { 0usize.runtime() } else { batch * lhs.stride(0) };
-    let rhs_start = if rhs.shape(0) == 1 { 0usize.runtime() } else { batch * rhs.stride(0) };
-    let (lhs_row_stride, lhs_inner_stride) = (lhs.stride(1), lhs.stride(2));
-    let (rhs_inner_stride, rhs_column_stride) = (rhs.stride(1), rhs.stride(2));
-    let first_row = CUBE_POS_Y as usize * rows;
-    let first_column = CUBE_POS_X as usize * columns;
-    let unit = UNIT_POS as usize;
-    let tx = unit % threads_across;
-    let ty = unit / threads_across;
-
-    // Slices stored inner-major ([depth][rows], [depth][columns]): the multiply reads a row of each.
-    let mut lhs_slice = Shared::<[E]>::new_slice(depth * rows);
-    let mut rhs_slice = Shared::<[E]>::new_slice(depth * columns);
-    let mut lhs_next = Array::<E>::new(lhs_loads);
-    let mut rhs_next = Array::<E>::new(rhs_loads);
-    let mut sums = Array::<E>::new(thread_rows * thread_columns);
-    let mut lhs_values = Array::<E>::new(thread_rows);
-    let mut rhs_values = Array::<E>::new(thread_columns);
-    #[unroll]
-    for i in 0..thread_rows * thread_columns {
-        sums[i] = E::from_int(0);
-    }
-
-    let steps = inner.div_ceil(depth);
-    for step in 0..steps + 1 {
-        // Read this step's slice into registers (the global loads then overlap the multiply of
-        // the previous step's slice), multiply the previous one, then store this one.
-        if step < steps {
-            let first_inner = step * depth;
-            #[unroll]
-            for load in 0..lhs_loads {
-                let index = unit + load * threads;
-                let (k, m) = slice_position(index, lhs_inner_fastest, depth, rows);
-                let (row, k) = (first_row + m, first_inner + k);
-                let mut value = E::from_int(0);
-                if row < out_rows && k < inner {
-                    value = lhs[lhs_start + row * lhs_row_stride + k * lhs_inner_stride];
-                }
-                lhs_next[load] = value;
-            }
-            #[unroll]
-            for load in 0..rhs_loads {
-                let index = unit + load * threads;
-                let (k, n) = slice_position(index, rhs_inner_fastest, depth, columns);
-                let (column, k) = (first_column + n, first_inner + k);
-                let mut value = E::from_int(0);
-                if column < out_columns && k < inner {
-                    value = rhs[rhs_start + k * rhs_inner_stride + column * rhs_column_stride];
-                }
-                rhs_next[load] = value;
-            }
+    impl ProductTile {
+        fn threads(self) -> usize {
+            (self.rows / self.thread_rows) * (self.columns / self.thread_columns)
         }
-        if step > 0 {
-            #[unroll]
-            for k in 0..depth {
+    }
+
+    /// `out = lhs · rhs` for `lhs [batch or 1, rows, inner]`, `rhs [batch or 1, inner, columns]` and a
+    /// contiguous `out [batch, rows, columns]`, with `tile`.
+    pub fn launch(lhs: CubeTensor, rhs: CubeTensor, out: &CubeTensor, tile: ProductTile) {
+        let lhs = with_a_unit_stride(lhs);
+        let rhs = with_a_unit_stride(rhs);
+        let dims = out.meta.shape().dims::<3>();
+        let [batch, rows, columns] = dims;
+        let lhs_inner_fastest = lhs.meta.strides()[2] == 1;
+        let rhs_columns_fastest = rhs.meta.strides()[2] == 1;
+        let client = out.client.clone();
+        let cube_count = CubeCount::new_3d(
+            columns.div_ceil(tile.columns) as u32,
+            rows.div_ceil(tile.rows) as u32,
+            batch as u32,
+        );
+        // Unchecked, as cubek launches its products: every read and write is bounded by hand, and the
+        // checked mode's loop bounding would count the inner-dimension loop too.
+        // SAFETY: the kernel reads only within `lhs`, `rhs` (indices below their shapes' bounds) and
+        // writes only within `out`.
+        unsafe { tiled_product_kernel::launch_unchecked(
+            &client,
+            cube_count,
+            CubeDim::new_1d(tile.threads() as u32),
+            lhs.into_tensor_arg(),
+            rhs.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            tile.rows,
+            tile.columns,
+            tile.depth,
+            tile.thread_rows,
+            tile.thread_columns,
+            lhs_inner_fastest,
+            rhs_columns_fastest,
+            dtype_to_storage_type(out.dtype),
+        ) };
+    }
+
+    /// The operand itself where one of its matrix dimensions is contiguous (as in every product a
+    /// convolution lowers to, transposed or not), else a contiguous copy: the kernel reads along one.
+    fn with_a_unit_stride(tensor: CubeTensor) -> CubeTensor {
+        let strides = tensor.meta.strides();
+        if strides[2] == 1 || strides[1] == 1 {
+            tensor
+        } else {
+            into_contiguous(tensor)
+        }
+    }
+
+    /// How a cube's threads share the loads of one operand's slice: `loads` each, the `index`-th
+    /// (`unit + load · threads`) at `(k, other)` along the inner dimension (`depth` of it) and the
+    /// operand's other one (`width`), in the order of the operand's contiguous dimension
+    /// (`inner_fastest` or not) so that neighbouring threads read neighbouring addresses.
+    #[derive(Clone, Copy)]
+    struct SliceLayout {
+        loads: usize,
+        threads: usize,
+        inner_fastest: bool,
+        depth: usize,
+        width: usize,
+    }
+
+    /// Where an operand's slices are read: element `(k, other)` at
+    /// `start + other · other_stride + k · inner_stride`, zero from `others` on.
+    #[derive(CubeType)]
+    struct OperandSlices {
+        start: usize,
+        other_stride: usize,
+        inner_stride: usize,
+        first_other: usize,
+        others: usize,
+    }
+
+    #[cube]
+    fn slice_position(load: usize, #[comptime] layout: SliceLayout) -> (usize, usize) {
+        let index = UNIT_POS as usize + load * layout.threads;
+        if layout.inner_fastest {
+            (index % layout.depth, index / layout.depth)
+        } else {
+            (index / layout.width, index % layout.width)
+        }
+    }
+
+    /// This thread's share of the slice from `first_inner` on (of `inner`), into registers.
+    #[cube]
+    fn read_slice<E: Numeric>(
+        operand: &Tensor<E>,
+        from: &OperandSlices,
+        next: &mut Array<E>,
+        first_inner: usize,
+        inner: usize,
+        #[comptime] layout: SliceLayout,
+    ) {
+        #[unroll]
+        for load in 0..layout.loads {
+            let (k, other) = slice_position(load, layout);
+            let (other, k) = (from.first_other + other, first_inner + k);
+            let mut value = E::from_int(0);
+            if other < from.others && k < inner {
+                value = operand[from.start + other * from.other_stride + k * from.inner_stride];
+            }
+            next[load] = value;
+        }
+    }
+
+    /// Stores what [`read_slice`] read into the shared slice, inner-major (`[depth][width]`).
+    #[cube]
+    fn store_slice<E: Numeric>(next: &Array<E>, slice: &mut Shared<[E]>, #[comptime] layout: SliceLayout) {
+        #[unroll]
+        for load in 0..layout.loads {
+            let (k, other) = slice_position(load, layout);
+            slice[k * layout.width + other] = next[load];
+        }
+    }
+
+    /// One thread block of `rows × columns` outputs per cube (`CUBE_POS_Y`, `CUBE_POS_X`; the batch
+    /// in `CUBE_POS_Z`). A thread's outputs are strided by the thread grid (row `i · threads_down +
+    /// ty`, column `j · threads_across + tx`): a warp then reads neighbouring words of the shared
+    /// rhs slice (no bank conflicts) and writes neighbouring output columns.
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    fn tiled_product_kernel<E: Numeric>(
+        lhs: &Tensor<E>,
+        rhs: &Tensor<E>,
+        out: &mut Tensor<E>,
+        #[comptime] rows: usize,
+        #[comptime] columns: usize,
+        #[comptime] depth: usize,
+        #[comptime] thread_rows: usize,
+        #[comptime] thread_columns: usize,
+        #[comptime] lhs_inner_fastest: bool,
+        #[comptime] rhs_columns_fastest: bool,
+        #[define(E)] _dtype: ElemType,
+    ) {
+        let threads_across = columns / thread_columns;
+        let threads_down = rows / thread_rows;
+        let threads = threads_across * threads_down;
+        let lhs_layout = comptime!(SliceLayout { loads: rows * depth / threads, threads, inner_fastest: lhs_inner_fastest, depth, width: rows });
+        let rhs_layout = comptime!(SliceLayout { loads: columns * depth / threads, threads, inner_fastest: !rhs_columns_fastest, depth, width: columns });
+
+        let (out_rows, out_columns, inner) = (out.shape(1), out.shape(2), lhs.shape(2));
+        let batch = CUBE_POS_Z as usize;
+        let first_row = CUBE_POS_Y as usize * rows;
+        let first_column = CUBE_POS_X as usize * columns;
+        let lhs_slices = OperandSlices {
+            start: if lhs.shape(0) == 1 { 0usize.runtime() } else { batch * lhs.stride(0) },
+            other_stride: lhs.stride(1),
+            inner_stride: lhs.stride(2),
+            first_other: first_row,
+            others: out_rows,
+        };
+        let rhs_slices = OperandSlices {
+            start: if rhs.shape(0) == 1 { 0usize.runtime() } else { batch * rhs.stride(0) },
+            other_stride: rhs.stride(2),
+            inner_stride: rhs.stride(1),
+            first_other: first_column,
+            others: out_columns,
+        };
+        let unit = UNIT_POS as usize;
+        let tx = unit % threads_across;
+        let ty = unit / threads_across;
+
+        // Slices stored inner-major ([depth][rows], [depth][columns]): the multiply reads a row of each.
+        let mut lhs_slice = Shared::<[E]>::new_slice(depth * rows);
+        let mut rhs_slice = Shared::<[E]>::new_slice(depth * columns);
+        let mut lhs_next = Array::<E>::new(lhs_layout.loads);
+        let mut rhs_next = Array::<E>::new(rhs_layout.loads);
+        let mut sums = Array::<E>::new(thread_rows * thread_columns);
+        let mut lhs_values = Array::<E>::new(thread_rows);
+        let mut rhs_values = Array::<E>::new(thread_columns);
+        #[unroll]
+        for i in 0..thread_rows * thread_columns {
+            sums[i] = E::from_int(0);
+        }
+
+        let steps = inner.div_ceil(depth);
+        for step in 0..steps + 1 {
+            // Read this step's slice into registers (the global loads then overlap the multiply of
+            // the previous step's slice), multiply the previous one, then store this one.
+            if step < steps {
+                read_slice(lhs, &lhs_slices, &mut lhs_next, step * depth, inner, lhs_layout);
+                read_slice(rhs, &rhs_slices, &mut rhs_next, step * depth, inner, rhs_layout);
+            }
+            if step > 0 {
                 #[unroll]
-                for i in 0..thread_rows {
-                    lhs_values[i] = lhs_slice[k * rows + i * threads_down + ty];
-                }
-                #[unroll]
-                for j in 0..thread_columns {
-                    rhs_values[j] = rhs_slice[k * columns + j * threads_across + tx];
-                }
-                #[unroll]
-                for i in 0..thread_rows {
+                for k in 0..depth {
+                    #[unroll]
+                    for i in 0..thread_rows {
+                        lhs_values[i] = lhs_slice[k * rows + i * threads_down + ty];
+                    }
                     #[unroll]
                     for j in 0..thread_columns {
-                        sums[i * thread_columns + j] += lhs_values[i] * rhs_values[j];
+                        rhs_values[j] = rhs_slice[k * columns + j * threads_across + tx];
+                    }
+                    #[unroll]
+                    for i in 0..thread_rows {
+                        #[unroll]
+                        for j in 0..thread_columns {
+                            sums[i * thread_columns + j] += lhs_values[i] * rhs_values[j];
+                        }
                     }
                 }
             }
-        }
-        sync_cube();
-        if step < steps {
-            #[unroll]
-            for load in 0..lhs_loads {
-                let index = unit + load * threads;
-                let (k, m) = slice_position(index, lhs_inner_fastest, depth, rows);
-                lhs_slice[k * rows + m] = lhs_next[load];
+            sync_cube();
+            if step < steps {
+                store_slice(&lhs_next, &mut lhs_slice, lhs_layout);
+                store_slice(&rhs_next, &mut rhs_slice, rhs_layout);
             }
-            #[unroll]
-            for load in 0..rhs_loads {
-                let index = unit + load * threads;
-                let (k, n) = slice_position(index, rhs_inner_fastest, depth, columns);
-                rhs_slice[k * columns + n] = rhs_next[load];
-            }
+            sync_cube();
         }
-        sync_cube();
-    }
 
-    let out_start = batch * out.stride(0);
-    #[unroll]
-    for i in 0..thread_rows {
-        let row = first_row + i * threads_down + ty;
+        let out_start = batch * out.stride(0);
         #[unroll]
-        for j in 0..thread_columns {
-            let column = first_column + j * threads_across + tx;
-            if row < out_rows && column < out_columns {
-                out[out_start + row * out_columns + column] = sums[i * thread_columns + j];
+        for i in 0..thread_rows {
+            let row = first_row + i * threads_down + ty;
+            #[unroll]
+            for j in 0..thread_columns {
+                let column = first_column + j * threads_across + tx;
+                if row < out_rows && column < out_columns {
+                    out[out_start + row * out_columns + column] = sums[i * thread_columns + j];
+                }
             }
         }
     }
-}
 }
 
 #[cfg(test)]
