@@ -144,6 +144,25 @@ pub(crate) mod kernel {
         others: usize,
     }
 
+    /// The slices of `operand` (`[batch or 1, …]`) for `batch`: its dimension `other` (1 or 2) is
+    /// the one that is not the inner one, this cube's from `first_other` on, below `others`.
+    #[cube]
+    fn operand_slices<E: Numeric>(
+        operand: &Tensor<E>,
+        batch: usize,
+        #[comptime] other: usize,
+        first_other: usize,
+        others: usize,
+    ) -> OperandSlices {
+        OperandSlices {
+            start: if operand.shape(0) == 1 { 0usize.runtime() } else { batch * operand.stride(0) },
+            other_stride: operand.stride(other),
+            inner_stride: operand.stride(3 - other),
+            first_other,
+            others,
+        }
+    }
+
     #[cube]
     fn slice_position(load: usize, #[comptime] layout: SliceLayout) -> (usize, usize) {
         let index = UNIT_POS as usize + load * layout.threads;
@@ -215,20 +234,8 @@ pub(crate) mod kernel {
         let batch = CUBE_POS_Z as usize;
         let first_row = CUBE_POS_Y as usize * rows;
         let first_column = CUBE_POS_X as usize * columns;
-        let lhs_slices = OperandSlices {
-            start: if lhs.shape(0) == 1 { 0usize.runtime() } else { batch * lhs.stride(0) },
-            other_stride: lhs.stride(1),
-            inner_stride: lhs.stride(2),
-            first_other: first_row,
-            others: out_rows,
-        };
-        let rhs_slices = OperandSlices {
-            start: if rhs.shape(0) == 1 { 0usize.runtime() } else { batch * rhs.stride(0) },
-            other_stride: rhs.stride(2),
-            inner_stride: rhs.stride(1),
-            first_other: first_column,
-            others: out_columns,
-        };
+        let lhs_slices = operand_slices(lhs, batch, 1usize, first_row, out_rows);
+        let rhs_slices = operand_slices(rhs, batch, 2usize, first_column, out_columns);
         let unit = UNIT_POS as usize;
         let tx = unit % threads_across;
         let ty = unit / threads_across;
