@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
-# native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json); the
-# channels-last lowering, our own product kernel (h100-tiled.json), each of cubek's matrix-product strategies in turn and the shipped one in
-# f16 (h100-matmul.json, one JSON report a line); with burn's autotune (h100-autotune.json) and its
-# choices; kernel profiles of the shipped build and of the channels-last lowering.
+# native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json); our own
+# product kernel in both lowerings (h100-tiled.json); the channels-last lowering, each of cubek's
+# matrix-product strategies in turn and the shipped one in f16 (h100-matmul.json, one JSON report
+# a line); with burn's autotune (h100-autotune.json) and its choices; kernel profiles of the
+# shipped build (profile.log) and of our kernel with channels-last (profile-tiled.log).
 # Every report says whether its gradient matches the CPU backend's. Steps run most wanted first,
 # each only if the time it needs is left of BUDGET_S (default 450 s, inside a 480 s call), so that
 # a call that runs short still brings back complete files; log.txt names what was skipped.
@@ -31,8 +32,9 @@ beside_pytorch() { # $1: a build in .bench; the rest: more arguments for bench.p
 compared() { # $1: the label (JSON), $2: a build in .bench, $3: micro-batches; the rest: more arguments for the benchmark
   local label=$1 build=$2 micro_batches=$3
   shift 3
-  room 70 "$label" || return 0
-  echo "$label" >> "$out/log.txt"
+  local what="$label $build $micro_batches $*"
+  room 70 "$what" || return 0
+  echo "$what" >> "$out/log.txt"
   python3 scripts/bench.py --reference "$out/h100.json" --runs 3 --micro-batches "$micro_batches" \
     --project "timeout 60 .bench/$build --backend wgpu $*" 2>> "$out/log.txt" | labelled "$label"
 }
@@ -53,7 +55,7 @@ products() { # $1: which (tiled, tiled-large, -tall, -wide, -small); the rest: a
 # 1. The shipped build (bench) beside PyTorch: every figure with its ratio to PyTorch's.
 beside_pytorch bench
 # 2. Where its time goes: its kernel times (the logger loses the last ones at exit), as shipped
-# (profile.log) and with the channels-last lowering (profile-channels-last.log).
+# (profile.log), and in step 3 with our product kernel and channels-last (profile-tiled.log).
 profile() { # $1: the log's name; the rest: more arguments for the benchmark
   local log=$1
   shift
@@ -67,11 +69,13 @@ profile profile.log
 # both lowerings and at batch 1, then each tile that suits channels-last's products alone
 # (h100-tiled.json), then its profile.
 { products tiled 10,25,50
+  products cubek 10,25,50 --conv-lowering channels-last
   products tiled 10,25,50 --conv-lowering channels-last
   for tile in large tall small; do
     products "tiled-$tile" 10,50 --conv-lowering channels-last
   done
   products tiled 1; } | tee "$out/h100-tiled.json"
+# Its kernel times with channels-last (also what that lowering spends outside the products).
 profile profile-tiled.log --conv-lowering channels-last --products tiled
 if [ -x .bench/bench-matmul ]; then
   # 4. The channels-last lowering (`--conv-lowering channels-last`: from micro-batch 10 on, one
@@ -80,7 +84,6 @@ if [ -x .bench/bench-matmul ]; then
   for name in default simple-unit-min double-unit-max gemm-k1024; do
     strategy "$name" 10,25,50 --conv-lowering channels-last
   done | tee "$out/h100-matmul.json"
-  profile profile-channels-last.log --conv-lowering channels-last
   # 5. The shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
   # shader-f16): its figures beside h100.json's f32 ones, and its gradient against the CPU's f32.
   # 6. Then every strategy in turn: cubek's former default first, then the page's kernels
@@ -107,5 +110,6 @@ if [ -x .bench/bench-autotune ] && room 250 autotune; then
   beside_pytorch bench-autotune --reference "$out/h100.json"
   rm -f cubecl.toml
 fi
-# The device tool brings back at most 8 files: room for one more build to compare beside bench.
+# Files: log.txt, h100.json, profile.log, h100-tiled.json, profile-tiled.log, h100-matmul.json,
+# then one per extra build and autotune's three (the device tool has brought back at most 8).
 ls "$out"

@@ -177,7 +177,7 @@ fn main() {
         "autotune": cfg!(feature = "autotune"),
         "conv_lowering": args.conv_lowering.name(),
         "precision": args.precision.name(),
-        "products": format!("{:?}", args.products),
+        "products": args.products.name(),
         "gradient_vs_cpu": check,
         "batched_gradient_vs_cpu": batched_check,
         "device": format!("{device:?}"),

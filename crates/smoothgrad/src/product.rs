@@ -58,7 +58,7 @@ static PRODUCT_KERNELS: AtomicU8 = AtomicU8::new(0);
 /// page's setting, like burn's autotune: not a property of one model).
 pub fn use_product_kernels(kernels: ProductKernels) {
     let index = ProductKernels::NAMED.iter().position(|&(_, named)| named == kernels);
-    PRODUCT_KERNELS.store(index.unwrap_or(0) as u8, Ordering::Relaxed);
+    PRODUCT_KERNELS.store(index.expect("every setting is named") as u8, Ordering::Relaxed);
 }
 
 impl ProductKernels {
@@ -72,6 +72,11 @@ impl ProductKernels {
         ("tiled-small", Self::TiledSmall),
     ];
 
+    /// The setting's name on the command line.
+    pub fn name(self) -> &'static str {
+        Self::NAMED.iter().find(|&&(_, named)| named == self).expect("every setting is named").0
+    }
+
     /// The setting [`use_product_kernels`] made last.
     pub fn current() -> Self {
         Self::NAMED[PRODUCT_KERNELS.load(Ordering::Relaxed) as usize].1
@@ -81,14 +86,14 @@ impl ProductKernels {
     /// with subgroup operations or not.
     pub fn kernel(self, batch: usize, rows: usize, inner: usize, columns: usize, subgroups: bool) -> ProductKernel {
         use crate::ProductTile;
-        ProductKernel::Tiled(match self {
-            Self::Cubek => return ProductKernel::for_shape(batch, rows, inner, columns, subgroups),
-            Self::Tiled => ProductTile::for_shape(batch, rows, columns),
-            Self::TiledLarge => ProductTile::LARGE,
-            Self::TiledTall => ProductTile::TALL,
-            Self::TiledWide => ProductTile::WIDE,
-            Self::TiledSmall => ProductTile::SMALL,
-        })
+        match self {
+            Self::Cubek => ProductKernel::for_shape(batch, rows, inner, columns, subgroups),
+            Self::Tiled => ProductKernel::Tiled(ProductTile::for_shape(batch, rows, columns)),
+            Self::TiledLarge => ProductKernel::Tiled(ProductTile::LARGE),
+            Self::TiledTall => ProductKernel::Tiled(ProductTile::TALL),
+            Self::TiledWide => ProductKernel::Tiled(ProductTile::WIDE),
+            Self::TiledSmall => ProductKernel::Tiled(ProductTile::SMALL),
+        }
     }
 }
 
@@ -181,12 +186,17 @@ impl ConvProductBackend for burn_cubecl::CubeBackend {
         let [rhs_batch, _, columns] = rhs.shape().dims();
         let subgroups = lhs.client.properties().features.plane.contains(Plane::Ops);
         let batch = batch.max(rhs_batch);
-        let kernel = ProductKernels::current().kernel(batch, rows, inner, columns, subgroups);
+        // Ours sums in the operands' type; cubek sums f16 products in f32 (`precision.rs`).
+        let kernels = match lhs.dtype {
+            burn::tensor::DType::F32 => ProductKernels::current(),
+            _ => ProductKernels::Cubek,
+        };
+        let kernel = kernels.kernel(batch, rows, inner, columns, subgroups);
         let out = init_matmul_output(&lhs, &rhs, lhs.dtype);
         match launch_product(kernel, lhs.clone(), rhs.clone(), out.clone()) {
             Ok(()) => out,
             // A kernel declines what it cannot tile (`gemm`: an inner dimension that is no multiple of
-            // the subgroup size): cubek's default.
+            // the subgroup size; ours: more cubes than the device launches): cubek's default.
             Err(_) => Self::float_matmul(lhs, rhs),
         }
     }
@@ -220,10 +230,7 @@ fn launch_product(
         ProductKernel::Gemm => Strategy::Gemm(Inferred(GemmStrategy {
             target_num_planes: None,
         })),
-        ProductKernel::Tiled(tile) => {
-            crate::tiled_product::kernel::launch(lhs, rhs, &out, tile);
-            return Ok(());
-        }
+        ProductKernel::Tiled(tile) => return crate::tiled_product::kernel::launch(lhs, rhs, &out, tile),
     };
     let storage = dtype_to_storage_type(out.dtype);
     let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems {

@@ -65,28 +65,43 @@ pub(crate) mod kernel {
     use burn_cubecl::cubecl::prelude::*;
     use burn_cubecl::kernel::into_contiguous;
     use burn_cubecl::tensor::CubeTensor;
+    use cubek::matmul::definition::{MatmulAvailabilityError, MatmulSetupError};
 
     impl ProductTile {
         fn threads(self) -> usize {
             (self.rows / self.thread_rows) * (self.columns / self.thread_columns)
         }
+
+        /// Whether the threads split the outputs and both slices' loads evenly (else part of a
+        /// slice would go unloaded), within a cube's 256 threads (WebGPU's least maximum).
+        fn is_whole(self) -> bool {
+            let threads = self.threads();
+            self.rows % self.thread_rows == 0
+                && self.columns % self.thread_columns == 0
+                && threads <= 256
+                && (self.rows * self.depth) % threads == 0
+                && (self.columns * self.depth) % threads == 0
+        }
     }
 
     /// `out = lhs · rhs` for `lhs [batch or 1, rows, inner]`, `rhs [batch or 1, inner, columns]` and a
-    /// contiguous `out [batch, rows, columns]`, with `tile`.
-    pub fn launch(lhs: CubeTensor, rhs: CubeTensor, out: &CubeTensor, tile: ProductTile) {
+    /// contiguous `out [batch, rows, columns]`, with `tile`; declined where the device cannot
+    /// launch that many cubes (WebGPU: 65 535 a dimension), for cubek's kernel to run it instead.
+    pub fn launch(lhs: CubeTensor, rhs: CubeTensor, out: &CubeTensor, tile: ProductTile) -> Result<(), MatmulSetupError> {
+        assert!(tile.is_whole(), "{tile:?} does not split evenly among its threads");
+        debug_assert!(out.is_contiguous(), "the product writes a contiguous output");
+        let [batch, rows, columns] = out.meta.shape().dims::<3>();
+        let cubes = [columns.div_ceil(tile.columns), rows.div_ceil(tile.rows), batch];
+        let max = &out.client.properties().hardware.max_cube_count;
+        let cube_count = CubeCount::new_3d(cubes[0] as u32, cubes[1] as u32, cubes[2] as u32);
+        if cubes[0] > max.0 as usize || cubes[1] > max.1 as usize || cubes[2] > max.2 as usize {
+            return Err(MatmulSetupError::Unavailable(MatmulAvailabilityError::CubeCountTooBig(cube_count)));
+        }
         let lhs = with_a_unit_stride(lhs);
         let rhs = with_a_unit_stride(rhs);
-        let dims = out.meta.shape().dims::<3>();
-        let [batch, rows, columns] = dims;
         let lhs_inner_fastest = lhs.meta.strides()[2] == 1;
         let rhs_columns_fastest = rhs.meta.strides()[2] == 1;
         let client = out.client.clone();
-        let cube_count = CubeCount::new_3d(
-            columns.div_ceil(tile.columns) as u32,
-            rows.div_ceil(tile.rows) as u32,
-            batch as u32,
-        );
         // Unchecked, as cubek launches its products: every read and write is bounded by hand, and the
         // checked mode's loop bounding would count the inner-dimension loop too.
         // SAFETY: the kernel reads only within `lhs`, `rhs` (indices below their shapes' bounds) and
@@ -107,6 +122,7 @@ pub(crate) mod kernel {
             rhs_columns_fastest,
             dtype_to_storage_type(out.dtype),
         ) };
+        Ok(())
     }
 
     /// The operand itself where one of its matrix dimensions is contiguous (as in every product a
@@ -123,7 +139,8 @@ pub(crate) mod kernel {
     /// How a cube's threads share the loads of one operand's slice: `loads` each, the `index`-th
     /// (`unit + load · threads`) at `(k, other)` along the inner dimension (`depth` of it) and the
     /// operand's other one (`width`), in the order of the operand's contiguous dimension
-    /// (`inner_fastest` or not) so that neighbouring threads read neighbouring addresses.
+    /// (`inner_fastest` or not) so that neighbouring threads read neighbouring addresses. Shared
+    /// memory keeps it `[depth][stride]`.
     #[derive(Clone, Copy)]
     struct SliceLayout {
         loads: usize,
@@ -131,6 +148,17 @@ pub(crate) mod kernel {
         inner_fastest: bool,
         depth: usize,
         width: usize,
+        stride: usize,
+    }
+
+    impl SliceLayout {
+        fn new(width: usize, depth: usize, threads: usize, inner_fastest: bool) -> Self {
+            // Read along the inner dimension, a warp's 32 threads store `depth` rows of 32 / depth
+            // elements; rows `width` apart (a multiple of 32 words) would put them all in the same
+            // banks, so each row is padded by 32 / depth words to reach every bank once.
+            let stride = if inner_fastest { width + 32 / depth } else { width };
+            Self { loads: width * depth / threads, threads, inner_fastest, depth, width, stride }
+        }
     }
 
     /// Where an operand's slices are read: element `(k, other)` at
@@ -195,13 +223,13 @@ pub(crate) mod kernel {
         }
     }
 
-    /// Stores what [`read_slice`] read into the shared slice, inner-major (`[depth][width]`).
+    /// Stores what [`read_slice`] read into the shared slice, inner-major (`[depth][stride]`).
     #[cube]
     fn store_slice<E: Numeric>(next: &Array<E>, slice: &mut Shared<[E]>, #[comptime] layout: SliceLayout) {
         #[unroll]
         for load in 0..layout.loads {
             let (k, other) = slice_position(load, layout);
-            slice[k * layout.width + other] = next[load];
+            slice[k * layout.stride + other] = next[load];
         }
     }
 
@@ -227,8 +255,8 @@ pub(crate) mod kernel {
         let threads_across = columns / thread_columns;
         let threads_down = rows / thread_rows;
         let threads = threads_across * threads_down;
-        let lhs_layout = comptime!(SliceLayout { loads: rows * depth / threads, threads, inner_fastest: lhs_inner_fastest, depth, width: rows });
-        let rhs_layout = comptime!(SliceLayout { loads: columns * depth / threads, threads, inner_fastest: !rhs_columns_fastest, depth, width: columns });
+        let lhs_layout = comptime!(SliceLayout::new(rows, depth, threads, lhs_inner_fastest));
+        let rhs_layout = comptime!(SliceLayout::new(columns, depth, threads, !rhs_columns_fastest));
 
         let (out_rows, out_columns, inner) = (out.shape(1), out.shape(2), lhs.shape(2));
         let batch = CUBE_POS_Z as usize;
@@ -240,9 +268,10 @@ pub(crate) mod kernel {
         let tx = unit % threads_across;
         let ty = unit / threads_across;
 
-        // Slices stored inner-major ([depth][rows], [depth][columns]): the multiply reads a row of each.
-        let mut lhs_slice = Shared::<[E]>::new_slice(depth * rows);
-        let mut rhs_slice = Shared::<[E]>::new_slice(depth * columns);
+        // Slices stored inner-major ([depth][rows], [depth][columns], rows padded): the multiply
+        // reads a row of each.
+        let mut lhs_slice = Shared::<[E]>::new_slice(depth * lhs_layout.stride);
+        let mut rhs_slice = Shared::<[E]>::new_slice(depth * rhs_layout.stride);
         let mut lhs_next = Array::<E>::new(lhs_layout.loads);
         let mut rhs_next = Array::<E>::new(rhs_layout.loads);
         let mut sums = Array::<E>::new(thread_rows * thread_columns);
@@ -266,11 +295,11 @@ pub(crate) mod kernel {
                 for k in 0..depth {
                     #[unroll]
                     for i in 0..thread_rows {
-                        lhs_values[i] = lhs_slice[k * rows + i * threads_down + ty];
+                        lhs_values[i] = lhs_slice[k * lhs_layout.stride + i * threads_down + ty];
                     }
                     #[unroll]
                     for j in 0..thread_columns {
-                        rhs_values[j] = rhs_slice[k * columns + j * threads_across + tx];
+                        rhs_values[j] = rhs_slice[k * rhs_layout.stride + j * threads_across + tx];
                     }
                     #[unroll]
                     for i in 0..thread_rows {
@@ -289,7 +318,7 @@ pub(crate) mod kernel {
             sync_cube();
         }
 
-        let out_start = batch * out.stride(0);
+        let (out_start, out_row_stride) = (batch * out.stride(0), out.stride(1));
         #[unroll]
         for i in 0..thread_rows {
             let row = first_row + i * threads_down + ty;
@@ -297,7 +326,7 @@ pub(crate) mod kernel {
             for j in 0..thread_columns {
                 let column = first_column + j * threads_across + tx;
                 if row < out_rows && column < out_columns {
-                    out[out_start + row * out_columns + column] = sums[i * thread_columns + j];
+                    out[out_start + row * out_row_stride + column] = sums[i * thread_columns + j];
                 }
             }
         }
@@ -317,9 +346,7 @@ mod tests {
             ((1, 39_200, 128), ProductTile::LARGE),
             ((1, 156_800, 64), ProductTile::TALL),
             ((1, 2_450, 512), ProductTile::SMALL),
-            // Channels-first at micro-batch 50: 64 output channels by 3136 positions (WIDE); 512
-            // by layer 4's 49 positions (SMALL: 30 % padding even there).
-            // 256 by layer 2's 784 (14 % padding), 64 by layer 1's 3136 (WIDE), 512 by layer 4's
+            // Channels-first at micro-batch 50: 256 by layer 2's 784 (14 % padding), 64 by layer 1's 3136 (WIDE), 512 by layer 4's
             // 49 (SMALL: 31 % padding even there).
             ((50, 256, 784), ProductTile::LARGE),
             ((50, 64, 3_136), ProductTile::WIDE),
