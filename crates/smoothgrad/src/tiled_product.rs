@@ -346,8 +346,8 @@ mod tests {
             ((1, 39_200, 128), ProductTile::LARGE),
             ((1, 156_800, 64), ProductTile::TALL),
             ((1, 2_450, 512), ProductTile::SMALL),
-            // Channels-first at micro-batch 50: 256 by layer 2's 784 (14 % padding), 64 by layer 1's 3136 (WIDE), 512 by layer 4's
-            // 49 (SMALL: 31 % padding even there).
+            // Channels-first at micro-batch 50: 256 by layer 2's 784 (14 % padding), 64 by layer
+            // 1's 3136 (WIDE), 512 by layer 4's 49 (SMALL: 31 % padding even there).
             ((50, 256, 784), ProductTile::LARGE),
             ((50, 64, 3_136), ProductTile::WIDE),
             ((50, 512, 49), ProductTile::SMALL),

@@ -181,16 +181,18 @@ async fn tiled_products_match_the_cpu_on_webgpu() {
         ("lhs transposed, broadcast rhs", transposed([2, 129, 64]), normal([1, 64, 65])),
         ("inner shorter than a slice", normal([1, 5, 3]), normal([1, 3, 7])),
     ];
+    // Through the data: wasm reads a GPU tensor back only asynchronously.
+    let cpu = Device::flex();
+    let on_cpu = async |tensor: &Tensor<3>| Tensor::<3>::from_data(tensor.clone().into_data_async().await.unwrap(), &cpu);
+    let mut references = Vec::new();
+    for (_, lhs, rhs) in &cases {
+        references.push(on_cpu(lhs).await.matmul(on_cpu(rhs).await).into_data_async().await.unwrap());
+    }
     for kernels in [ProductKernels::TiledLarge, ProductKernels::TiledTall, ProductKernels::TiledWide, ProductKernels::TiledSmall] {
         use_product_kernels(kernels);
-        for (what, lhs, rhs) in &cases {
-            // Through the data: wasm reads a GPU tensor back only asynchronously.
-            let cpu = Device::flex();
-            let on_cpu = async |tensor: &Tensor<3>| Tensor::<3>::from_data(tensor.clone().into_data_async().await.unwrap(), &cpu);
-            let reference = on_cpu(lhs).await.matmul(on_cpu(rhs).await);
+        for ((what, lhs, rhs), reference) in cases.iter().zip(&references) {
             let ours = Dispatch::conv_product(lhs.clone().into_dispatch(), rhs.clone().into_dispatch());
-            let reference = reference.into_data_async().await.unwrap();
-            assert_matches(&format!("{kernels:?}, {what}"), Tensor::<3>::from_dispatch(ours), reference, 1e-5).await;
+            assert_matches(&format!("{kernels:?}, {what}"), Tensor::<3>::from_dispatch(ours), reference.clone(), 1e-5).await;
         }
     }
     use_product_kernels(ProductKernels::Cubek);
