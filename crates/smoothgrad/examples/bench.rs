@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]
 //! [--conv-lowering matrix-products|channels-last|unfolded|direct] [--precision f32|f16]
-//! [--products cubek|tiled|tiled-large|tiled-tall|tiled-wide|tiled-small]`
+//! [--products cubek|tiled|tiled-v4|tiled[-v4]-large|tall|wide|small]`
 //! (`--features autotune` natively lets burn's GPU backend tune its kernels)
 //!
 //! Each figure is the median of `--runs` timed runs after one warm-up; every run ends with a

@@ -52,7 +52,7 @@ pub use names::UnknownName;
 pub use noise::{GaussianNoise, NoiseSource, PortableNoise, RecordedNoise};
 pub use precision::{Precision, UnsupportedPrecision};
 pub use preprocess::{ImageInputError, Preprocess};
-pub use product::{ConvProductBackend, ProductKernel, ProductKernels, use_product_kernels};
+pub use product::{ConvProductBackend, ProductKernel, ProductKernels, ProductShape, record_products, use_product_kernels};
 pub use tiled_product::ProductTile;
 pub use relu::ReluKind;
 pub use render::{Clip, Colormap, RenderOptions, RenderOptionsError, Sign, render};

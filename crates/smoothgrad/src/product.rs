@@ -18,7 +18,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::Tensor;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 /// The kernel that runs one product on burn's GPU backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,46 +40,46 @@ pub enum ProductKernels {
     /// cubek's, chosen by [`ProductKernel::for_shape`]: what every measurement so far ran.
     #[default]
     Cubek,
-    /// Ours, the tile chosen by shape (`ProductTile::for_shape`). Not yet timed on a GPU.
-    Tiled,
-    /// Ours with `ProductTile::LARGE` everywhere, for benchmarks and tests.
-    TiledLarge,
-    /// Ours with `ProductTile::TALL` everywhere.
-    TiledTall,
-    /// Ours with `ProductTile::WIDE` everywhere.
-    TiledWide,
-    /// Ours with `ProductTile::SMALL` everywhere.
-    TiledSmall,
+    /// Ours, the tile chosen by shape (`ProductTile::for_shape`), vectorized
+    /// (`ProductTile::vectorized`) or not. Not yet timed on a GPU.
+    Tiled { vectorized: bool },
+    /// Ours with this tile everywhere, for benchmarks and tests.
+    Fixed(crate::ProductTile),
 }
 
-static PRODUCT_KERNELS: AtomicU8 = AtomicU8::new(0);
+static PRODUCT_KERNELS: RwLock<ProductKernels> = RwLock::new(ProductKernels::Cubek);
 
 /// Chooses the kernels for every product that follows, in this process (a benchmark's or a
 /// page's setting, like burn's autotune: not a property of one model).
 pub fn use_product_kernels(kernels: ProductKernels) {
-    let index = ProductKernels::NAMED.iter().position(|&(_, named)| named == kernels);
-    PRODUCT_KERNELS.store(index.expect("every setting is named") as u8, Ordering::Relaxed);
+    *PRODUCT_KERNELS.write().unwrap_or_else(PoisonError::into_inner) = kernels;
 }
 
-impl ProductKernels {
-    /// Each setting with its name on the command line.
-    pub const NAMED: [(&'static str, Self); 6] = [
-        ("cubek", Self::Cubek),
-        ("tiled", Self::Tiled),
-        ("tiled-large", Self::TiledLarge),
-        ("tiled-tall", Self::TiledTall),
-        ("tiled-wide", Self::TiledWide),
-        ("tiled-small", Self::TiledSmall),
-    ];
+/// Our tiles by name, for [`ProductKernels::Fixed`] on the command line.
+const TILES: [(&str, crate::ProductTile); 4] = {
+    use crate::ProductTile;
+    [("large", ProductTile::LARGE), ("tall", ProductTile::TALL), ("wide", ProductTile::WIDE), ("small", ProductTile::SMALL)]
+};
 
-    /// The setting's name on the command line.
-    pub fn name(self) -> &'static str {
-        Self::NAMED.iter().find(|&&(_, named)| named == self).expect("every setting is named").0
+impl ProductKernels {
+    /// The setting's name on the command line: `cubek`, `tiled`, `tiled-v4`, or a fixed tile as
+    /// `tiled-large` (`-tall`, `-wide`, `-small`), vectorized `tiled-v4-large` (a tile of none of
+    /// these names: its fields).
+    pub fn name(self) -> String {
+        let vectorized = |yes: bool| if yes { "-v4" } else { "" };
+        match self {
+            Self::Cubek => "cubek".into(),
+            Self::Tiled { vectorized: yes } => format!("tiled{}", vectorized(yes)),
+            Self::Fixed(tile) => match TILES.iter().find(|&&(_, named)| named == tile || named.vectorized() == tile) {
+                Some((name, _)) => format!("tiled{}-{name}", vectorized(tile.vector > 1)),
+                None => format!("{tile:?}"),
+            },
+        }
     }
 
     /// The setting [`use_product_kernels`] made last.
     pub fn current() -> Self {
-        Self::NAMED[PRODUCT_KERNELS.load(Ordering::Relaxed) as usize].1
+        *PRODUCT_KERNELS.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The kernel for a product of `batch` times `rows × inner` by `inner × columns` on a device
@@ -88,11 +88,9 @@ impl ProductKernels {
         use crate::ProductTile;
         match self {
             Self::Cubek => ProductKernel::for_shape(batch, rows, inner, columns, subgroups),
-            Self::Tiled => ProductKernel::Tiled(ProductTile::for_shape(batch, rows, columns)),
-            Self::TiledLarge => ProductKernel::Tiled(ProductTile::LARGE),
-            Self::TiledTall => ProductKernel::Tiled(ProductTile::TALL),
-            Self::TiledWide => ProductKernel::Tiled(ProductTile::WIDE),
-            Self::TiledSmall => ProductKernel::Tiled(ProductTile::SMALL),
+            Self::Tiled { vectorized: false } => ProductKernel::Tiled(ProductTile::for_shape(batch, rows, columns)),
+            Self::Tiled { vectorized: true } => ProductKernel::Tiled(ProductTile::for_shape(batch, rows, columns).vectorized()),
+            Self::Fixed(tile) => ProductKernel::Tiled(tile),
         }
     }
 }
@@ -101,12 +99,56 @@ impl FromStr for ProductKernels {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        let named = Self::NAMED.iter().find(|&&(known, _)| known == name);
-        named.map(|&(_, kernels)| kernels).ok_or_else(|| {
-            let names: Vec<&str> = Self::NAMED.iter().map(|&(known, _)| known).collect();
-            format!("product kernels {name:?}: expected one of {}", names.join(", "))
+        let parsed = match name.strip_prefix("tiled") {
+            None => (name == "cubek").then_some(Self::Cubek),
+            Some(rest) => {
+                let (vectorized, rest) = rest.strip_prefix("-v4").map_or((false, rest), |rest| (true, rest));
+                match rest.strip_prefix('-') {
+                    None => rest.is_empty().then_some(Self::Tiled { vectorized }),
+                    Some(tile) => TILES.iter().find(|&&(named, _)| named == tile).map(|&(_, tile)| {
+                        Self::Fixed(if vectorized { tile.vectorized() } else { tile })
+                    }),
+                }
+            }
+        };
+        parsed.ok_or_else(|| {
+            format!("product kernels {name:?}: expected cubek, tiled or tiled-v4, or tiled[-v4]-large|tall|wide|small")
         })
     }
+}
+
+/// One product as it reached burn's GPU backend: each operand's batch (1 where broadcast), the
+/// matrix dimensions, and which operands are transposed views (the inner dimension, for the lhs,
+/// or the columns, for the rhs, not contiguous).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProductShape {
+    /// The lhs's batch.
+    pub lhs_batch: usize,
+    /// The rhs's batch.
+    pub rhs_batch: usize,
+    /// Rows of the lhs and the output.
+    pub rows: usize,
+    /// The dimension summed over.
+    pub inner: usize,
+    /// Columns of the rhs and the output.
+    pub columns: usize,
+    /// Whether the lhs is a transposed view.
+    pub lhs_transposed: bool,
+    /// Whether the rhs is a transposed view.
+    pub rhs_transposed: bool,
+}
+
+static RECORDED_PRODUCTS: Mutex<Option<Vec<ProductShape>>> = Mutex::new(None);
+
+/// The products that `work` runs on burn's GPU backend on `device`, in order (none elsewhere):
+/// what a benchmark of the products alone (`examples/products.rs`) replays. Synced before it
+/// returns, as the backend may run the products later than `work` queues them.
+pub fn record_products(device: &burn::tensor::Device, work: impl FnOnce()) -> Vec<ProductShape> {
+    let recorded = || RECORDED_PRODUCTS.lock().unwrap_or_else(PoisonError::into_inner);
+    *recorded() = Some(Vec::new());
+    work();
+    device.sync().expect("the device ran the recorded work");
+    recorded().take().unwrap_or_default()
 }
 
 /// Inner dimensions from which [`ProductKernel::Gemm`] pays.
@@ -185,6 +227,11 @@ impl ConvProductBackend for burn_cubecl::CubeBackend {
         let [batch, rows, inner] = lhs.shape().dims();
         let [rhs_batch, _, columns] = rhs.shape().dims();
         let subgroups = lhs.client.properties().features.plane.contains(Plane::Ops);
+        if let Some(recorded) = RECORDED_PRODUCTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            let transposed = |tensor: &Self::FloatTensorPrimitive| tensor.meta.strides()[2] != 1;
+            let (lhs_transposed, rhs_transposed) = (transposed(&lhs), transposed(&rhs));
+            recorded.push(ProductShape { lhs_batch: batch, rhs_batch, rows, inner, columns, lhs_transposed, rhs_transposed });
+        }
         let batch = batch.max(rhs_batch);
         // Ours sums in the operands' type; cubek sums f16 products in f32 (`precision.rs`).
         let kernels = match lhs.dtype {
@@ -311,6 +358,27 @@ fn unbroadcast<B: Backend>(grad: FloatTensor<B>, batch: usize) -> FloatTensor<B>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn product_kernels_are_named_as_they_parse() {
+        use crate::ProductTile;
+        let settings = [
+            ("cubek", ProductKernels::Cubek),
+            ("tiled", ProductKernels::Tiled { vectorized: false }),
+            ("tiled-v4", ProductKernels::Tiled { vectorized: true }),
+            ("tiled-tall", ProductKernels::Fixed(ProductTile::TALL)),
+            ("tiled-v4-tall", ProductKernels::Fixed(ProductTile::TALL.vectorized())),
+            ("tiled-v4-small", ProductKernels::Fixed(ProductTile::SMALL.vectorized())),
+        ];
+        for (name, setting) in settings {
+            assert_eq!(name.parse::<ProductKernels>(), Ok(setting), "{name}");
+            assert_eq!(setting.name(), name, "{setting:?}");
+        }
+        for wrong in ["tiled-v8", "tiled-huge", "tiled-v4-", "tiledlarge", "cubek-tiled", ""] {
+            let error = wrong.parse::<ProductKernels>().expect_err(wrong);
+            assert!(error.contains("expected cubek, tiled or tiled-v4"), "{error}");
+        }
+    }
 
     #[test]
     fn long_and_narrow_products_take_gemm_where_there_are_subgroups() {

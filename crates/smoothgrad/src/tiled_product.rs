@@ -10,6 +10,11 @@
 //!
 //! Operands are read through their strides, so transposed views (the weights of the input
 //! gradient, the backward's `swap_dims`) need no copy; a batch of one is broadcast.
+//!
+//! A tile's `vector` (1 or 4) is how many neighbouring rows (columns) of the output a thread takes
+//! at a time and reads from shared memory in one load: with 4, an 8 × 8 thread block costs 4 shared
+//! loads per 64 multiply-adds instead of 16, which would otherwise keep the shared-memory pipe about
+//! as busy as the arithmetic.
 
 /// The block of the output one cube computes and how it is split among its threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,21 +29,36 @@ pub struct ProductTile {
     pub thread_rows: usize,
     /// Output columns per thread.
     pub thread_columns: usize,
+    /// Neighbouring outputs a thread takes at a time in each direction, read from shared memory
+    /// as one vector: 1 or 4.
+    pub vector: usize,
 }
 
 impl ProductTile {
     /// 128 × 128 per cube, 8 × 8 per thread (256 threads): the usual shape of a fast f32 product
     /// on NVIDIA GPUs, for products with many rows and columns.
-    pub const LARGE: Self = Self { rows: 128, columns: 128, depth: 8, thread_rows: 8, thread_columns: 8 };
+    pub const LARGE: Self = Self { rows: 128, columns: 128, depth: 8, thread_rows: 8, thread_columns: 8, vector: 1 };
     /// 128 × 64 per cube, 8 × 4 per thread (256 threads): for 64 columns (layer 1's output
     /// channels, channels-last).
-    pub const TALL: Self = Self { rows: 128, columns: 64, depth: 8, thread_rows: 8, thread_columns: 4 };
+    pub const TALL: Self = Self { rows: 128, columns: 64, depth: 8, thread_rows: 8, thread_columns: 4, vector: 1 };
     /// 64 × 128 per cube, 4 × 8 per thread (256 threads): for 64 rows (layer 1's output channels,
     /// channels-first).
-    pub const WIDE: Self = Self { rows: 64, columns: 128, depth: 8, thread_rows: 4, thread_columns: 8 };
+    pub const WIDE: Self = Self { rows: 64, columns: 128, depth: 8, thread_rows: 4, thread_columns: 8, vector: 1 };
     /// 64 × 64 per cube, 4 × 4 per thread (256 threads), for products too narrow or too few for
     /// the others to fill the GPU.
-    pub const SMALL: Self = Self { rows: 64, columns: 64, depth: 16, thread_rows: 4, thread_columns: 4 };
+    pub const SMALL: Self = Self { rows: 64, columns: 64, depth: 16, thread_rows: 4, thread_columns: 4, vector: 1 };
+
+    /// The same block with shared slices read 4 elements at a time: slices deep enough (16 for
+    /// the 64-wide tiles) that each thread loads whole vectors of both.
+    pub fn vectorized(self) -> Self {
+        let depth = self.depth.max(4 * self.threads() / self.rows.min(self.columns));
+        Self { vector: 4, depth, ..self }
+    }
+
+    /// Threads per cube.
+    fn threads(self) -> usize {
+        (self.rows / self.thread_rows) * (self.columns / self.thread_columns)
+    }
 
     /// The tile for `batch` products of `rows × columns` outputs: the largest of [`Self::LARGE`],
     /// [`Self::TALL`] and [`Self::WIDE`] that the outputs fill with little padding (at most 15 %)
@@ -68,19 +88,18 @@ pub(crate) mod kernel {
     use cubek::matmul::definition::{MatmulAvailabilityError, MatmulSetupError};
 
     impl ProductTile {
-        fn threads(self) -> usize {
-            (self.rows / self.thread_rows) * (self.columns / self.thread_columns)
-        }
-
-        /// Whether the threads split the outputs and both slices' loads evenly (else part of a
-        /// slice would go unloaded), within a cube's 256 threads (WebGPU's least maximum).
+        /// Whether the threads split the outputs and both slices' vector loads evenly (else part
+        /// of a slice would go unloaded), within a cube's 256 threads (WebGPU's least maximum).
         fn is_whole(self) -> bool {
-            let threads = self.threads();
-            self.rows % self.thread_rows == 0
+            let (threads, vector) = (self.threads(), self.vector);
+            matches!(vector, 1 | 4)
+                && self.rows % self.thread_rows == 0
                 && self.columns % self.thread_columns == 0
+                && self.thread_rows % vector == 0
+                && self.thread_columns % vector == 0
                 && threads <= 256
-                && (self.rows * self.depth) % threads == 0
-                && (self.columns * self.depth) % threads == 0
+                && (self.rows * self.depth / vector) % threads == 0
+                && (self.columns * self.depth / vector) % threads == 0
         }
     }
 
@@ -110,6 +129,7 @@ pub(crate) mod kernel {
             &client,
             cube_count,
             CubeDim::new_1d(tile.threads() as u32),
+            tile.vector,
             lhs.into_tensor_arg(),
             rhs.into_tensor_arg(),
             out.clone().into_tensor_arg(),
@@ -136,28 +156,31 @@ pub(crate) mod kernel {
         }
     }
 
-    /// How a cube's threads share the loads of one operand's slice: `loads` each, the `index`-th
-    /// (`unit + load · threads`) at `(k, other)` along the inner dimension (`depth` of it) and the
-    /// operand's other one (`width`), in the order of the operand's contiguous dimension
+    /// How a cube's threads share the loads of one operand's slice: `loads` vectors each (of
+    /// `vector` elements neighbouring along the operand's other dimension), the `index`-th
+    /// (`unit + load · threads`) at `(k, group)` along the inner dimension (`depth` of it) and the
+    /// other one (`groups` vectors of it), in the order of the operand's contiguous dimension
     /// (`inner_fastest` or not) so that neighbouring threads read neighbouring addresses. Shared
-    /// memory keeps it `[depth][stride]`.
+    /// memory keeps it `[depth][stride]` vectors.
     #[derive(Clone, Copy)]
     struct SliceLayout {
         loads: usize,
         threads: usize,
         inner_fastest: bool,
         depth: usize,
-        width: usize,
+        groups: usize,
         stride: usize,
     }
 
     impl SliceLayout {
-        fn new(width: usize, depth: usize, threads: usize, inner_fastest: bool) -> Self {
-            // Read along the inner dimension, a warp's 32 threads store `depth` rows of 32 / depth
-            // elements; rows `width` apart (a multiple of 32 words) would put them all in the same
-            // banks, so each row is padded by 32 / depth words to reach every bank once.
-            let stride = if inner_fastest { width + 32 / depth } else { width };
-            Self { loads: width * depth / threads, threads, inner_fastest, depth, width, stride }
+        fn new(width: usize, depth: usize, threads: usize, inner_fastest: bool, vector: usize) -> Self {
+            let groups = width / vector;
+            // Read along the inner dimension, neighbouring threads store neighbouring rows, which
+            // (a multiple of 32 words apart) would all fall in the same banks: scalars, a warp's
+            // 32 threads in `depth` rows, need 32 / depth words of padding a row to reach every
+            // bank once; vectors, stored 8 threads at a time in 8 rows, an odd stride in vectors.
+            let padding = if !inner_fastest { 0 } else if vector == 1 { 32 / depth } else { 1 };
+            Self { loads: groups * depth / threads, threads, inner_fastest, depth, groups, stride: groups + padding }
         }
     }
 
@@ -197,49 +220,61 @@ pub(crate) mod kernel {
         if layout.inner_fastest {
             (index % layout.depth, index / layout.depth)
         } else {
-            (index / layout.width, index % layout.width)
+            (index / layout.groups, index % layout.groups)
         }
     }
 
     /// This thread's share of the slice from `first_inner` on (of `inner`), into registers.
     #[cube]
-    fn read_slice<E: Numeric>(
+    fn read_slice<E: Numeric, N: Size>(
         operand: &Tensor<E>,
         from: &OperandSlices,
-        next: &mut Array<E>,
+        next: &mut Array<Vector<E, N>>,
         first_inner: usize,
         inner: usize,
         #[comptime] layout: SliceLayout,
     ) {
         #[unroll]
         for load in 0..layout.loads {
-            let (k, other) = slice_position(load, layout);
-            let (other, k) = (from.first_other + other, first_inner + k);
-            let mut value = E::from_int(0);
-            if other < from.others && k < inner {
-                value = operand[from.start + other * from.other_stride + k * from.inner_stride];
+            let (k, group) = slice_position(load, layout);
+            let k = first_inner + k;
+            let vector = N::value().comptime();
+            let mut values = Vector::<E, N>::empty();
+            #[unroll]
+            for v in 0..vector {
+                let other = from.first_other + group * vector + v;
+                let mut value = E::from_int(0);
+                if other < from.others && k < inner {
+                    value = operand[from.start + other * from.other_stride + k * from.inner_stride];
+                }
+                values.insert(v, value);
             }
-            next[load] = value;
+            next[load] = values;
         }
     }
 
     /// Stores what [`read_slice`] read into the shared slice, inner-major (`[depth][stride]`).
     #[cube]
-    fn store_slice<E: Numeric>(next: &Array<E>, slice: &mut Shared<[E]>, #[comptime] layout: SliceLayout) {
+    fn store_slice<E: Numeric, N: Size>(
+        next: &Array<Vector<E, N>>,
+        slice: &mut Shared<[Vector<E, N>]>,
+        #[comptime] layout: SliceLayout,
+    ) {
         #[unroll]
         for load in 0..layout.loads {
-            let (k, other) = slice_position(load, layout);
-            slice[k * layout.stride + other] = next[load];
+            let (k, group) = slice_position(load, layout);
+            slice[k * layout.stride + group] = next[load];
         }
     }
 
     /// One thread block of `rows × columns` outputs per cube (`CUBE_POS_Y`, `CUBE_POS_X`; the batch
-    /// in `CUBE_POS_Z`). A thread's outputs are strided by the thread grid (row `i · threads_down +
-    /// ty`, column `j · threads_across + tx`): a warp then reads neighbouring words of the shared
-    /// rhs slice (no bank conflicts) and writes neighbouring output columns.
+    /// in `CUBE_POS_Z`). A thread's outputs are `N` × `N` blocks strided by the thread grid (rows
+    /// `(i · threads_down + ty) · N + v`, columns `(j · threads_across + tx) · N + w`): a warp then
+    /// reads neighbouring vectors of the shared rhs slice (no bank conflicts) and writes
+    /// neighbouring output columns.
     #[cube(launch_unchecked)]
     #[allow(clippy::too_many_arguments)]
-    fn tiled_product_kernel<E: Numeric>(
+    fn tiled_product_kernel<E: Numeric, N: Size>(
         lhs: &Tensor<E>,
         rhs: &Tensor<E>,
         out: &mut Tensor<E>,
@@ -252,11 +287,13 @@ pub(crate) mod kernel {
         #[comptime] rhs_columns_fastest: bool,
         #[define(E)] _dtype: ElemType,
     ) {
+        let vector = N::value().comptime();
+        let (row_groups, column_groups) = (thread_rows / vector, thread_columns / vector);
         let threads_across = columns / thread_columns;
         let threads_down = rows / thread_rows;
         let threads = threads_across * threads_down;
-        let lhs_layout = comptime!(SliceLayout::new(rows, depth, threads, lhs_inner_fastest));
-        let rhs_layout = comptime!(SliceLayout::new(columns, depth, threads, !rhs_columns_fastest));
+        let lhs_layout = comptime!(SliceLayout::new(rows, depth, threads, lhs_inner_fastest, vector));
+        let rhs_layout = comptime!(SliceLayout::new(columns, depth, threads, !rhs_columns_fastest, vector));
 
         let (out_rows, out_columns, inner) = (out.shape(1), out.shape(2), lhs.shape(2));
         let batch = CUBE_POS_Z as usize;
@@ -270,13 +307,13 @@ pub(crate) mod kernel {
 
         // Slices stored inner-major ([depth][rows], [depth][columns], rows padded): the multiply
         // reads a row of each.
-        let mut lhs_slice = Shared::<[E]>::new_slice(depth * lhs_layout.stride);
-        let mut rhs_slice = Shared::<[E]>::new_slice(depth * rhs_layout.stride);
-        let mut lhs_next = Array::<E>::new(lhs_layout.loads);
-        let mut rhs_next = Array::<E>::new(rhs_layout.loads);
+        let mut lhs_slice = Shared::<[Vector<E, N>]>::new_slice(depth * lhs_layout.stride);
+        let mut rhs_slice = Shared::<[Vector<E, N>]>::new_slice(depth * rhs_layout.stride);
+        let mut lhs_next = Array::<Vector<E, N>>::new(lhs_layout.loads);
+        let mut rhs_next = Array::<Vector<E, N>>::new(rhs_layout.loads);
         let mut sums = Array::<E>::new(thread_rows * thread_columns);
-        let mut lhs_values = Array::<E>::new(thread_rows);
-        let mut rhs_values = Array::<E>::new(thread_columns);
+        let mut lhs_values = Array::<Vector<E, N>>::new(row_groups);
+        let mut rhs_values = Array::<Vector<E, N>>::new(column_groups);
         #[unroll]
         for i in 0..thread_rows * thread_columns {
             sums[i] = E::from_int(0);
@@ -294,18 +331,19 @@ pub(crate) mod kernel {
                 #[unroll]
                 for k in 0..depth {
                     #[unroll]
-                    for i in 0..thread_rows {
+                    for i in 0..row_groups {
                         lhs_values[i] = lhs_slice[k * lhs_layout.stride + i * threads_down + ty];
                     }
                     #[unroll]
-                    for j in 0..thread_columns {
+                    for j in 0..column_groups {
                         rhs_values[j] = rhs_slice[k * rhs_layout.stride + j * threads_across + tx];
                     }
                     #[unroll]
                     for i in 0..thread_rows {
+                        let lhs_value = lhs_values[i / vector].extract(i % vector);
                         #[unroll]
                         for j in 0..thread_columns {
-                            sums[i * thread_columns + j] += lhs_values[i] * rhs_values[j];
+                            sums[i * thread_columns + j] += lhs_value * rhs_values[j / vector].extract(j % vector);
                         }
                     }
                 }
@@ -321,10 +359,10 @@ pub(crate) mod kernel {
         let (out_start, out_row_stride) = (batch * out.stride(0), out.stride(1));
         #[unroll]
         for i in 0..thread_rows {
-            let row = first_row + i * threads_down + ty;
+            let row = first_row + ((i / vector) * threads_down + ty) * vector + i % vector;
             #[unroll]
             for j in 0..thread_columns {
-                let column = first_column + j * threads_across + tx;
+                let column = first_column + ((j / vector) * threads_across + tx) * vector + j % vector;
                 if row < out_rows && column < out_columns {
                     out[out_start + row * out_row_stride + column] = sums[i * thread_columns + j];
                 }
@@ -356,6 +394,17 @@ mod tests {
         ];
         for ((batch, rows, columns), tile) in cases {
             assert_eq!(ProductTile::for_shape(batch, rows, columns), tile, "{batch} × {rows} × {columns}");
+        }
+    }
+
+    #[test]
+    fn vectorized_tiles_load_whole_vectors() {
+        // 256 threads load a slice of `width × depth / 4` vectors: 64-wide tiles need 16 deep.
+        let depths = [(ProductTile::LARGE, 8), (ProductTile::TALL, 16), (ProductTile::WIDE, 16), (ProductTile::SMALL, 16)];
+        for (tile, depth) in depths {
+            let vectorized = tile.vectorized();
+            assert_eq!((vectorized.vector, vectorized.depth), (4, depth), "{tile:?}");
+            assert_eq!(ProductTile { vector: 1, depth: tile.depth, ..vectorized }, tile, "only the vector and depth change");
         }
     }
 }

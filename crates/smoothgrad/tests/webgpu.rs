@@ -164,13 +164,13 @@ async fn col2im_input_gradients_match_burns_direct_kernel_on_webgpu() {
 
 #[wasm_bindgen_test]
 async fn tiled_products_match_the_cpu_on_webgpu() {
-    // Our register-blocked product kernel, every tile, against burn's CPU backend: edges that
-    // fill no tile (rows, columns and inner dimension), a broadcast batch of one (a
-    // convolution's weights), transposed views of either operand (the backward's), and an inner
-    // dimension shorter than one staged slice.
+    // Our register-blocked product kernel, every tile, scalar and vectorized, against burn's CPU
+    // backend: edges that fill no tile (rows, columns and inner dimension, none a multiple of a
+    // vector), a broadcast batch of one (a convolution's weights), transposed views of either
+    // operand (the backward's), and an inner dimension shorter than one staged slice.
     use smoothgrad::burn::backend::Dispatch;
     use smoothgrad::burn::tensor::{Distribution, Tensor};
-    use smoothgrad::{ConvProductBackend, ProductKernels, use_product_kernels};
+    use smoothgrad::{ConvProductBackend, ProductKernels, ProductTile, use_product_kernels};
     let device = webgpu().await;
     let normal = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
     let transposed = |shape: [usize; 3]| normal([shape[0], shape[2], shape[1]]).swap_dims(1, 2);
@@ -188,11 +188,13 @@ async fn tiled_products_match_the_cpu_on_webgpu() {
     for (_, lhs, rhs) in &cases {
         references.push(on_cpu(lhs).await.matmul(on_cpu(rhs).await).into_data_async().await.unwrap());
     }
-    for kernels in [ProductKernels::TiledLarge, ProductKernels::TiledTall, ProductKernels::TiledWide, ProductKernels::TiledSmall] {
+    let tiles = [ProductTile::LARGE, ProductTile::TALL, ProductTile::WIDE, ProductTile::SMALL];
+    for tile in tiles.into_iter().flat_map(|tile| [tile, tile.vectorized()]) {
+        let kernels = ProductKernels::Fixed(tile);
         use_product_kernels(kernels);
         for ((what, lhs, rhs), reference) in cases.iter().zip(&references) {
             let ours = Dispatch::conv_product(lhs.clone().into_dispatch(), rhs.clone().into_dispatch());
-            assert_matches(&format!("{kernels:?}, {what}"), Tensor::<3>::from_dispatch(ours), reference.clone(), 1e-5).await;
+            assert_matches(&format!("{}, {what}", kernels.name()), Tensor::<3>::from_dispatch(ours), reference.clone(), 1e-5).await;
         }
     }
     use_product_kernels(ProductKernels::Cubek);
@@ -200,14 +202,15 @@ async fn tiled_products_match_the_cpu_on_webgpu() {
 
 #[wasm_bindgen_test]
 async fn tiled_products_match_captum_on_webgpu() {
-    // The whole model with every convolution's products through our kernel, tile by shape: the
-    // shipped lowering (the weights broadcast over the batch, its backward's transposed views)
-    // and channels-last (one product over the batch per convolution).
+    // The whole model with every convolution's products through our kernel, tile by shape:
+    // scalar in the shipped lowering (the weights broadcast over the batch, its backward's
+    // transposed views), vectorized in channels-last (one product over the batch per convolution).
     use smoothgrad::{ProductKernels, use_product_kernels};
     let device = webgpu().await;
     let copies = smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2);
-    use_product_kernels(ProductKernels::Tiled);
+    use_product_kernels(ProductKernels::Tiled { vectorized: false });
     check_method_lowered(&Gradient, "gradient", copies, ConvLowering::MatrixProducts, &device).await;
+    use_product_kernels(ProductKernels::Tiled { vectorized: true });
     check_method_lowered(&GuidedBackprop, "guided_backprop", copies, ConvLowering::ChannelsLast, &device).await;
     use_product_kernels(ProductKernels::Cubek);
 }

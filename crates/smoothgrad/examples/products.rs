@@ -1,0 +1,166 @@
+//! Benchmark of the matrix products alone: ResNet-50's, as one input gradient at a micro-batch
+//! runs them on burn's GPU backend, replayed with each product kernel setting; prints JSON.
+//!
+//! `cargo run --release --example products -- [--micro-batch 50]
+//! [--conv-lowering matrix-products|channels-last|unfolded] [--kernels cubek,tiled,tiled-v4,…]
+//! [--runs 5] [--launches 20]`
+//!
+//! Each distinct product (operand shapes and transposed views as the gradient ran them) is timed
+//! per setting as the median of `--runs` rounds of `--launches` launches, each round ended by a
+//! device sync, after one warm-up launch (which compiles its kernel). `ms_per_pass` weighs each
+//! product by how often one gradient runs it: the products' share of a SmoothGrad pass at that
+//! micro-batch, per setting, at a fraction of the cost of timing whole passes. Each setting's
+//! outputs are checked against the first setting's (`max_relative_error`).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use smoothgrad::burn::backend::Dispatch;
+use smoothgrad::burn::tensor::{Device, DeviceKind, Distribution, Tensor};
+use smoothgrad::{
+    Attribution, ConvLowering, ConvProductBackend, Gradient, ProductKernels, ProductShape, ResNetConfig, Targets,
+    record_products, use_product_kernels,
+};
+
+/// What to measure, from the command line.
+struct Args {
+    micro_batch: usize,
+    conv_lowering: ConvLowering,
+    kernels: Vec<ProductKernels>,
+    runs: usize,
+    launches: usize,
+}
+
+impl Args {
+    fn parse() -> Self {
+        let mut args = Self {
+            micro_batch: 50,
+            conv_lowering: ConvLowering::default(),
+            kernels: ["cubek", "tiled", "tiled-v4"].map(|name| name.parse().expect("a known setting")).to_vec(),
+            runs: 5,
+            launches: 20,
+        };
+        let mut words = std::env::args().skip(1);
+        while let Some(flag) = words.next() {
+            let value = words.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+            let number = || value.parse().unwrap_or_else(|_| panic!("{flag} takes a number"));
+            match flag.as_str() {
+                "--micro-batch" => args.micro_batch = number(),
+                "--runs" => args.runs = number(),
+                "--launches" => args.launches = number(),
+                "--conv-lowering" => args.conv_lowering = value.parse().unwrap_or_else(|error| panic!("{error}")),
+                "--kernels" => {
+                    let parsed: Result<_, _> = value.split(',').map(str::parse).collect();
+                    args.kernels = parsed.unwrap_or_else(|error| panic!("{error}"));
+                }
+                _ => panic!("unknown flag {flag}"),
+            }
+        }
+        args
+    }
+}
+
+/// The distinct products of one input gradient of ResNet-50 at `micro_batch`, each with how often
+/// it ran, in the order they first ran.
+fn products_of_a_gradient(device: &Device, micro_batch: usize, lowering: ConvLowering) -> Vec<(ProductShape, usize)> {
+    let model = ResNetConfig::resnet50(1000).init(device).with_conv_lowering(lowering);
+    let images = Tensor::<4>::random([micro_batch, 3, 224, 224], Distribution::Normal(0.0, 1.0), device);
+    let targets = Targets::top1(model.forward(images.clone()));
+    use_product_kernels(ProductKernels::Cubek);
+    let recorded = record_products(device, || {
+        let _ = Gradient.attribute(&model, images, &targets).into_data();
+    });
+    let mut counts: HashMap<ProductShape, usize> = HashMap::new();
+    let mut distinct = Vec::new();
+    for shape in recorded {
+        *counts.entry(shape).or_insert_with(|| {
+            distinct.push(shape);
+            0
+        }) += 1;
+    }
+    distinct.into_iter().map(|shape| (shape, counts[&shape])).collect()
+}
+
+/// Random operands of `shape`, transposed views where it has them.
+fn operands(shape: &ProductShape, device: &Device) -> (Tensor<3>, Tensor<3>) {
+    let normal = |dims: [usize; 3]| Tensor::<3>::random(dims, Distribution::Normal(0.0, 1.0), device);
+    let operand = |[batch, rows, columns]: [usize; 3], transposed: bool| match transposed {
+        true => normal([batch, columns, rows]).swap_dims(1, 2),
+        false => normal([batch, rows, columns]),
+    };
+    let lhs = operand([shape.lhs_batch, shape.rows, shape.inner], shape.lhs_transposed);
+    let rhs = operand([shape.rhs_batch, shape.inner, shape.columns], shape.rhs_transposed);
+    (lhs, rhs)
+}
+
+fn product(lhs: &Tensor<3>, rhs: &Tensor<3>) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::conv_product(lhs.clone().into_dispatch(), rhs.clone().into_dispatch()))
+}
+
+/// Median microseconds a launch of `lhs · rhs` takes with the current setting, over `runs` rounds
+/// of `launches` (their outputs kept until the round's sync, so that none is skipped).
+fn microseconds(device: &Device, lhs: &Tensor<3>, rhs: &Tensor<3>, runs: usize, launches: usize) -> f64 {
+    let mut times: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let started = Instant::now();
+            let outputs: Vec<Tensor<3>> = (0..launches.max(1)).map(|_| product(lhs, rhs)).collect();
+            device.sync().expect("the device ran the products");
+            drop(outputs);
+            started.elapsed().as_secs_f64() * 1e6 / launches.max(1) as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// `max |ours − reference| / max |reference|`, on the device.
+fn max_relative_error(ours: Tensor<3>, reference: &Tensor<3>) -> f64 {
+    let scale = reference.clone().abs().max().into_scalar::<f32>() as f64;
+    let difference = (ours - reference.clone()).abs().max().into_scalar::<f32>() as f64;
+    difference / scale
+}
+
+fn main() {
+    let args = Args::parse();
+    let device = Device::wgpu(DeviceKind::DefaultDevice);
+    let products = products_of_a_gradient(&device, args.micro_batch, args.conv_lowering);
+    let mut ms_per_pass = vec![0.0; args.kernels.len()];
+    let rows: Vec<Value> = products
+        .iter()
+        .map(|(shape, count)| {
+            let (lhs, rhs) = operands(shape, &device);
+            let flop = 2.0 * (shape.lhs_batch.max(shape.rhs_batch) * shape.rows * shape.inner * shape.columns) as f64;
+            let mut reference = None;
+            let timings: Vec<Value> = args.kernels.iter().zip(&mut ms_per_pass).map(|(&kernels, total)| {
+                use_product_kernels(kernels);
+                // The warm-up launch, also what the launch saw: the replay is the recorded product.
+                let mut output = None;
+                let seen = record_products(&device, || output = Some(product(&lhs, &rhs)));
+                assert_eq!(seen, [*shape], "the replay ran another product than the recorded one");
+                let output = output.expect("a product");
+                let error = reference.as_ref().map(|reference| max_relative_error(output.clone(), reference));
+                reference.get_or_insert(output);
+                let us = microseconds(&device, &lhs, &rhs, args.runs, args.launches);
+                *total += us * *count as f64 / 1e3;
+                json!({ "kernels": kernels.name(), "us": us, "tflops": flop / us / 1e6, "max_relative_error": error })
+            }).collect();
+            json!({ "shape": format!("{shape:?}"), "count": count, "gflop": flop / 1e9, "timings": timings })
+        })
+        .collect();
+    use_product_kernels(ProductKernels::Cubek);
+    let totals: Vec<Value> = args.kernels.iter().zip(&ms_per_pass)
+        .map(|(kernels, ms)| json!({ "kernels": kernels.name(), "ms_per_pass": ms, "vs_first": ms / ms_per_pass[0] }))
+        .collect();
+    let report = json!({
+        "what": "ResNet-50's matrix products of one input gradient, replayed per product kernel setting",
+        "adapter": device.identity().map(|identity| identity.name),
+        "micro_batch": args.micro_batch,
+        "conv_lowering": args.conv_lowering.name(),
+        "runs": args.runs,
+        "launches": args.launches,
+        "totals": totals,
+        "products": rows,
+    });
+    println!("{}", serde_json::to_string(&report).expect("JSON"));
+}
