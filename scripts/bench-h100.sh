@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The speed run on the GPU machine (`device` tool): PyTorch eager + Captum and the project's
-# native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json); our own
-# product kernel in both lowerings (h100-tiled.json); the channels-last lowering, each of cubek's
+# native wgpu benchmark (Vulkan) side by side, JSON into $OUT: as shipped (h100.json); its matrix
+# products alone with cubek's kernels and ours (h100-products.jsonl); our own product kernel in
+# whole passes, both lowerings (h100-tiled.json); the channels-last lowering, each of cubek's
 # matrix-product strategies in turn and the shipped one in f16 (h100-matmul.json, one JSON report
 # a line); with burn's autotune (h100-autotune.json) and its choices; kernel profiles of the
 # shipped build (profile.log) and of our kernel with channels-last (profile-tiled.log).
@@ -47,15 +48,28 @@ strategy() { # $1: strategy; the rest: as for compared, from the micro-batches
   CUBEK_MATMUL_AUTO=${name#default} compared "{\"matmul_strategy\": \"$name\"}" bench-matmul "$@"
 }
 # Our own product kernel (`--products`, crates/smoothgrad/src/tiled_product.rs) in the shipped build.
-products() { # $1: which (tiled, tiled-large, -tall, -wide, -small); the rest: as for compared, from the micro-batches
+products() { # $1: which (tiled, tiled-v4, tiled[-v4]-large, -tall, -wide, -small); the rest: as for compared, from the micro-batches
   local name=$1
   shift
   compared "{\"products\": \"$name\"}" bench "$@" --products "$name"
 }
 # 1. The shipped build (bench) beside PyTorch: every figure with its ratio to PyTorch's.
 beside_pytorch bench
-# 2. Where its time goes: its kernel times (the logger loses the last ones at exit), as shipped
-# (profile.log), and in step 3 with our product kernel and channels-last (profile-tiled.log).
+# 2. Its matrix products alone (most of its GPU time), replayed with cubek's kernels (the shipped
+# choice, first: the others' outputs are checked against its) and ours, per product and weighed by
+# how often a pass runs it (h100-products.jsonl, one report a line): micro-batch 50 in both
+# lowerings, then 10.
+table() { # the arguments for `bench products` (crates/smoothgrad/examples/bench/products.rs)
+  room 60 "products $*" || return 0
+  echo "products $*" >> "$out/log.txt"
+  timeout 90 .bench/bench products --runs 3 --launches 10 \
+    --kernels cubek,tiled,tiled-v4,tiled-v4-large,tiled-v4-tall,tiled-v4-small "$@" 2>> "$out/log.txt"
+}
+{ table --micro-batch 50
+  table --micro-batch 50 --conv-lowering channels-last
+  table --micro-batch 10; } | tee "$out/h100-products.jsonl"
+# 3. Where its time goes: its kernel times (the logger loses the last ones at exit), as shipped
+# (profile.log), and in step 4 with our product kernel and channels-last (profile-tiled.log).
 profile() { # $1: the log's name; the rest: more arguments for the benchmark
   local log=$1
   shift
@@ -65,28 +79,31 @@ profile() { # $1: the log's name; the rest: more arguments for the benchmark
   rm -f cubecl.toml
 }
 profile profile.log
-# 3. Our own product kernel, untimed on a GPU until this run: with the tile chosen by shape in
-# both lowerings and at batch 1, then each tile that suits channels-last's products alone
-# (h100-tiled.json), then its profile.
-{ products tiled 10,25,50
+# 4. Our own product kernel in whole passes, untimed on a GPU until this run: vectorized and
+# scalar, the tile chosen by shape, in both lowerings (channels-last with cubek's kernels as the
+# control), then each vectorized tile that suits channels-last's products alone, then batch 1
+# (h100-tiled.json); then its profile.
+{ products tiled-v4 10,25,50
+  products tiled 10,25,50
   products cubek 10,25,50 --conv-lowering channels-last
+  products tiled-v4 10,25,50 --conv-lowering channels-last
   products tiled 10,25,50 --conv-lowering channels-last
   for tile in large tall small; do
-    products "tiled-$tile" 10,50 --conv-lowering channels-last
+    products "tiled-v4-$tile" 10,50 --conv-lowering channels-last
   done
-  products tiled 1; } | tee "$out/h100-tiled.json"
+  products tiled-v4 1; } | tee "$out/h100-tiled.json"
 # Its kernel times with channels-last (also what that lowering spends outside the products).
-profile profile-tiled.log --conv-lowering channels-last --products tiled
+profile profile-tiled.log --conv-lowering channels-last --products tiled-v4
 if [ -x .bench/bench-matmul ]; then
-  # 4. The channels-last lowering (`--conv-lowering channels-last`: from micro-batch 10 on, one
+  # 5. The channels-last lowering (`--conv-lowering channels-last`: from micro-batch 10 on, one
   # product over the batch per convolution), with the shipped choice of kernel and with the
   # strategies that suit large products; its batched gradient against the CPU's.
   for name in default simple-unit-min double-unit-max gemm-k1024; do
     strategy "$name" 10,25,50 --conv-lowering channels-last
   done | tee "$out/h100-matmul.json"
-  # 5. The shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
+  # 6. The shipped choice computing in f16 (`--precision f16`, the page's option on GPUs with
   # shader-f16): its figures beside h100.json's f32 ones, and its gradient against the CPU's f32.
-  # 6. Then every strategy in turn: cubek's former default first, then the page's kernels
+  # 7. Then every strategy in turn: cubek's former default first, then the page's kernels
   # (no-subgroups), the control (default) last.
   { strategy default 1,10,50 --precision f16
     for name in cubek-auto no-subgroups simple-unit-min double-unit-max double-unit-min gemm gemm-k1024 default; do
@@ -98,11 +115,11 @@ if [ -x .bench/bench-matmul ]; then
     strategy "$name" 1 --conv-lowering unfolded
   done | tee -a "$out/h100-matmul.json"
 fi
-# 7. Any other build put in .bench to compare, against the same PyTorch figures.
+# 8. Any other build put in .bench to compare, against the same PyTorch figures.
 for variant in $(ls .bench | grep -v -e '\.gz$' -e '^bench$' -e '^bench-matmul$' -e '^bench-autotune$'); do
   room 250 "$variant" && beside_pytorch "$variant" --reference "$out/h100.json"
 done
-# 8. burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
+# 9. burn's autotune (against h100.json's PyTorch figures) and its choices (autotune-decisions.jsonl,
 # one per tuned shape): which kernels win on this GPU, the shortlist for a build without autotune.
 if [ -x .bench/bench-autotune ] && room 250 autotune; then
   printf '[autotune.decisions]\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \
@@ -110,6 +127,6 @@ if [ -x .bench/bench-autotune ] && room 250 autotune; then
   beside_pytorch bench-autotune --reference "$out/h100.json"
   rm -f cubecl.toml
 fi
-# Files: log.txt, h100.json, profile.log, h100-tiled.json, profile-tiled.log, h100-matmul.json,
+# Files: log.txt, h100.json, h100-products.jsonl, profile.log, h100-tiled.json, profile-tiled.log, h100-matmul.json,
 # then one per extra build and autotune's three (the device tool has brought back at most 8).
 ls "$out"

@@ -3,12 +3,15 @@
 //! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]
 //! [--conv-lowering matrix-products|channels-last|unfolded|direct] [--precision f32|f16]
 //! [--products cubek|tiled|tiled-v4|tiled[-v4]-large|tall|wide|small]`
-//! (`--features autotune` natively lets burn's GPU backend tune its kernels)
+//! (`--features autotune` natively lets burn's GPU backend tune its kernels);
+//! `… --example bench -- products …` times the matrix products alone (`products.rs`).
 //!
 //! Each figure is the median of `--runs` timed runs after one warm-up; every run ends with a
 //! device sync, so the time is the device's work, not the queueing. Memory is what burn's pools
 //! hold after the figure's runs (pools keep their pages until a cleanup, so it is the peak
 //! reserved). `scripts/bench.py` runs this next to PyTorch and prints the ratios.
+
+mod products;
 
 use std::time::Instant;
 
@@ -137,6 +140,9 @@ fn noisy_batch(image: &Tensor<4>) -> Tensor<4> {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("products") {
+        return products::main();
+    }
     let args = Args::parse();
     use_product_kernels(args.products);
     let device = args.device();

@@ -1,7 +1,9 @@
-//! Benchmark of the matrix products alone: ResNet-50's, as one input gradient at a micro-batch
-//! runs them on burn's GPU backend, replayed with each product kernel setting; prints JSON.
+//! `bench products`: the matrix products alone, ResNet-50's as one input gradient at a
+//! micro-batch runs them on burn's GPU backend, replayed with each product kernel setting; prints
+//! JSON. A mode of the benchmark, not a program of its own: what travels to the GPU machine is
+//! limited to 64 MiB.
 //!
-//! `cargo run --release --example products -- [--micro-batch 50]
+//! `cargo run --release --example bench -- products [--micro-batch 50]
 //! [--conv-lowering matrix-products|channels-last|unfolded] [--kernels cubek,tiled,tiled-v4,…]
 //! [--runs 5] [--launches 20]`
 //!
@@ -41,7 +43,7 @@ impl Args {
             runs: 5,
             launches: 20,
         };
-        let mut words = std::env::args().skip(1);
+        let mut words = std::env::args().skip(2);
         while let Some(flag) = words.next() {
             let value = words.next().unwrap_or_else(|| panic!("{flag} needs a value"));
             let number = || value.parse().unwrap_or_else(|_| panic!("{flag} takes a number"));
@@ -121,7 +123,8 @@ fn max_relative_error(ours: Tensor<3>, reference: &Tensor<3>) -> f64 {
     difference / scale
 }
 
-fn main() {
+/// Runs the products' benchmark with the command line's settings (after `products`).
+pub fn main() {
     let args = Args::parse();
     let device = Device::wgpu(DeviceKind::DefaultDevice);
     let products = products_of_a_gradient(&device, args.micro_batch, args.conv_lowering);
