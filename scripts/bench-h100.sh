@@ -57,17 +57,20 @@ products() { # $1: which (tiled, tiled-v4, tiled[-v4]-large, -tall, -wide, -smal
 beside_pytorch bench
 # 2. Its matrix products alone (most of its GPU time), replayed with cubek's kernels (the shipped
 # choice, first: the others' outputs are checked against its) and ours, per product and weighed by
-# how often a pass runs it (h100-products.jsonl, one report a line): micro-batch 50 in both
-# lowerings, then 10.
-table() { # the arguments for `bench products` (crates/smoothgrad/examples/bench/products.rs)
-  room 60 "products $*" || return 0
-  echo "products $*" >> "$out/log.txt"
-  timeout 90 .bench/bench products --runs 3 --launches 10 \
-    --kernels cubek,tiled,tiled-v4,tiled-v4-large,tiled-v4-tall,tiled-v4-small "$@" 2>> "$out/log.txt"
+# how often a gradient and SmoothGrad-50 run it (h100-products.jsonl: for each table its settings,
+# a line per product, its totals): micro-batch 50 in both lowerings, then 10.
+table() { # $1: our kernel settings beside cubek's; the rest: more arguments for `bench products`
+  local kernels=$1
+  shift
+  room 90 "products $*" || return 0
+  echo "products $kernels $*" >> "$out/log.txt"
+  timeout 90 .bench/bench products --runs 3 --launches 10 --kernels "cubek,$kernels" "$@" 2>> "$out/log.txt" ||
+    echo "{\"error\": \"bench products $* ended with $? (see log.txt)\"}"
 }
-{ table --micro-batch 50
-  table --micro-batch 50 --conv-lowering channels-last
-  table --micro-batch 10; } | tee "$out/h100-products.jsonl"
+# The vectorized tiles that suit each lowering's products (128×64 for channels-last's 64 channels).
+{ table tiled,tiled-v4,tiled-v4-large,tiled-v4-small --micro-batch 50
+  table tiled,tiled-v4,tiled-v4-large,tiled-v4-tall,tiled-v4-small --micro-batch 50 --conv-lowering channels-last
+  table tiled,tiled-v4 --micro-batch 10; } | tee "$out/h100-products.jsonl"
 # 3. Where its time goes: its kernel times (the logger loses the last ones at exit), as shipped
 # (profile.log), and in step 4 with our product kernel and channels-last (profile-tiled.log).
 profile() { # $1: the log's name; the rest: more arguments for the benchmark

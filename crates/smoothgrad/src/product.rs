@@ -34,7 +34,7 @@ pub enum ProductKernel {
 }
 
 /// Which kernels run the convolutions' products on burn's GPU backend, for the whole process
-/// (set once, before the first product: see [`use_product_kernels`]).
+/// ([`use_product_kernels`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProductKernels {
     /// cubek's, chosen by [`ProductKernel::for_shape`]: what every measurement so far ran.
@@ -50,7 +50,8 @@ pub enum ProductKernels {
 static PRODUCT_KERNELS: RwLock<ProductKernels> = RwLock::new(ProductKernels::Cubek);
 
 /// Chooses the kernels for every product that follows, in this process (a benchmark's or a
-/// page's setting, like burn's autotune: not a property of one model).
+/// page's setting, like burn's autotune: not a property of one model). Read when the backend runs
+/// a product, which may be after it was queued: sync the device before changing it.
 pub fn use_product_kernels(kernels: ProductKernels) {
     *PRODUCT_KERNELS.write().unwrap_or_else(PoisonError::into_inner) = kernels;
 }
@@ -140,15 +141,31 @@ pub struct ProductShape {
 
 static RECORDED_PRODUCTS: Mutex<Option<Vec<ProductShape>>> = Mutex::new(None);
 
-/// The products that `work` runs on burn's GPU backend on `device`, in order (none elsewhere):
-/// what a benchmark of the products alone (`examples/products.rs`) replays. Synced before it
-/// returns, as the backend may run the products later than `work` queues them.
+/// The products that `work` runs on burn's GPU backend on `device` (none elsewhere), in the order
+/// the backend ran them: what the benchmark of the products alone (`bench products`,
+/// `examples/bench/products.rs`) replays. The device is synced before and after, as the backend
+/// runs queued work later (work queued before is not counted). One recording at a time, for the
+/// whole process.
 pub fn record_products(device: &burn::tensor::Device, work: impl FnOnce()) -> Vec<ProductShape> {
-    let recorded = || RECORDED_PRODUCTS.lock().unwrap_or_else(PoisonError::into_inner);
-    *recorded() = Some(Vec::new());
+    /// Ends the recording however `work` ends.
+    struct Recording;
+    impl Drop for Recording {
+        fn drop(&mut self) {
+            recorded_products().take();
+        }
+    }
+    let sync = || device.sync().expect("the device ran the recorded work");
+    sync();
+    let _recording = Recording;
+    *recorded_products() = Some(Vec::new());
     work();
-    device.sync().expect("the device ran the recorded work");
-    recorded().take().unwrap_or_default()
+    sync();
+    recorded_products().take().unwrap_or_default()
+}
+
+/// What [`record_products`] records into, `None` while it records nothing.
+fn recorded_products() -> std::sync::MutexGuard<'static, Option<Vec<ProductShape>>> {
+    RECORDED_PRODUCTS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Inner dimensions from which [`ProductKernel::Gemm`] pays.
@@ -227,7 +244,7 @@ impl ConvProductBackend for burn_cubecl::CubeBackend {
         let [batch, rows, inner] = lhs.shape().dims();
         let [rhs_batch, _, columns] = rhs.shape().dims();
         let subgroups = lhs.client.properties().features.plane.contains(Plane::Ops);
-        if let Some(recorded) = RECORDED_PRODUCTS.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+        if let Some(recorded) = recorded_products().as_mut() {
             let transposed = |tensor: &Self::FloatTensorPrimitive| tensor.meta.strides()[2] != 1;
             let (lhs_transposed, rhs_transposed) = (transposed(&lhs), transposed(&rhs));
             recorded.push(ProductShape { lhs_batch: batch, rhs_batch, rows, inner, columns, lhs_transposed, rhs_transposed });

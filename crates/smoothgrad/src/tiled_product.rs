@@ -12,9 +12,9 @@
 //! gradient, the backward's `swap_dims`) need no copy; a batch of one is broadcast.
 //!
 //! A tile's `vector` (1 or 4) is how many neighbouring rows (columns) of the output a thread takes
-//! at a time and reads from shared memory in one load: with 4, an 8 × 8 thread block costs 4 shared
-//! loads per 64 multiply-adds instead of 16, which would otherwise keep the shared-memory pipe about
-//! as busy as the arithmetic.
+//! at a time and reads from shared memory in one load: with 4, an 8 × 8 thread block issues 4 shared
+//! load instructions per 64 multiply-adds instead of 16 (the bytes read stay the same), which would
+//! otherwise keep the shared-memory pipe about as busy as the arithmetic.
 
 /// The block of the output one cube computes and how it is split among its threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,10 +60,24 @@ impl ProductTile {
         (self.rows / self.thread_rows) * (self.columns / self.thread_columns)
     }
 
+    /// Whether the threads split the outputs and both slices' vector loads evenly (else part of a
+    /// slice would go unloaded), within a cube's 256 threads (WebGPU's least maximum).
+    fn is_whole(self) -> bool {
+        let (threads, vector) = (self.threads(), self.vector);
+        matches!(vector, 1 | 4)
+            && self.rows % self.thread_rows == 0
+            && self.columns % self.thread_columns == 0
+            && self.thread_rows % vector == 0
+            && self.thread_columns % vector == 0
+            && threads <= 256
+            && (self.rows * self.depth / vector) % threads == 0
+            && (self.columns * self.depth / vector) % threads == 0
+    }
+
     /// The tile for `batch` products of `rows × columns` outputs: the largest of [`Self::LARGE`],
     /// [`Self::TALL`] and [`Self::WIDE`] that the outputs fill with little padding (at most 15 %)
     /// in cubes enough for a large GPU (two per multiprocessor on an H100's 132), else
-    /// [`Self::SMALL`]. A first guess, to be ranked on a GPU (`bench --products`).
+    /// [`Self::SMALL`]. A first guess, to be ranked on a GPU (`bench products`).
     pub fn for_shape(batch: usize, rows: usize, columns: usize) -> Self {
         let cubes = |tile: Self| batch * rows.div_ceil(tile.rows) * columns.div_ceil(tile.columns);
         let padding = |tile: Self| {
@@ -86,22 +100,6 @@ pub(crate) mod kernel {
     use burn_cubecl::kernel::into_contiguous;
     use burn_cubecl::tensor::CubeTensor;
     use cubek::matmul::definition::{MatmulAvailabilityError, MatmulSetupError};
-
-    impl ProductTile {
-        /// Whether the threads split the outputs and both slices' vector loads evenly (else part
-        /// of a slice would go unloaded), within a cube's 256 threads (WebGPU's least maximum).
-        fn is_whole(self) -> bool {
-            let (threads, vector) = (self.threads(), self.vector);
-            matches!(vector, 1 | 4)
-                && self.rows % self.thread_rows == 0
-                && self.columns % self.thread_columns == 0
-                && self.thread_rows % vector == 0
-                && self.thread_columns % vector == 0
-                && threads <= 256
-                && (self.rows * self.depth / vector) % threads == 0
-                && (self.columns * self.depth / vector) % threads == 0
-        }
-    }
 
     /// `out = lhs · rhs` for `lhs [batch or 1, rows, inner]`, `rhs [batch or 1, inner, columns]` and a
     /// contiguous `out [batch, rows, columns]`, with `tile`; declined where the device cannot
@@ -271,7 +269,7 @@ pub(crate) mod kernel {
     /// in `CUBE_POS_Z`). A thread's outputs are `N` × `N` blocks strided by the thread grid (rows
     /// `(i · threads_down + ty) · N + v`, columns `(j · threads_across + tx) · N + w`): a warp then
     /// reads neighbouring vectors of the shared rhs slice (no bank conflicts) and writes
-    /// neighbouring output columns.
+    /// neighbouring groups of output columns.
     #[cube(launch_unchecked)]
     #[allow(clippy::too_many_arguments)]
     fn tiled_product_kernel<E: Numeric, N: Size>(
@@ -305,8 +303,8 @@ pub(crate) mod kernel {
         let tx = unit % threads_across;
         let ty = unit / threads_across;
 
-        // Slices stored inner-major ([depth][rows], [depth][columns], rows padded): the multiply
-        // reads a row of each.
+        // Slices stored inner-major ([depth][stride] vectors, padded where read along the inner
+        // dimension): the multiply reads a row of each.
         let mut lhs_slice = Shared::<[Vector<E, N>]>::new_slice(depth * lhs_layout.stride);
         let mut rhs_slice = Shared::<[Vector<E, N>]>::new_slice(depth * rhs_layout.stride);
         let mut lhs_next = Array::<Vector<E, N>>::new(lhs_layout.loads);
@@ -403,6 +401,7 @@ mod tests {
         let depths = [(ProductTile::LARGE, 8), (ProductTile::TALL, 16), (ProductTile::WIDE, 16), (ProductTile::SMALL, 16)];
         for (tile, depth) in depths {
             let vectorized = tile.vectorized();
+            assert!(tile.is_whole() && vectorized.is_whole(), "{tile:?}");
             assert_eq!((vectorized.vector, vectorized.depth), (4, depth), "{tile:?}");
             assert_eq!(ProductTile { vector: 1, depth: tile.depth, ..vectorized }, tile, "only the vector and depth change");
         }

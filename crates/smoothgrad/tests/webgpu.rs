@@ -165,8 +165,8 @@ async fn col2im_input_gradients_match_burns_direct_kernel_on_webgpu() {
 #[wasm_bindgen_test]
 async fn tiled_products_match_the_cpu_on_webgpu() {
     // Our register-blocked product kernel, every tile, scalar and vectorized, against burn's CPU
-    // backend: edges that fill no tile (rows, columns and inner dimension, none a multiple of a
-    // vector), a broadcast batch of one (a convolution's weights), transposed views of either
+    // backend: edges that fill no tile (rows, columns and inner dimension, most not a multiple of
+    // a vector), a broadcast batch of one (a convolution's weights), transposed views of either
     // operand (the backward's), and an inner dimension shorter than one staged slice.
     use smoothgrad::burn::backend::Dispatch;
     use smoothgrad::burn::tensor::{Distribution, Tensor};

@@ -1,18 +1,21 @@
 //! `bench products`: the matrix products alone, ResNet-50's as one input gradient at a
 //! micro-batch runs them on burn's GPU backend, replayed with each product kernel setting; prints
-//! JSON. A mode of the benchmark, not a program of its own: what travels to the GPU machine is
-//! limited to 64 MiB.
+//! JSON lines: the settings, then each product as it is timed (a run cut short keeps those), then
+//! the totals. A mode of the benchmark, not a program of its own: what travels to the GPU machine
+//! is limited to 64 MiB.
 //!
-//! `cargo run --release --example bench -- products [--micro-batch 50]
+//! `cargo run --release --example bench -- products [--micro-batch 50] [--samples 50]
 //! [--conv-lowering matrix-products|channels-last|unfolded] [--kernels cubek,tiled,tiled-v4,…]
 //! [--runs 5] [--launches 20]`
 //!
 //! Each distinct product (operand shapes and transposed views as the gradient ran them) is timed
 //! per setting as the median of `--runs` rounds of `--launches` launches, each round ended by a
-//! device sync, after one warm-up launch (which compiles its kernel). `ms_per_pass` weighs each
-//! product by how often one gradient runs it: the products' share of a SmoothGrad pass at that
-//! micro-batch, per setting, at a fraction of the cost of timing whole passes. Each setting's
-//! outputs are checked against the first setting's (`max_relative_error`).
+//! device sync, after one warm-up launch (which compiles its kernel): wall-clock time, so small
+//! products count their launch cost, with the operands warm in cache. `ms_per_gradient` weighs
+//! each product by how often one gradient of the micro-batch runs it, `ms_per_smoothgrad` by how
+//! often SmoothGrad with `--samples` does: the products' share of its time, per setting, at a
+//! fraction of the cost of timing whole passes. Each setting's outputs are checked against the
+//! first setting's (cubek's by default): `max_relative_error`, `matches_first` within 1e-4.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -30,6 +33,7 @@ struct Args {
     micro_batch: usize,
     conv_lowering: ConvLowering,
     kernels: Vec<ProductKernels>,
+    samples: usize,
     runs: usize,
     launches: usize,
 }
@@ -40,6 +44,7 @@ impl Args {
             micro_batch: 50,
             conv_lowering: ConvLowering::default(),
             kernels: ["cubek", "tiled", "tiled-v4"].map(|name| name.parse().expect("a known setting")).to_vec(),
+            samples: 50,
             runs: 5,
             launches: 20,
         };
@@ -49,6 +54,7 @@ impl Args {
             let number = || value.parse().unwrap_or_else(|_| panic!("{flag} takes a number"));
             match flag.as_str() {
                 "--micro-batch" => args.micro_batch = number(),
+                "--samples" => args.samples = number(),
                 "--runs" => args.runs = number(),
                 "--launches" => args.launches = number(),
                 "--conv-lowering" => args.conv_lowering = value.parse().unwrap_or_else(|error| panic!("{error}")),
@@ -116,54 +122,69 @@ fn microseconds(device: &Device, lhs: &Tensor<3>, rhs: &Tensor<3>, runs: usize, 
     times[times.len() / 2]
 }
 
-/// `max |ours − reference| / max |reference|`, on the device.
+/// `max |ours − reference| / max |reference|`, on the device; NaN where either has a NaN (which a
+/// maximum may skip, a sum does not).
 fn max_relative_error(ours: Tensor<3>, reference: &Tensor<3>) -> f64 {
     let scale = reference.clone().abs().max().into_scalar::<f32>() as f64;
-    let difference = (ours - reference.clone()).abs().max().into_scalar::<f32>() as f64;
-    difference / scale
+    let difference = (ours - reference.clone()).abs();
+    let total = difference.clone().sum().into_scalar::<f32>() as f64;
+    let largest = difference.max().into_scalar::<f32>() as f64;
+    if total.is_finite() { largest / scale } else { f64::NAN }
+}
+
+fn print_line(line: &Value) {
+    println!("{}", serde_json::to_string(line).expect("JSON"));
 }
 
 /// Runs the products' benchmark with the command line's settings (after `products`).
 pub fn main() {
     let args = Args::parse();
     let device = Device::wgpu(DeviceKind::DefaultDevice);
-    let products = products_of_a_gradient(&device, args.micro_batch, args.conv_lowering);
-    let mut ms_per_pass = vec![0.0; args.kernels.len()];
-    let rows: Vec<Value> = products
-        .iter()
-        .map(|(shape, count)| {
-            let (lhs, rhs) = operands(shape, &device);
-            let flop = 2.0 * (shape.lhs_batch.max(shape.rhs_batch) * shape.rows * shape.inner * shape.columns) as f64;
-            let mut reference = None;
-            let timings: Vec<Value> = args.kernels.iter().zip(&mut ms_per_pass).map(|(&kernels, total)| {
-                use_product_kernels(kernels);
-                // The warm-up launch, also what the launch saw: the replay is the recorded product.
-                let mut output = None;
-                let seen = record_products(&device, || output = Some(product(&lhs, &rhs)));
-                assert_eq!(seen, [*shape], "the replay ran another product than the recorded one");
-                let output = output.expect("a product");
-                let error = reference.as_ref().map(|reference| max_relative_error(output.clone(), reference));
-                reference.get_or_insert(output);
-                let us = microseconds(&device, &lhs, &rhs, args.runs, args.launches);
-                *total += us * *count as f64 / 1e3;
-                json!({ "kernels": kernels.name(), "us": us, "tflops": flop / us / 1e6, "max_relative_error": error })
-            }).collect();
-            json!({ "shape": format!("{shape:?}"), "count": count, "gflop": flop / 1e9, "timings": timings })
-        })
-        .collect();
-    use_product_kernels(ProductKernels::Cubek);
-    let totals: Vec<Value> = args.kernels.iter().zip(&ms_per_pass)
-        .map(|(kernels, ms)| json!({ "kernels": kernels.name(), "ms_per_pass": ms, "vs_first": ms / ms_per_pass[0] }))
-        .collect();
-    let report = json!({
+    let gradients = args.samples.div_ceil(args.micro_batch);
+    print_line(&json!({
         "what": "ResNet-50's matrix products of one input gradient, replayed per product kernel setting",
         "adapter": device.identity().map(|identity| identity.name),
         "micro_batch": args.micro_batch,
+        "samples": args.samples,
         "conv_lowering": args.conv_lowering.name(),
         "runs": args.runs,
         "launches": args.launches,
-        "totals": totals,
-        "products": rows,
-    });
-    println!("{}", serde_json::to_string(&report).expect("JSON"));
+    }));
+    let products = products_of_a_gradient(&device, args.micro_batch, args.conv_lowering);
+    let mut ms_per_gradient = vec![0.0; args.kernels.len()];
+    for (shape, count) in &products {
+        let (lhs, rhs) = operands(shape, &device);
+        let flop = 2.0 * (shape.lhs_batch.max(shape.rhs_batch) * shape.rows * shape.inner * shape.columns) as f64;
+        let mut reference = None;
+        let timings: Vec<Value> = args.kernels.iter().zip(&mut ms_per_gradient).map(|(&kernels, total)| {
+            use_product_kernels(kernels);
+            // The warm-up launch, also what the launch saw: the replay is the recorded product.
+            let mut output = None;
+            let seen = record_products(&device, || output = Some(product(&lhs, &rhs)));
+            assert_eq!(seen, [*shape], "the replay ran another product than the recorded one");
+            let output = output.expect("a product");
+            let error = reference.as_ref().map(|reference| max_relative_error(output.clone(), reference));
+            reference.get_or_insert(output);
+            let us = microseconds(&device, &lhs, &rhs, args.runs, args.launches);
+            *total += us * *count as f64 / 1e3;
+            json!({
+                "kernels": kernels.name(),
+                "us": us,
+                "tflops": flop / us / 1e6,
+                "max_relative_error": error,
+                "matches_first": error.map(|error| error <= 1e-4),
+            })
+        }).collect();
+        print_line(&json!({ "shape": format!("{shape:?}"), "count": count, "gflop": flop / 1e9, "timings": timings }));
+    }
+    use_product_kernels(ProductKernels::Cubek);
+    let totals: Vec<Value> = args.kernels.iter().zip(&ms_per_gradient)
+        .map(|(kernels, &ms)| json!({
+            "kernels": kernels.name(),
+            "ms_per_gradient": ms,
+            "ms_per_smoothgrad": ms * gradients as f64,
+            "vs_first": ms / ms_per_gradient[0],
+        }))
+        .collect();
+    print_line(&json!({ "products": products.len(), "gradients_per_smoothgrad": gradients, "totals": totals }));
 }
