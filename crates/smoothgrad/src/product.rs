@@ -89,8 +89,10 @@ impl ProductKernels {
         use crate::ProductTile;
         match self {
             Self::Cubek => ProductKernel::for_shape(batch, rows, inner, columns, subgroups),
-            Self::Tiled { vectorized: false } => ProductKernel::Tiled(ProductTile::for_shape(batch, rows, columns)),
-            Self::Tiled { vectorized: true } => ProductKernel::Tiled(ProductTile::for_shape(batch, rows, columns).vectorized()),
+            Self::Tiled { vectorized } => {
+                let tile = ProductTile::for_shape(batch, rows, columns);
+                ProductKernel::Tiled(if vectorized { tile.vectorized() } else { tile })
+            }
             Self::Fixed(tile) => ProductKernel::Tiled(tile),
         }
     }

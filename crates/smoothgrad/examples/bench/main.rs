@@ -45,9 +45,7 @@ impl Args {
             precision: Precision::default(),
             products: ProductKernels::default(),
         };
-        let mut words = std::env::args().skip(1);
-        while let Some(flag) = words.next() {
-            let value = words.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        for (flag, value) in flags(1) {
             match flag.as_str() {
                 "--backend" => args.backend = value,
                 "--runs" => args.runs = value.parse().expect("--runs takes a number"),
@@ -76,18 +74,36 @@ impl Args {
     }
 }
 
-/// Median seconds of `runs` runs of `work` after one warm-up, each ended by a device sync.
-fn median_seconds(device: &Device, runs: usize, mut work: impl FnMut()) -> f64 {
-    let timed = |work: &mut dyn FnMut()| {
-        let started = Instant::now();
-        work();
-        device.sync().expect("the device ran the work");
-        started.elapsed().as_secs_f64()
-    };
-    timed(&mut work);
-    let mut times: Vec<f64> = (0..runs.max(1)).map(|_| timed(&mut work)).collect();
+/// The command line's `--flag value` pairs after its first `skip` words.
+fn flags(skip: usize) -> impl Iterator<Item = (String, String)> {
+    let mut words = std::env::args().skip(skip);
+    std::iter::from_fn(move || {
+        let flag = words.next()?;
+        let value = words.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        Some((flag, value))
+    })
+}
+
+/// Seconds `work` takes, ended by a device sync (what it returns is kept until then, so that the
+/// device runs it all).
+fn seconds<T>(device: &Device, work: impl FnOnce() -> T) -> f64 {
+    let started = Instant::now();
+    let _kept = work();
+    device.sync().expect("the device ran the work");
+    started.elapsed().as_secs_f64()
+}
+
+/// The median of `runs` (at least one) timings.
+fn median(runs: usize, timing: impl FnMut(usize) -> f64) -> f64 {
+    let mut times: Vec<f64> = (0..runs.max(1)).map(timing).collect();
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
+}
+
+/// Median seconds of `runs` runs of `work` after one warm-up, each ended by a device sync.
+fn median_seconds(device: &Device, runs: usize, mut work: impl FnMut()) -> f64 {
+    seconds(device, &mut work);
+    median(runs, |_| seconds(device, &mut work))
 }
 
 /// Bytes burn's pools hold on `device` (`None` where the backend does not say).

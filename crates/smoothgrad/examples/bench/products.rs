@@ -17,9 +17,6 @@
 //! fraction of the cost of timing whole passes. Each setting's outputs are checked against the
 //! first setting's (cubek's by default): `max_relative_error`, `matches_first` within 1e-4.
 
-use std::collections::HashMap;
-use std::time::Instant;
-
 use serde_json::{Value, json};
 use smoothgrad::burn::backend::Dispatch;
 use smoothgrad::burn::tensor::{Device, DeviceKind, Distribution, Tensor};
@@ -48,9 +45,7 @@ impl Args {
             runs: 5,
             launches: 20,
         };
-        let mut words = std::env::args().skip(2);
-        while let Some(flag) = words.next() {
-            let value = words.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        for (flag, value) in super::flags(2) {
             let number = || value.parse().unwrap_or_else(|_| panic!("{flag} takes a number"));
             match flag.as_str() {
                 "--micro-batch" => args.micro_batch = number(),
@@ -79,15 +74,14 @@ fn products_of_a_gradient(device: &Device, micro_batch: usize, lowering: ConvLow
     let recorded = record_products(device, || {
         let _ = Gradient.attribute(&model, images, &targets).into_data();
     });
-    let mut counts: HashMap<ProductShape, usize> = HashMap::new();
-    let mut distinct = Vec::new();
+    let mut distinct: Vec<(ProductShape, usize)> = Vec::new();
     for shape in recorded {
-        *counts.entry(shape).or_insert_with(|| {
-            distinct.push(shape);
-            0
-        }) += 1;
+        match distinct.iter_mut().find(|(seen, _)| *seen == shape) {
+            Some((_, count)) => *count += 1,
+            None => distinct.push((shape, 1)),
+        }
     }
-    distinct.into_iter().map(|shape| (shape, counts[&shape])).collect()
+    distinct
 }
 
 /// Random operands of `shape`, transposed views where it has them.
@@ -109,17 +103,9 @@ fn product(lhs: &Tensor<3>, rhs: &Tensor<3>) -> Tensor<3> {
 /// Median microseconds a launch of `lhs · rhs` takes with the current setting, over `runs` rounds
 /// of `launches` (their outputs kept until the round's sync, so that none is skipped).
 fn microseconds(device: &Device, lhs: &Tensor<3>, rhs: &Tensor<3>, runs: usize, launches: usize) -> f64 {
-    let mut times: Vec<f64> = (0..runs.max(1))
-        .map(|_| {
-            let started = Instant::now();
-            let outputs: Vec<Tensor<3>> = (0..launches.max(1)).map(|_| product(lhs, rhs)).collect();
-            device.sync().expect("the device ran the products");
-            drop(outputs);
-            started.elapsed().as_secs_f64() * 1e6 / launches.max(1) as f64
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    let launches = launches.max(1);
+    let round = || super::seconds(device, || (0..launches).map(|_| product(lhs, rhs)).collect::<Vec<_>>());
+    super::median(runs, |_| round() * 1e6 / launches as f64)
 }
 
 /// `max |ours − reference| / max |reference|`, on the device; NaN where either has a NaN (which a
