@@ -16,6 +16,7 @@ use burn::tensor::{Device, Shape, Slice, Tensor};
 use crate::col2im::ChannelsLastFold;
 use crate::names::{UnknownName, by_name};
 use crate::product::{ConvProductBackend, conv_product};
+use crate::winograd::{self, Direction, WinogradConvBackend};
 use std::str::FromStr;
 
 /// A bias-free `kernel × kernel` convolution with torchvision's padding (`kernel / 2`).
@@ -75,6 +76,12 @@ pub enum ConvLowering {
     /// GPU idle on batch 1's long and narrow products (layer 4: 512 × 49 × 4608). The benchmark
     /// times it with each of cubek's other strategies (`scripts/bench-h100.sh`).
     Unfolded,
+    /// As [`Self::MatrixProducts`], except that every 3×3 stride-1 convolution (13 of ResNet-50's
+    /// 16) and its input gradient go through Winograd's F(2×2, 3×3) at any batch
+    /// ([`Unfolding::Winograd`], `winograd/`): 2.25 times fewer multiply-adds than unfolded, and
+    /// 4 values written per input value instead of 9. Not yet timed on a GPU, so no adapter gets it
+    /// (`bench-h100.sh` times it).
+    Winograd,
     /// Every convolution is burn's own (a direct kernel on its GPU backend), at any batch.
     ///
     /// For SwiftShader, the CPU renderer behind Chromium's WebGPU without a GPU, which runs the
@@ -98,12 +105,13 @@ impl ConvLowering {
     }
 
     /// Its name for benchmarks and the JS API: `"matrix-products"`, `"channels-last"`,
-    /// `"unfolded"` or `"direct"`.
+    /// `"unfolded"`, `"winograd"` or `"direct"`.
     pub fn name(self) -> &'static str {
         match self {
             Self::MatrixProducts => "matrix-products",
             Self::ChannelsLast => "channels-last",
             Self::Unfolded => "unfolded",
+            Self::Winograd => "winograd",
             Self::Direct => "direct",
         }
     }
@@ -113,7 +121,8 @@ impl FromStr for ConvLowering {
     type Err = UnknownName;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        let table = [Self::MatrixProducts, Self::ChannelsLast, Self::Unfolded, Self::Direct].map(|lowering| (lowering.name(), lowering));
+        let table = [Self::MatrixProducts, Self::ChannelsLast, Self::Unfolded, Self::Winograd, Self::Direct]
+            .map(|lowering| (lowering.name(), lowering));
         by_name("convolution lowering", name, &table)
     }
 }
@@ -130,8 +139,11 @@ pub fn forward(conv: &Conv2d, input: Tensor<4>, lowering: ConvLowering) -> Tenso
         ConvLowering::ChannelsLast if input.dims()[0] >= UNFOLD_FROM_BATCH => {
             unfolded(conv, input, Unfolding::ChannelsLast)
         }
+        ConvLowering::Winograd if conv.kernel_size == [3, 3] && conv.stride == [1, 1] => {
+            unfolded(conv, input, Unfolding::Winograd)
+        }
         _ if conv.kernel_size == [1, 1] => pointwise(conv, input),
-        ConvLowering::MatrixProducts | ConvLowering::ChannelsLast => {
+        ConvLowering::MatrixProducts | ConvLowering::ChannelsLast | ConvLowering::Winograd => {
             unfolded(conv, input, per_image(UNFOLD_FROM_BATCH))
         }
         ConvLowering::Unfolded => unfolded(conv, input, per_image(1)),
@@ -163,6 +175,9 @@ pub enum Unfolding {
     /// Any kernel, any batch: one product over the whole batch in channels-last order
     /// ([`ConvLowering::ChannelsLast`]); on burn's CPU backend too, where it serves to test it.
     ChannelsLast,
+    /// A 3×3 stride-1 convolution (f32, padding 1), and its input gradient, by Winograd's
+    /// F(2×2, 3×3) ([`WinogradConvBackend`]) at any batch; any other, burn's own.
+    Winograd,
 }
 
 impl Unfolding {
@@ -170,6 +185,12 @@ impl Unfolding {
     /// [`foldable`] options; otherwise burn's own convolution.
     fn channels_last_for(self, options: &ConvOptions<2>) -> bool {
         self == Self::ChannelsLast && foldable(options)
+    }
+
+    /// Whether `conv2d(x, weight)` with `options` (and its input gradient) goes through
+    /// [`WinogradConvBackend`]: [`Self::Winograd`] where [`winograd::applies`].
+    fn winograd_for<T: TensorMetadata>(self, x: &T, weight: &T, options: &ConvOptions<2>) -> bool {
+        self == Self::Winograd && winograd::applies(x, weight, options)
     }
 }
 
@@ -210,7 +231,7 @@ pub const UNFOLD_FROM_BATCH: usize = 10;
 
 /// A bias-free convolution as a backend operation: on burn's GPU backend, as `unfolding` says, the
 /// zero-padded input is unfolded into columns (im2col) and multiplied by the weights; on burn's
-/// CPU backend a 3×3 stride-1 convolution goes through Winograd's F(2×2, 3×3) (`winograd.rs`);
+/// CPU backend a 3×3 stride-1 convolution goes through Winograd's F(2×2, 3×3) (`winograd/`);
 /// otherwise it is burn's convolution (burn's CPU backend convolves through im2col and gemm).
 /// [`Unfolding::ChannelsLast`] is the same on both of those backends.
 ///
@@ -242,13 +263,12 @@ impl UnfoldedConvBackend for burn::backend::Flex {
         options: ConvOptions<2>,
         unfolding: Unfolding,
     ) -> FloatTensor<Self> {
-        use crate::winograd::{Direction, applies, conv3x3};
         use burn::backend::ops::ModuleOps;
         if unfolding.channels_last_for(&options) {
             return channels_last_conv2d::<Self>(x, weight, &options);
         }
-        if applies(&x, &weight, &options) {
-            return conv3x3(x, weight, Direction::Forward);
+        if winograd::applies(&x, &weight, &options) {
+            return Self::winograd_conv3x3(x, weight, Direction::Forward);
         }
         Self::conv2d(x, weight, None, options)
     }
@@ -268,6 +288,9 @@ impl UnfoldedConvBackend for burn::backend::Cube {
 
         if unfolding.channels_last_for(&options) {
             return channels_last_conv2d::<Self>(x, weight, &options);
+        }
+        if unfolding.winograd_for(&x, &weight, &options) {
+            return Self::winograd_conv3x3(x, weight, Direction::Forward);
         }
         let Unfolding::PerImage { from_batch } = unfolding else {
             return Self::conv2d(x, weight, None, options);
@@ -314,7 +337,7 @@ impl UnfoldedConvBackend for burn::backend::Cube {
 /// [`crate::product`]) and our col2im (`col2im.rs`; burn-cubecl's multiplies with cubek's default
 /// tiles, which took SmoothGrad-50 on an H200 88.6 ms at micro-batch 50 where the smallest tiles on
 /// every product took 85.5), on its CPU backend Winograd's
-/// F(2×2, 3×3) for a 3×3 stride-1 convolution (`winograd.rs`), elsewhere burn's own gradient.
+/// F(2×2, 3×3) for a 3×3 stride-1 convolution (`winograd/`), elsewhere burn's own gradient.
 ///
 /// Without autotune (which gives wrong results on WebGPU in wasm) burn's GPU backend takes this
 /// gradient with its direct transposed-convolution kernel. Timed by burn's autotune on an H100
@@ -343,10 +366,9 @@ impl ConvInputGradBackend for burn::backend::Flex {
         grad: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        use crate::winograd::{Direction, applies, conv3x3};
         use burn::backend::ops::ModuleOps;
-        if applies(&x, &weight, &options) {
-            return conv3x3(grad, weight, Direction::InputGradient);
+        if winograd::applies(&x, &weight, &options) {
+            return Self::winograd_conv3x3(grad, weight, Direction::InputGradient);
         }
         Self::conv2d_x_backward(x, weight, grad, options)
     }
@@ -382,7 +404,7 @@ impl ConvInputGradBackend for burn_cubecl::CubeBackend {
 
 impl<B, C> UnfoldedConvBackend for Autodiff<B, C>
 where
-    B: UnfoldedConvBackend + ConvInputGradBackend + ConvProductBackend + ChannelsLastFold,
+    B: UnfoldedConvBackend + ConvInputGradBackend + ConvProductBackend + ChannelsLastFold + WinogradConvBackend,
     C: CheckpointStrategy,
 {
     fn unfolded_conv2d(
@@ -394,9 +416,11 @@ where
         #[derive(Debug)]
         struct UnfoldedConv;
 
-        impl<B: ConvInputGradBackend + ConvProductBackend + ChannelsLastFold> Backward<B, 2> for UnfoldedConv {
-            /// The operands and the options, and whether the forward was channels-last.
-            type State = (NodeId, NodeId, ConvOptions<2>, bool);
+        impl<B: ConvInputGradBackend + ConvProductBackend + ChannelsLastFold + WinogradConvBackend> Backward<B, 2>
+            for UnfoldedConv
+        {
+            /// The operands, the options and the unfolding.
+            type State = (NodeId, NodeId, ConvOptions<2>, Unfolding);
 
             fn backward(
                 self,
@@ -406,13 +430,15 @@ where
             ) {
                 let [node_x, node_weight] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (x_state, weight_state, options, channels_last) = ops.state;
+                let (x_state, weight_state, options, unfolding) = ops.state;
                 let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
                 let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
                 if let Some(node) = node_x {
                     let (x, weight, grad) = (x.clone(), weight.clone(), grad.clone());
-                    let x_grad = if channels_last {
+                    let x_grad = if unfolding.channels_last_for(&options) {
                         channels_last_input_grad::<B>(x, weight, grad, &options)
+                    } else if unfolding.winograd_for(&x, &weight, &options) {
+                        B::winograd_conv3x3(grad, weight, Direction::InputGradient)
                     } else {
                         B::conv2d_input_grad(x, weight, grad, options.clone())
                     };
@@ -441,8 +467,7 @@ where
                     options.clone(),
                     unfolding,
                 );
-                let channels_last = unfolding.channels_last_for(&options);
-                prep.finish((x_state, weight_state, options, channels_last), output)
+                prep.finish((x_state, weight_state, options, unfolding), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::unfolded_conv2d(
                 x.into_primitive(),

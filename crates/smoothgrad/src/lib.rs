@@ -35,8 +35,7 @@ pub mod smoothgrad;
 pub mod targets;
 mod tiled_product;
 pub mod weights;
-#[cfg(feature = "flex")]
-mod winograd;
+pub mod winograd;
 
 pub use attribution::{
     Attribution, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, MAX_IG_STEPS,
@@ -62,6 +61,7 @@ pub use smoothgrad::{
 };
 pub use targets::{TargetError, Targets};
 pub use weights::{WeightsError, checkpoint_config, load_checkpoint_bytes};
+pub use winograd::WinogradConvBackend;
 #[cfg(not(target_family = "wasm"))]
 pub use weights::load_checkpoint_file;
 

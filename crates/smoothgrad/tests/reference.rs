@@ -81,6 +81,15 @@ fn channels_last_convolutions_match_captum() {
 }
 
 #[test]
+fn winograd_convolutions_match_captum() {
+    // The 3×3 stride-1 convolutions' input gradients through the Winograd branch of the backward
+    // pass (the CPU backend's forward takes Winograd in every lowering).
+    for (method, name) in [(Method::Gradient, "gradient"), (Method::GuidedBackprop, "guided_backprop")] {
+        pollster::block_on(check_method_lowered(&method, name, 2, ConvLowering::Winograd, &device()));
+    }
+}
+
+#[test]
 fn only_swiftshader_gets_direct_convolutions() {
     // As browsers and wgpu describe their adapters; lavapipe measured faster with matrix products.
     for (adapter, lowering) in [
@@ -95,8 +104,9 @@ fn only_swiftshader_gets_direct_convolutions() {
     }
     assert_eq!("unfolded".parse(), Ok(ConvLowering::Unfolded));
     assert_eq!("channels-last".parse(), Ok(ConvLowering::ChannelsLast));
+    assert_eq!("winograd".parse(), Ok(ConvLowering::Winograd));
     let unknown = "im2col".parse::<ConvLowering>().unwrap_err().to_string();
-    assert!(unknown.contains("matrix-products, channels-last, unfolded, direct"), "{unknown}");
+    assert!(unknown.contains("matrix-products, channels-last, unfolded, winograd, direct"), "{unknown}");
 }
 
 #[test]

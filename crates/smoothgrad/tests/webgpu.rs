@@ -163,6 +163,55 @@ async fn col2im_input_gradients_match_burns_direct_kernel_on_webgpu() {
 }
 
 #[wasm_bindgen_test]
+async fn winograd_convolutions_match_burns_on_webgpu() {
+    // Our three Winograd kernels and the products between them against burn's own convolution
+    // and its input gradient: odd sizes (the last tiles half outside), as few rows or columns as
+    // one tile, more channels out than in, a batch, and an input that is a permuted view.
+    use smoothgrad::burn::backend::Dispatch;
+    use smoothgrad::burn::backend::ops::ModuleOps;
+    use smoothgrad::burn::tensor::ops::ConvOptions;
+    use smoothgrad::burn::tensor::{Distribution, Tensor};
+    use smoothgrad::winograd::{Direction, WinogradConvBackend};
+    let device = webgpu().await;
+    let normal = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let channels_last = |[batch, channels, height, width]: [usize; 4]| normal([batch, height, width, channels]).permute([0, 3, 1, 2]);
+    let cases = [
+        ("7×9, 3 → 5 channels", normal([2, 3, 7, 9]), 5),
+        ("2×2, 4 → 4", normal([1, 4, 2, 2]), 4),
+        ("1×5, 6 → 2", normal([3, 6, 1, 5]), 2),
+        ("14×14 channels-last view, 16 → 24", channels_last([2, 16, 14, 14]), 24),
+    ];
+    for (what, x, channels_out) in cases {
+        let [batch, channels, height, width] = x.dims();
+        let weight = normal([channels_out, channels, 3, 3]);
+        let grad = normal([batch, channels_out, height, width]);
+        let ours = Dispatch::winograd_conv3x3(x.clone().into_dispatch(), weight.clone().into_dispatch(), Direction::Forward);
+        let burns = Dispatch::conv2d(x.clone().into_dispatch(), weight.clone().into_dispatch(), None, options.clone());
+        let burns = Tensor::<4>::from_dispatch(burns).into_data_async().await.unwrap();
+        assert_matches(&format!("forward, {what}"), Tensor::<4>::from_dispatch(ours), burns, 1e-5).await;
+        let ours = Dispatch::winograd_conv3x3(grad.clone().into_dispatch(), weight.clone().into_dispatch(), Direction::InputGradient);
+        let burns = Dispatch::conv2d_x_backward(x.into_dispatch(), weight.into_dispatch(), grad.into_dispatch(), options.clone());
+        let burns = Tensor::<4>::from_dispatch(burns).into_data_async().await.unwrap();
+        assert_matches(&format!("input gradient, {what}"), Tensor::<4>::from_dispatch(ours), burns, 1e-5).await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn winograd_convolutions_match_captum_on_webgpu() {
+    // The whole model with its 3×3 stride-1 convolutions and their input gradients by Winograd:
+    // at batch 1 beside the direct kernel, and from UNFOLD_FROM_BATCH on beside unfolded ones
+    // whose products take our kernel.
+    use smoothgrad::{ProductKernels, use_product_kernels};
+    let device = webgpu().await;
+    check_method_lowered(&Gradient, "gradient", 1, ConvLowering::Winograd, &device).await;
+    use_product_kernels(ProductKernels::Tiled { vectorized: true });
+    let copies = smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2);
+    check_method_lowered(&GuidedBackprop, "guided_backprop", copies, ConvLowering::Winograd, &device).await;
+    use_product_kernels(ProductKernels::Cubek);
+}
+
+#[wasm_bindgen_test]
 async fn tiled_products_match_the_cpu_on_webgpu() {
     // Our register-blocked product kernel, every tile, scalar and vectorized, against burn's CPU
     // backend: edges that fill no tile (rows, columns and inner dimension, most not a multiple of

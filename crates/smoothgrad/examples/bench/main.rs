@@ -1,7 +1,7 @@
 //! Speed benchmark: ResNet-50 at 224×224, fp32, input gradient of one logit; prints JSON.
 //!
 //! `cargo run --release --example bench -- [--backend wgpu|flex] [--runs N] [--micro-batches 1,10,25,50]
-//! [--conv-lowering matrix-products|channels-last|unfolded|direct] [--precision f32|f16]
+//! [--conv-lowering matrix-products|channels-last|unfolded|winograd|direct] [--precision f32|f16]
 //! [--products cubek|tiled|tiled-v4|tiled[-v4]-large|tall|wide|small]`
 //! (`--features autotune` natively lets burn's GPU backend tune its kernels);
 //! `… --example bench -- products …` times the matrix products alone (`products.rs`).

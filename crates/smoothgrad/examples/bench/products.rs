@@ -5,7 +5,7 @@
 //! is limited to 64 MiB.
 //!
 //! `cargo run --release --example bench -- products [--micro-batch 50] [--samples 50]
-//! [--conv-lowering matrix-products|channels-last|unfolded] [--kernels cubek,tiled,tiled-v4,…]
+//! [--conv-lowering matrix-products|channels-last|unfolded|winograd] [--kernels cubek,tiled,tiled-v4,…]
 //! [--runs 5] [--launches 20]`
 //!
 //! Each distinct product (operand shapes and transposed views as the gradient ran them) is timed

@@ -1,52 +1,20 @@
-//! 3×3 stride-1 convolutions on burn's CPU backend by Winograd's minimal filtering F(2×2, 3×3):
-//! 16 multiplications per 2×2 output tile and channel pair instead of 36.
+//! Winograd's F(2×2, 3×3) on burn's CPU backend, through gemm.
 //!
 //! Most of a ResNet-50 pass on the page's CPU path is gemm's micro-kernel, and most ResNet-50
-//! 3×3 convolutions have stride 1, so fewer multiplications there is the lever that is left: the
-//! same routine serves the forward convolution and its input gradient (a 3×3 stride-1
-//! convolution of the output gradient with the flipped, transposed kernel). Lavin & Gray 2015,
-//! "Fast algorithms for convolutional neural networks".
+//! 3×3 convolutions have stride 1, so fewer multiplications there is the lever that is left.
 
+use super::{Direction, TILE_VALUES};
 use burn::backend::TensorMetadata;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
 use std::sync::{Arc, Mutex};
-
-/// Values in a transformed 4×4 tile: one matrix product per value.
-const TILE_VALUES: usize = 16;
 
 /// Images are transformed a chunk at a time, its transformed inputs and products each about this
 /// size at most, as burn-flex bounds its im2col columns.
 const CHUNK_BYTES: usize = 8 << 20;
 
-/// Which convolution [`conv3x3`] computes from the kernel `weight` `[out, in, 3, 3]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// `conv2d(x, weight)`: `x` has `in` channels, the result `out`.
-    Forward,
-    /// The input gradient of that convolution: `x` is the output gradient (`out` channels), the
-    /// result has `in`.
-    InputGradient,
-}
-
-/// Whether [`conv3x3`] computes `conv2d(x, weight)` with `options`: f32, 3×3 kernel, stride 1,
-/// padding 1, no dilation or groups.
-pub fn applies(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
-    let [_, _, kernel @ ..] = weight.shape().dims::<4>();
-    x.shape().num_elements() > 0
-        && weight.shape().num_elements() > 0
-        && x.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && kernel == [3, 3]
-        && options.stride == [1, 1]
-        && options.padding == [(1, 1), (1, 1)]
-        && options.dilation == [1, 1]
-        && options.groups == 1
-}
-
 /// The convolution `direction` names, of `x` `[batch, channels, height, width]` with the 3×3
-/// `weight` at stride 1 and padding 1 (check [`applies`] first).
+/// `weight` at stride 1 and padding 1 (check [`super::applies`] first).
 pub fn conv3x3(x: FlexTensor, weight: FlexTensor, direction: Direction) -> FlexTensor {
     let [batch, channels_in, height, width] = x.shape().dims::<4>();
     let x = x.to_contiguous();
@@ -322,6 +290,8 @@ fn transform_output(products: &[f32], output: &mut [f32], count: usize, channels
 mod tests {
     use super::*;
     use crate::fixed_values::fixed_values;
+    use crate::winograd::applies;
+    use burn::tensor::ops::ConvOptions;
     use burn::backend::Flex;
     use burn::backend::ops::ModuleOps;
     use burn::tensor::TensorData;
