@@ -231,7 +231,8 @@ pub const UNFOLD_FROM_BATCH: usize = 10;
 
 /// A bias-free convolution as a backend operation: on burn's GPU backend, as `unfolding` says, the
 /// zero-padded input is unfolded into columns (im2col) and multiplied by the weights; on burn's
-/// CPU backend a 3×3 stride-1 convolution goes through Winograd's F(2×2, 3×3) (`winograd/`);
+/// CPU backend a 3×3 stride-1 convolution goes through Winograd (`winograd/`: F(4×4, 3×3) on
+/// images of 28×28 and more, F(2×2, 3×3) below);
 /// otherwise it is burn's convolution (burn's CPU backend convolves through im2col and gemm).
 /// [`Unfolding::ChannelsLast`] is the same on both of those backends.
 ///
@@ -336,8 +337,8 @@ impl UnfoldedConvBackend for burn::backend::Cube {
 /// transposed convolution through one matrix product over the batch (its kernel chosen by
 /// [`crate::product`]) and our col2im (`col2im.rs`; burn-cubecl's multiplies with cubek's default
 /// tiles, which took SmoothGrad-50 on an H200 88.6 ms at micro-batch 50 where the smallest tiles on
-/// every product took 85.5), on its CPU backend Winograd's
-/// F(2×2, 3×3) for a 3×3 stride-1 convolution (`winograd/`), elsewhere burn's own gradient.
+/// every product took 85.5), on its CPU backend Winograd for a 3×3 stride-1 convolution
+/// (`winograd/`), elsewhere burn's own gradient.
 ///
 /// Without autotune (which gives wrong results on WebGPU in wasm) burn's GPU backend takes this
 /// gradient with its direct transposed-convolution kernel. Timed by burn's autotune on an H100

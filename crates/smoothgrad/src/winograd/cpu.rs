@@ -1,9 +1,10 @@
-//! Winograd's F(2×2, 3×3) on burn's CPU backend, through gemm.
+//! Winograd's minimal filtering on burn's CPU backend, through gemm: F(4×4, 3×3) on large images,
+//! F(2×2, 3×3) on small ones.
 //!
 //! Most of a ResNet-50 pass on the page's CPU path is gemm's micro-kernel, and most ResNet-50
 //! 3×3 convolutions have stride 1, so fewer multiplications there is the lever that is left.
 
-use super::{Direction, TILE_VALUES};
+use super::Direction;
 use burn::backend::TensorMetadata;
 use burn::tensor::{Bytes, DType, Shape};
 use burn_flex::{FlexTensor, Layout};
@@ -13,37 +14,134 @@ use std::sync::{Arc, Mutex};
 /// size at most, as burn-flex bounds its im2col columns.
 const CHUNK_BYTES: usize = 8 << 20;
 
+/// Smallest image side that [`conv3x3`] convolves by F(4×4, 3×3). In wasm (one thread, batch 1
+/// and 2) F(4×4, 3×3) took 0.56–0.75 of F(2×2, 3×3)'s time on ResNet-50's 56×56 and 28×28 layers
+/// and 0.68–0.95 on its 14×14 and 7×7 ones, where its transformed kernels would hold 190 MB more
+/// (36 values per kernel, twice: the input gradient has its own) for a few percent of a pass.
+const LARGE_TILES_FROM: usize = 28;
+
 /// The convolution `direction` names, of `x` `[batch, channels, height, width]` with the 3×3
 /// `weight` at stride 1 and padding 1 (check [`super::applies`] first).
 pub fn conv3x3(x: FlexTensor, weight: FlexTensor, direction: Direction) -> FlexTensor {
+    let [.., height, width] = x.shape().dims::<4>();
+    if height.min(width) >= LARGE_TILES_FROM {
+        convolve::<F4, 4, 6>(x, weight, direction)
+    } else {
+        convolve::<F2, 2, 4>(x, weight, direction)
+    }
+}
+
+/// One tiling of Winograd's minimal filtering F(m×m, 3×3), given by its three transforms along one
+/// dimension (`Bᵀ`, `G`, `Aᵀ`): each `M`×`M` output tile comes from an `N`×`N` window of the
+/// input, `N = M + 2`, by `N²` products per channel pair.
+trait Tiling<const M: usize, const N: usize> {
+    /// `Bᵀ x` of one row or column of a window.
+    fn input(x: [f32; N]) -> [f32; N];
+    /// `G g` of one row or column of a 3×3 kernel.
+    fn kernel(g: [f32; 3]) -> [f32; N];
+    /// `Aᵀ m` of one row or column of a tile's products.
+    fn output(m: [f32; N]) -> [f32; M];
+    /// Where the points make `G` times a flipped kernel a permutation of `G g`'s rows, that
+    /// permutation: the input gradient's kernels are then the forward's, read in another order.
+    const FLIP: Option<[usize; N]>;
+}
+
+/// F(2×2, 3×3) at the points 0, 1, −1 (Lavin & Gray's matrices).
+struct F2;
+
+impl Tiling<2, 4> for F2 {
+    fn input([x0, x1, x2, x3]: [f32; 4]) -> [f32; 4] {
+        [x0 - x2, x1 + x2, x2 - x1, x1 - x3]
+    }
+
+    fn kernel([g0, g1, g2]: [f32; 3]) -> [f32; 4] {
+        [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
+    }
+
+    fn output([m0, m1, m2, m3]: [f32; 4]) -> [f32; 2] {
+        [m0 + m1 + m2, m1 - m2 - m3]
+    }
+
+    const FLIP: Option<[usize; 4]> = Some([3, 1, 2, 0]);
+}
+
+/// F(4×4, 3×3) at the points 0, −1, 1, ½, −2: of the sets of small points tried, the one whose
+/// f32 results stay closest to the exact convolution (ResNet-50's layers, against f64: 1.7–3.4e-6
+/// relative, where the usual 0, ±1, ±2 give 4.5–7.3e-6 and F(2×2, 3×3) 0.4–0.8e-6). Not
+/// symmetric, so the input gradient has kernels of its own.
+struct F4;
+
+impl Tiling<4, 6> for F4 {
+    fn input([x0, x1, x2, x3, x4, x5]: [f32; 6]) -> [f32; 6] {
+        [
+            x0 - 1.5 * x1 - 2.0 * x2 + 1.5 * x3 + x4,
+            x1 - 2.5 * x2 + 0.5 * x3 + x4,
+            0.5 * x2 - x1 + 2.5 * x3 + x4,
+            2.0 * (x3 - x1) - x2 + x4,
+            0.5 * (x1 - x3) - x2 + x4,
+            x1 - 1.5 * x2 - 2.0 * x3 + 1.5 * x4 + x5,
+        ]
+    }
+
+    fn kernel([g0, g1, g2]: [f32; 3]) -> [f32; 6] {
+        [
+            g0,
+            (g1 - g0 - g2) / 3.0,
+            (g0 + g1 + g2) / 3.0,
+            -(16.0 * g0 + 8.0 * g1 + 4.0 * g2) / 15.0,
+            (g0 - 2.0 * g1 + 4.0 * g2) / 15.0,
+            g2,
+        ]
+    }
+
+    fn output([m0, m1, m2, m3, m4, m5]: [f32; 6]) -> [f32; 4] {
+        [
+            m0 + m1 + m2 + m3 + m4,
+            m2 - m1 + 0.5 * m3 - 2.0 * m4,
+            m1 + m2 + 0.25 * m3 + 4.0 * m4,
+            m2 - m1 + 0.125 * m3 - 8.0 * m4 + m5,
+        ]
+    }
+
+    const FLIP: Option<[usize; 6]> = None;
+}
+
+/// `L x Lᵀ` of a square `x`, where `transform` is `L` times a vector: columns first, then rows.
+fn both_ways<const I: usize, const O: usize>(x: [[f32; I]; I], transform: impl Fn([f32; I]) -> [f32; O]) -> [[f32; O]; O] {
+    let columns: [[f32; O]; I] = std::array::from_fn(|c| transform(std::array::from_fn(|r| x[r][c])));
+    std::array::from_fn(|r| transform(std::array::from_fn(|c| columns[c][r])))
+}
+
+/// [`conv3x3`] by the tiling `T`.
+fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(x: FlexTensor, weight: FlexTensor, direction: Direction) -> FlexTensor {
     let [batch, channels_in, height, width] = x.shape().dims::<4>();
     let x = x.to_contiguous();
     let x = slice(&x);
-    let grid = TileGrid::new(height, width);
-    let filters = Filters::of(&weight);
+    let grid = TileGrid::new::<M>(height, width);
+    let filters = Filters::of::<T, M, N>(&weight, direction);
     let (channels_out, _) = filters.channels(direction);
 
     let image_in = channels_in * height * width;
     let image_out = channels_out * height * width;
-    let per_chunk = (CHUNK_BYTES / (4 * TILE_VALUES * channels_in.max(channels_out) * grid.tiles())).clamp(1, batch);
+    let per_chunk = (CHUNK_BYTES / (4 * N * N * channels_in.max(channels_out) * grid.tiles())).clamp(1, batch);
     let mut output = vec![0.0f32; batch * image_out];
     for (images, outputs) in x.chunks(per_chunk * image_in).zip(output.chunks_mut(per_chunk * image_out)) {
         let count = images.len() / image_in;
         let columns = count * grid.tiles();
-        let transformed = transform_input(images, count, channels_in, &grid);
-        let mut products = vec![0.0f32; TILE_VALUES * plane_len(channels_out * columns)];
+        let transformed = transform_input::<T, M, N>(images, count, channels_in, &grid);
+        let mut products = vec![0.0f32; N * N * plane_len(channels_out * columns)];
         filters.multiply(direction, &transformed, &mut products, columns);
-        transform_output(&products, outputs, count, channels_out, &grid);
+        transform_output::<T, M, N>(&products, outputs, count, channels_out, &grid);
     }
     let shape = Shape::new([batch, channels_out, height, width]);
     FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(shape), DType::F32)
 }
 
-/// Values set aside for one of the 16 planes of transformed inputs or products: one cache line
+/// Values set aside for one of the planes of transformed inputs or products: one cache line
 /// more than it holds. Without the gap the planes often start a multiple of 4 KiB apart (64
-/// channels × 784 tiles: 49 × 4 KiB), so the 16 that a tile's transform reads or writes at once
-/// fall into one set of the L1 cache and evict each other: the input transform of a 56×56 image
-/// took 11 times as long as that of a 28×28 one with half as many tiles.
+/// channels × 784 tiles: 49 × 4 KiB), so the planes that a tile's transform reads or writes at
+/// once fall into one set of the L1 cache and evict each other: the input transform of a 56×56
+/// image took 11 times as long as that of a 28×28 one with half as many tiles.
 fn plane_len(values: usize) -> usize {
     values + 16
 }
@@ -53,8 +151,10 @@ fn slice(tensor: &FlexTensor) -> &[f32] {
     tensor.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
-/// How an image is cut into 2×2 output tiles, each read from a 4×4 window of the zero-padded input.
+/// How an image is cut into `tile`×`tile` output tiles, each read from a window two values wider
+/// and higher of the zero-padded input.
 struct TileGrid {
+    tile: usize,
     height: usize,
     width: usize,
     rows: usize,
@@ -62,8 +162,8 @@ struct TileGrid {
 }
 
 impl TileGrid {
-    fn new(height: usize, width: usize) -> Self {
-        Self { height, width, rows: height.div_ceil(2), columns: width.div_ceil(2) }
+    fn new<const M: usize>(height: usize, width: usize) -> Self {
+        Self { tile: M, height, width, rows: height.div_ceil(M), columns: width.div_ceil(M) }
     }
 
     fn tiles(&self) -> usize {
@@ -72,24 +172,31 @@ impl TileGrid {
 
     /// Width of the zero-padded plane the windows are read from (one on the left, the rest right).
     fn padded_width(&self) -> usize {
-        2 * self.columns + 2
+        self.tile * self.columns + 2
     }
 
     fn padded_len(&self) -> usize {
-        (2 * self.rows + 2) * self.padded_width()
+        (self.tile * self.rows + 2) * self.padded_width()
     }
 }
 
-/// A 3×3 kernel `[out, in, 3, 3]` transformed, `U = G g Gᵀ` for every kernel `g`: 16 planes, each
-/// the column-major `[out, in]` matrix of one tile value (`[16][in][out]`).
+/// A 3×3 kernel `[out, in, 3, 3]` transformed, `U = G g Gᵀ` for every kernel `g`: `N²` planes,
+/// each the column-major `[out, in]` matrix of one tile value (`[N²][in][out]`).
 ///
-/// The input gradient needs no second copy: there kernel `(o, i)` is flipped, and `G` times a
-/// flipped kernel is `G g` with its first and last rows swapped, so its plane `(r, c)` is this one's
-/// `(p(r), p(c))` with `p` swapping 0 and 3, read as the row-major `[in, out]`.
+/// The input gradient convolves with kernel `(o, i)` flipped, `[in, out]`. Where the tiling has a
+/// [`Tiling::FLIP`], `G` times a flipped kernel is `G g` with its rows permuted, so that plane
+/// `(r, c)` is the forward's `(p(r), p(c))`, read as the row-major `[in, out]`; elsewhere the
+/// planes are those of the flipped kernels, column-major `[in, out]` (`[N²][out][in]`) as gemm
+/// reads its left operand fastest (natively, F(2×2, 3×3)'s row-major reads took up to 1.4 times as
+/// long on 7×7 images).
 struct Filters {
     planes: Planes,
     kernel_out: usize,
     kernel_in: usize,
+    /// Plane `v` of the convolution is plane `order[v]` of `planes`.
+    order: Vec<usize>,
+    /// Whether the planes are the forward's, read row-major for the input gradient.
+    borrowed: bool,
 }
 
 /// Kernels already transformed, with the storage of the weights they came from: a network's
@@ -97,33 +204,51 @@ struct Filters {
 /// as the products themselves from 256 channels on: 16/9 of the weights written). Holding that
 /// storage keeps it unchanged (burn's CPU backend writes in place only into storage nothing else
 /// shares) and its address unique; an entry goes once the cache is the storage's last holder.
-static FILTERS: Mutex<Vec<(Arc<Bytes>, Planes)>> = Mutex::new(Vec::new());
+/// Each storage has its planes by tile size and whether the kernels were flipped.
+static FILTERS: Mutex<Vec<(Arc<Bytes>, Vec<(usize, bool, Planes)>)>> = Mutex::new(Vec::new());
 
-/// The 16 planes of [`Filters`], shared with [`FILTERS`].
+/// The planes of [`Filters`], shared with [`FILTERS`].
 type Planes = Arc<Vec<f32>>;
 
 impl Filters {
-    /// `weight`'s transformed kernels, from [`FILTERS`] where they are there.
-    fn of(weight: &FlexTensor) -> Self {
+    /// `weight`'s transformed kernels for the convolution `direction` names by the tiling `T`,
+    /// from [`FILTERS`] where they are there.
+    fn of<T: Tiling<M, N>, const M: usize, const N: usize>(weight: &FlexTensor, direction: Direction) -> Self {
         let [kernel_out, kernel_in, ..] = weight.shape().dims::<4>();
+        let borrowed = direction == Direction::InputGradient && T::FLIP.is_some();
+        let flipped = direction == Direction::InputGradient && !borrowed;
+        let order = match (direction, T::FLIP) {
+            (Direction::InputGradient, Some(flip)) => (0..N * N).map(|v| N * flip[v / N] + flip[v % N]).collect(),
+            _ => (0..N * N).collect(),
+        };
         let storage = weight.data_arc();
         let whole = weight.layout().contiguous_offsets() == Some((0, storage.len() / 4));
-        let transform = || Arc::new(transform_weights(slice(&weight.to_contiguous()), kernel_out, kernel_in));
+        let transform = || {
+            let weights = weight.to_contiguous();
+            Arc::new(transform_weights::<T, M, N>(slice(&weights), kernel_out, kernel_in, flipped))
+        };
         let planes = if whole {
             let mut cache = FILTERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             cache.retain(|(source, _)| Arc::strong_count(source) > 1);
-            match cache.iter().find(|(source, _)| Arc::ptr_eq(source, &storage)) {
-                Some((_, planes)) => planes.clone(),
+            let kinds = match cache.iter_mut().find(|(source, _)| Arc::ptr_eq(source, &storage)) {
+                Some((_, kinds)) => kinds,
+                None => {
+                    cache.push((storage, Vec::new()));
+                    &mut cache.last_mut().expect("just pushed").1
+                }
+            };
+            match kinds.iter().find(|(tile, flip, _)| *tile == M && *flip == flipped) {
+                Some((.., planes)) => planes.clone(),
                 None => {
                     let planes = transform();
-                    cache.push((storage, planes.clone()));
+                    kinds.push((M, flipped, planes.clone()));
                     planes
                 }
             }
         } else {
             transform()
         };
-        Self { planes, kernel_out, kernel_in }
+        Self { planes, kernel_out, kernel_in, order, borrowed }
     }
 
     /// The output and input channels of the convolution `direction` names.
@@ -134,7 +259,7 @@ impl Filters {
         }
     }
 
-    /// `products[v] = U[v] · transformed[v]` for each of the 16 tile values `v` of the convolution
+    /// `products[v] = U[v] · transformed[v]` for each tile value `v` of the convolution
     /// `direction` names: `[out, in]` times `[in, columns]`, stored column by column
     /// (`[columns][out]`).
     ///
@@ -143,11 +268,7 @@ impl Filters {
     fn multiply(&self, direction: Direction, transformed: &[f32], products: &mut [f32], columns: usize) {
         let plane = self.kernel_out * self.kernel_in;
         let (out, inner) = self.channels(direction);
-        // Column-major `[out, in]` as stored; for the input gradient, the same values row-major.
-        let (filter_column, filter_row) = match direction {
-            Direction::Forward => (out, 1),
-            Direction::InputGradient => (1, inner),
-        };
+        let (filter_column, filter_row) = if self.borrowed { (1, inner) } else { (out, 1) };
         #[cfg(not(target_family = "wasm"))]
         let parallelism = if out * inner * columns >= 192 * 192 * 192 {
             gemm::Parallelism::Rayon(0)
@@ -158,11 +279,7 @@ impl Filters {
         let parallelism = gemm::Parallelism::None;
         let inputs = transformed.chunks_exact(plane_len(inner * columns));
         let planes = products.chunks_exact_mut(plane_len(out * columns));
-        for (value, (product, input)) in planes.zip(inputs).enumerate() {
-            let source = match direction {
-                Direction::Forward => value,
-                Direction::InputGradient => 4 * FLIP[value / 4] + FLIP[value % 4],
-            };
+        for ((product, input), &source) in planes.zip(inputs).zip(&self.order) {
             let filter = &self.planes[source * plane..(source + 1) * plane];
             // SAFETY: `product`, `filter` and `input` hold `out × columns`, `out × inner` and
             // `inner × columns` values, laid out as the strides say.
@@ -193,37 +310,39 @@ impl Filters {
     }
 }
 
-/// Row (or column) of `G g` that row (column) `r` of `G` times the flipped kernel is.
-const FLIP: [usize; 4] = [3, 1, 2, 0];
-
-/// The planes of [`Filters`] for the kernels `weight` `[out, in, 3, 3]`.
-fn transform_weights(weight: &[f32], kernel_out: usize, kernel_in: usize) -> Vec<f32> {
+/// The planes of [`Filters`] for the kernels `weight` `[out, in, 3, 3]`, or where `flipped` says
+/// so for the flipped kernels `[in, out, 3, 3]` of the input gradient.
+fn transform_weights<T: Tiling<M, N>, const M: usize, const N: usize>(
+    weight: &[f32],
+    kernel_out: usize,
+    kernel_in: usize,
+    flipped: bool,
+) -> Vec<f32> {
     let plane = kernel_out * kernel_in;
-    let mut planes = vec![0.0f32; TILE_VALUES * plane];
-    // Destination order, so that each of the 16 planes is written front to back.
+    let mut planes = vec![0.0f32; N * N * plane];
+    // Destination order, so that each plane is written front to back.
     for at in 0..plane {
-        let (i, o) = (at / kernel_out, at % kernel_out);
-        let g: [f32; 9] = std::array::from_fn(|k| weight[(o * kernel_in + i) * 9 + k]);
-        for (value, u) in transform_kernel(&g).into_iter().enumerate() {
+        let (i, o) = if flipped { (at % kernel_in, at / kernel_in) } else { (at / kernel_out, at % kernel_out) };
+        let kernel = &weight[(o * kernel_in + i) * 9..][..9];
+        let at_row = |r: usize| if flipped { 2 - r } else { r };
+        let g: [[f32; 3]; 3] = std::array::from_fn(|r| std::array::from_fn(|c| kernel[3 * at_row(r) + at_row(c)]));
+        for (value, u) in both_ways(g, T::kernel).into_iter().flatten().enumerate() {
             planes[value * plane + at] = u;
         }
     }
     planes
 }
 
-/// `G g Gᵀ` of one 3×3 kernel (row-major), with `G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]`.
-fn transform_kernel(g: &[f32; 9]) -> [f32; 16] {
-    let expand = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-    let columns: [[f32; 4]; 3] = std::array::from_fn(|column| expand(g[column], g[3 + column], g[6 + column]));
-    let rows: [[f32; 4]; 4] = std::array::from_fn(|row| expand(columns[0][row], columns[1][row], columns[2][row]));
-    std::array::from_fn(|k| rows[k / 4][k % 4])
-}
-
-/// `V = Bᵀ d B` for every 4×4 window `d`, laid out `[16][channels][image · tile]`.
-fn transform_input(images: &[f32], count: usize, channels: usize, grid: &TileGrid) -> Vec<f32> {
+/// `V = Bᵀ d B` for every window `d`, laid out `[N²][channels][image · tile]`.
+fn transform_input<T: Tiling<M, N>, const M: usize, const N: usize>(
+    images: &[f32],
+    count: usize,
+    channels: usize,
+    grid: &TileGrid,
+) -> Vec<f32> {
     let columns = count * grid.tiles();
     let stride = plane_len(channels * columns);
-    let mut transformed = vec![0.0f32; TILE_VALUES * stride];
+    let mut transformed = vec![0.0f32; N * N * stride];
     let mut padded = vec![0.0f32; grid.padded_len()];
     let pitch = grid.padded_width();
     let plane = grid.height * grid.width;
@@ -236,11 +355,11 @@ fn transform_input(images: &[f32], count: usize, channels: usize, grid: &TileGri
         let first = channel * columns + image * grid.tiles();
         for tile_row in 0..grid.rows {
             for tile_column in 0..grid.columns {
-                let corner = 2 * tile_row * pitch + 2 * tile_column;
-                let window: [[f32; 4]; 4] =
+                let corner = M * (tile_row * pitch + tile_column);
+                let window: [[f32; N]; N] =
                     std::array::from_fn(|r| std::array::from_fn(|c| padded[corner + r * pitch + c]));
                 let column = first + tile_row * grid.columns + tile_column;
-                for (value, v) in transform_window(&window).into_iter().enumerate() {
+                for (value, v) in both_ways(window, T::input).into_iter().flatten().enumerate() {
                     transformed[value * stride + column] = v;
                 }
             }
@@ -249,38 +368,34 @@ fn transform_input(images: &[f32], count: usize, channels: usize, grid: &TileGri
     transformed
 }
 
-/// `Bᵀ d B` of one 4×4 window, with `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
-fn transform_window(d: &[[f32; 4]; 4]) -> [f32; 16] {
-    let mix = |x: [f32; 4]| [x[0] - x[2], x[1] + x[2], x[2] - x[1], x[1] - x[3]];
-    let columns: [[f32; 4]; 4] = std::array::from_fn(|c| mix([d[0][c], d[1][c], d[2][c], d[3][c]]));
-    let rows: [[f32; 4]; 4] = std::array::from_fn(|r| mix([columns[0][r], columns[1][r], columns[2][r], columns[3][r]]));
-    std::array::from_fn(|k| rows[k / 4][k % 4])
-}
-
-/// `Aᵀ m A` of every tile's 16 products, `Aᵀ = [1 1 1 0; 0 1 −1 −1]`, written as its 2×2 outputs
-/// (those inside the image). Tile by tile, channels innermost: the products are read in order.
-fn transform_output(products: &[f32], output: &mut [f32], count: usize, channels: usize, grid: &TileGrid) {
+/// `Aᵀ m A` of every tile's `N²` products, written as its outputs (those inside the image). Tile
+/// by tile, channels innermost: the products are read in order.
+fn transform_output<T: Tiling<M, N>, const M: usize, const N: usize>(
+    products: &[f32],
+    output: &mut [f32],
+    count: usize,
+    channels: usize,
+    grid: &TileGrid,
+) {
     let columns = count * grid.tiles();
     let stride = plane_len(channels * columns);
     let plane = grid.height * grid.width;
-    let reduce = |x: [f32; 4]| [x[0] + x[1] + x[2], x[1] - x[2] - x[3]];
     for column in 0..columns {
         let (image, tile) = (column / grid.tiles(), column % grid.tiles());
-        let (y, x) = (2 * (tile / grid.columns), 2 * (tile % grid.columns));
-        let inside = [(grid.height - y).min(2), (grid.width - x).min(2)];
-        let values: [&[f32]; 16] = std::array::from_fn(|value| {
-            let start = value * stride + column * channels;
-            &products[start..start + channels]
+        let (y, x) = (M * (tile / grid.columns), M * (tile % grid.columns));
+        let inside = [(grid.height - y).min(M), (grid.width - x).min(M)];
+        let values: [[&[f32]; N]; N] = std::array::from_fn(|r| {
+            std::array::from_fn(|c| {
+                let start = (r * N + c) * stride + column * channels;
+                &products[start..start + channels]
+            })
         });
         let planes = output[image * channels * plane..].chunks_exact_mut(plane).take(channels);
         for (channel, pixels) in planes.enumerate() {
-            let m: [f32; 16] = std::array::from_fn(|value| values[value][channel]);
-            let rows: [[f32; 2]; 4] = std::array::from_fn(|r| reduce([m[4 * r], m[4 * r + 1], m[4 * r + 2], m[4 * r + 3]]));
-            let by_column: [[f32; 2]; 2] = std::array::from_fn(|dx| reduce([rows[0][dx], rows[1][dx], rows[2][dx], rows[3][dx]]));
-            for dy in 0..inside[0] {
-                for dx in 0..inside[1] {
-                    pixels[(y + dy) * grid.width + x + dx] = by_column[dx][dy];
-                }
+            let m: [[f32; N]; N] = std::array::from_fn(|r| std::array::from_fn(|c| values[r][c][channel]));
+            let tile = both_ways(m, T::output);
+            for (dy, row) in tile.iter().enumerate().take(inside[0]) {
+                pixels[(y + dy) * grid.width + x..][..inside[1]].copy_from_slice(&row[..inside[1]]);
             }
         }
     }
@@ -314,44 +429,78 @@ mod tests {
         worst / scale
     }
 
-    /// Odd and even sizes (edge tiles half outside), several images, channels in ≠ out.
-    const SHAPES: [[usize; 4]; 4] = [[1, 3, 4, 4], [2, 5, 7, 6], [3, 8, 9, 13], [1, 16, 14, 14]];
+    /// Odd and even sizes (edge tiles partly outside for both tile sizes), several images,
+    /// channels in ≠ out.
+    const SHAPES: [[usize; 4]; 5] = [[1, 3, 4, 4], [2, 5, 7, 6], [3, 8, 9, 13], [1, 16, 14, 14], [2, 4, 10, 11]];
+
+    /// [`convolve`] by each tiling.
+    const TILINGS: [(&str, fn(FlexTensor, FlexTensor, Direction) -> FlexTensor); 2] =
+        [("F(2×2, 3×3)", convolve::<F2, 2, 4>), ("F(4×4, 3×3)", convolve::<F4, 4, 6>)];
 
     #[test]
     fn forward_matches_burn_flex_conv2d() {
-        for (seed, shape) in SHAPES.into_iter().enumerate() {
-            let x = random(shape, seed as u64);
-            let weight = random([shape[1] + 2, shape[1], 3, 3], seed as u64 + 10);
-            assert!(applies(&x, &weight, &options()));
-            let reference = Flex::conv2d(x.clone(), weight.clone(), None, options());
-            let error = relative_error(conv3x3(x, weight, Direction::Forward), reference);
-            assert!(error < 1e-5, "{shape:?}: relative error {error}");
+        for (name, convolve) in TILINGS {
+            for (seed, shape) in SHAPES.into_iter().enumerate() {
+                let x = random(shape, seed as u64);
+                let weight = random([shape[1] + 2, shape[1], 3, 3], seed as u64 + 10);
+                assert!(applies(&x, &weight, &options()));
+                let reference = Flex::conv2d(x.clone(), weight.clone(), None, options());
+                let error = relative_error(convolve(x, weight, Direction::Forward), reference);
+                assert!(error < 1e-5, "{name} {shape:?}: relative error {error}");
+            }
         }
     }
 
     #[test]
     fn input_gradient_matches_burn_flex_conv2d_x_backward() {
-        for (seed, shape) in SHAPES.into_iter().enumerate() {
-            let x = random(shape, seed as u64);
-            let weight = random([shape[1] + 2, shape[1], 3, 3], seed as u64 + 10);
-            let grad = random([shape[0], shape[1] + 2, shape[2], shape[3]], seed as u64 + 20);
-            let reference = Flex::conv2d_x_backward(x, weight.clone(), grad.clone(), options());
-            let error = relative_error(conv3x3(grad, weight, Direction::InputGradient), reference);
-            assert!(error < 1e-5, "{shape:?}: relative error {error}");
+        for (name, convolve) in TILINGS {
+            for (seed, shape) in SHAPES.into_iter().enumerate() {
+                let x = random(shape, seed as u64);
+                let weight = random([shape[1] + 2, shape[1], 3, 3], seed as u64 + 10);
+                let grad = random([shape[0], shape[1] + 2, shape[2], shape[3]], seed as u64 + 20);
+                let reference = Flex::conv2d_x_backward(x, weight.clone(), grad.clone(), options());
+                let error = relative_error(convolve(grad, weight, Direction::InputGradient), reference);
+                assert!(error < 1e-5, "{name} {shape:?}: relative error {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn large_images_take_large_tiles() {
+        let weight = random([4, 3, 3, 3], 7);
+        for side in [LARGE_TILES_FROM - 1, LARGE_TILES_FROM] {
+            let x = random([1, 3, side, side], 8);
+            let by = |convolve: fn(FlexTensor, FlexTensor, Direction) -> FlexTensor| {
+                convolve(x.clone(), weight.clone(), Direction::Forward).into_data()
+            };
+            let chosen = by(conv3x3);
+            let expected = if side >= LARGE_TILES_FROM { TILINGS[1] } else { TILINGS[0] };
+            let other = if side >= LARGE_TILES_FROM { TILINGS[0] } else { TILINGS[1] };
+            assert_eq!(chosen, by(expected.1), "{side}: {}", expected.0);
+            assert_ne!(chosen, by(other.1), "{side}: the tilings round differently");
         }
     }
 
     #[test]
     fn kernels_are_transformed_once_while_their_weights_live() {
         let weight = random([4, 3, 3, 3], 5);
-        let planes = Filters::of(&weight).planes;
-        assert!(Arc::ptr_eq(&planes, &Filters::of(&weight.clone()).planes));
+        let planes = |weight: &FlexTensor, direction| Filters::of::<F4, 4, 6>(weight, direction).planes;
+        let forward = planes(&weight, Direction::Forward);
+        assert!(Arc::ptr_eq(&forward, &planes(&weight.clone(), Direction::Forward)));
+        // F(4×4, 3×3)'s input gradient has kernels of its own, F(2×2, 3×3)'s reads the forward's.
+        let backward = planes(&weight, Direction::InputGradient);
+        assert!(!Arc::ptr_eq(&forward, &backward));
+        assert!(Arc::ptr_eq(&backward, &planes(&weight, Direction::InputGradient)));
+        let small = Filters::of::<F2, 2, 4>(&weight, Direction::Forward).planes;
+        assert!(Arc::ptr_eq(&small, &Filters::of::<F2, 2, 4>(&weight, Direction::InputGradient).planes));
+        assert_eq!((forward.len(), small.len()), (36 * 12, 16 * 12));
         // The same values in other storage are other weights.
         let other = random([4, 3, 3, 3], 5);
-        assert!(!Arc::ptr_eq(&planes, &Filters::of(&other).planes));
+        assert!(!Arc::ptr_eq(&forward, &planes(&other, Direction::Forward)));
         drop(weight);
-        Filters::of(&other);
-        assert_eq!(Arc::strong_count(&planes), 1, "the cache let go of dropped weights");
+        planes(&other, Direction::Forward);
+        assert_eq!(Arc::strong_count(&forward), 1, "the cache let go of dropped weights");
+        assert_eq!(Arc::strong_count(&small), 1, "the cache let go of dropped weights");
     }
 
     #[test]
@@ -365,3 +514,4 @@ mod tests {
         assert!(!applies(&x, &random([4, 4, 1, 1], 2), &options()));
     }
 }
+

@@ -9,7 +9,7 @@
 //! multiply-adds. The kernels are transformed on every call (16/9 of the weights written, a few
 //! microseconds on a GPU); the CPU backend caches them, where that cost matched the products'.
 
-use super::{Direction, TILE_VALUES};
+use super::Direction;
 use crate::product::ConvProductBackend;
 use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -20,6 +20,9 @@ use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::client::Client;
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
+
+/// Values in a transformed 4×4 window: one matrix product per value.
+const TILE_VALUES: usize = 16;
 
 /// The convolution `direction` names, of `x` `[batch, channels, height, width]` with the 3×3
 /// `weight` at stride 1 and padding 1.

@@ -1,8 +1,9 @@
-//! 3×3 stride-1 convolutions by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2015,
-//! "Fast algorithms for convolutional neural networks"): each 4×4 window of the input and each
-//! kernel is transformed, the 16 values of a window multiply the kernels' 16 values channel pair by
-//! channel pair (16 matrix products), and each tile's 16 sums are transformed back into its 2×2
-//! outputs: 16 multiplications per tile and channel pair instead of 36.
+//! 3×3 stride-1 convolutions by Winograd's minimal filtering F(m×m, 3×3) (Lavin & Gray 2015,
+//! "Fast algorithms for convolutional neural networks"). In F(2×2, 3×3) each 4×4 window of the
+//! input and each kernel is transformed, the 16 values of a window multiply the kernels' 16 values
+//! channel pair by channel pair (16 matrix products), and each tile's 16 sums are transformed back
+//! into its 2×2 outputs: 16 multiplications per tile and channel pair instead of 36. F(4×4, 3×3)
+//! (CPU backend, large images) reads 6×6 windows for 4×4 tiles: 36 instead of 144.
 //!
 //! 13 of ResNet-50's 16 3×3 convolutions have stride 1, 37 % of its multiplications forward and as
 //! many in the input gradient, which is a 3×3 stride-1 convolution of the output gradient with the
@@ -19,9 +20,6 @@ use burn::tensor::{DType, Shape};
 mod cpu;
 #[cfg(feature = "wgpu")]
 mod gpu;
-
-/// Values in a transformed 4×4 tile: one matrix product per value.
-const TILE_VALUES: usize = 16;
 
 /// Which convolution [`WinogradConvBackend::winograd_conv3x3`] computes from the kernel `weight`
 /// `[out, in, 3, 3]`.
@@ -61,7 +59,7 @@ fn output_shape(x: &Shape, weight: &Shape, direction: &Direction) -> Shape {
     Shape::new([batch, channels, height, width])
 }
 
-/// A 3×3 stride-1 convolution by Winograd's F(2×2, 3×3) as a backend operation, on burn's CPU
+/// A 3×3 stride-1 convolution by Winograd's minimal filtering as a backend operation, on burn's CPU
 /// and GPU backends; elsewhere burn's own convolution.
 #[backend_extension(Cube: cfg(feature = "wgpu"), Flex: cfg(feature = "flex"), Fusion: cfg(feature = "wgpu"))]
 pub trait WinogradConvBackend: Backend {
