@@ -62,6 +62,8 @@ impl ProductTile {
 
     /// Whether the threads split the outputs and both slices' vector loads evenly (else part of a
     /// slice would go unloaded), within a cube's 256 threads (WebGPU's least maximum).
+    // Only the GPU kernel (and the tests) ask.
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
     fn is_whole(self) -> bool {
         let (threads, vector) = (self.threads(), self.vector);
         matches!(vector, 1 | 4)

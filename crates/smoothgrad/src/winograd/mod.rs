@@ -49,6 +49,8 @@ pub fn applies<T: TensorMetadata>(x: &T, weight: &T, options: &ConvOptions<2>) -
 
 /// The shape of [`WinogradConvBackend::winograd_conv3x3`]'s result: `x`'s, with the channels the
 /// convolution `direction` names makes.
+// Only the Fusion backend's arm, which comes with the GPU backend, asks.
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
 fn output_shape(x: &Shape, weight: &Shape, direction: &Direction) -> Shape {
     let [batch, _, height, width] = x.dims::<4>();
     let [kernel_out, kernel_in, ..] = weight.dims::<4>();
