@@ -77,10 +77,11 @@ pub enum ConvLowering {
     /// times it with each of cubek's other strategies (`scripts/bench-h100.sh`).
     Unfolded,
     /// As [`Self::MatrixProducts`], except that every 3×3 stride-1 convolution (13 of ResNet-50's
-    /// 16) and its input gradient go through Winograd's F(2×2, 3×3) at any batch
-    /// ([`Unfolding::Winograd`], `winograd/`): 2.25 times fewer multiply-adds than unfolded, and
-    /// 4 values written per input value instead of 9. Not yet timed on a GPU, so no adapter gets it
-    /// (`bench-h100.sh` times it).
+    /// 16) and its input gradient go through Winograd at any batch ([`Unfolding::Winograd`],
+    /// `winograd/`): F(4×4, 3×3) on images of 28×28 and more, 4 times fewer multiply-adds than
+    /// unfolded and 2.25 values written per input value instead of 9; F(2×2, 3×3) below, 2.25
+    /// times fewer and 4 values. Not yet timed on a GPU, so no adapter gets it (`bench-h100.sh`
+    /// times it).
     Winograd,
     /// Every convolution is burn's own (a direct kernel on its GPU backend), at any batch.
     ///
@@ -175,8 +176,8 @@ pub enum Unfolding {
     /// Any kernel, any batch: one product over the whole batch in channels-last order
     /// ([`ConvLowering::ChannelsLast`]); on burn's CPU backend too, where it serves to test it.
     ChannelsLast,
-    /// A 3×3 stride-1 convolution (f32, padding 1), and its input gradient, by Winograd's
-    /// F(2×2, 3×3) ([`WinogradConvBackend`]) at any batch; any other, burn's own.
+    /// A 3×3 stride-1 convolution (f32, padding 1), and its input gradient, by Winograd
+    /// ([`WinogradConvBackend`]) at any batch; any other, burn's own.
     Winograd,
 }
 

@@ -165,8 +165,9 @@ async fn col2im_input_gradients_match_burns_direct_kernel_on_webgpu() {
 #[wasm_bindgen_test]
 async fn winograd_convolutions_match_burns_on_webgpu() {
     // Our three Winograd kernels and the products between them against burn's own convolution
-    // and its input gradient: odd sizes (the last tiles half outside), as few rows or columns as
-    // one tile, more channels out than in, a batch, and an input that is a permuted view.
+    // and its input gradient: odd sizes (the last tiles partly outside), as few rows or columns as
+    // one tile, more channels out than in, a batch, an input that is a permuted view, and an image
+    // large enough for F(4×4, 3×3).
     use smoothgrad::burn::backend::Dispatch;
     use smoothgrad::burn::backend::ops::ModuleOps;
     use smoothgrad::burn::tensor::ops::ConvOptions;
@@ -181,6 +182,7 @@ async fn winograd_convolutions_match_burns_on_webgpu() {
         ("2×2, 4 → 4", normal([1, 4, 2, 2]), 4),
         ("1×5, 6 → 2", normal([3, 6, 1, 5]), 2),
         ("14×14 channels-last view, 16 → 24", channels_last([2, 16, 14, 14]), 24),
+        ("29×30, 8 → 12", normal([2, 8, 29, 30]), 12),
     ];
     for (what, x, channels_out) in cases {
         let [batch, channels, height, width] = x.dims();

@@ -1,15 +1,18 @@
-//! Winograd's F(2×2, 3×3) on burn's GPU backend: a kernel transforms the input's windows into 16
-//! planes `[16, in, batch · tiles]`, one the kernels into `[16, out, in]`, the 16 products of a
-//! batch of 16 go through [`crate::product`] (`[out, in]` times `[in, batch · tiles]`: the batch's
-//! tiles side by side, so that even layer 4's 7×7 images make long products), and a third kernel
-//! transforms each tile's 16 sums back into its 2×2 outputs.
+//! Winograd's minimal filtering on burn's GPU backend, F(4×4, 3×3) or F(2×2, 3×3) by the image's
+//! size as on the CPU ([`tile_side`]): a kernel transforms the input's `N`×`N` windows into `N²`
+//! planes `[N², in, batch · tiles]`, one the kernels into `[N², out, in]`, the `N²` products go
+//! through [`crate::product`] (`[out, in]` times `[in, batch · tiles]`: the batch's tiles side by
+//! side, so that even layer 4's 7×7 images make long products), and a third kernel transforms each
+//! tile's `N²` sums back into its outputs. The kernels unroll the CPU's tilings as matrices.
 //!
 //! Against the unfolded lowering (`conv.rs`), which writes and reads 9 values per input value, the
-//! transformed input is 4 per input value (16 per 2×2 tile) and the products 2.25 times fewer
-//! multiply-adds. The kernels are transformed on every call (16/9 of the weights written, a few
-//! microseconds on a GPU); the CPU backend caches them, where that cost matched the products'.
+//! transformed input is 4 (F(2×2)) or 2.25 (F(4×4)) per input value, and the products 2.25 or 4
+//! times fewer multiply-adds. The kernels are transformed on every call (`N²`/9 of the weights
+//! written, a few microseconds on a GPU); the CPU backend caches them, where that cost matched the
+//! products'.
 
 use super::Direction;
+use super::tiling::{F2, F4, Tiling, tile_side};
 use crate::product::ConvProductBackend;
 use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -20,9 +23,6 @@ use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::client::Client;
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::tensor::CubeTensor;
-
-/// Values in a transformed 4×4 window: one matrix product per value.
-const TILE_VALUES: usize = 16;
 
 /// The convolution `direction` names, of `x` `[batch, channels, height, width]` with the 3×3
 /// `weight` at stride 1 and padding 1.
@@ -35,15 +35,22 @@ pub fn conv3x3(x: CubeTensor, weight: CubeTensor, direction: Direction) -> CubeT
     };
     let tiles = Tiles::new(batch, height, width);
     let transformed = transform_input(x, channels_in, &tiles);
-    let filters = transform_filters(weight, direction, channels_out, channels_in);
+    let filters = transform_filters(weight, direction, channels_out, channels_in, tiles.side);
     let products = <CubeBackend as ConvProductBackend>::conv_product(filters, transformed);
     transform_output(products, channels_out, &tiles)
 }
 
-/// How a batch of images is cut into 2×2 output tiles (the last row and column of tiles half
-/// outside an odd-sized image), each read from a 4×4 window of the zero-padded input.
-#[derive(CubeLaunch, CubeType)]
+/// How a batch of images is cut into `side`×`side` output tiles (the last row and column of tiles
+/// partly outside an image whose size `side` does not divide), each read from a window two values
+/// wider and higher of the zero-padded input.
 struct Tiles {
+    side: usize,
+    dims: TileDims,
+}
+
+/// [`Tiles`]' sizes that its kernels read at run time.
+#[derive(CubeLaunch, CubeType)]
+struct TileDims {
     height: usize,
     width: usize,
     /// Tiles across an image.
@@ -56,31 +63,126 @@ struct Tiles {
 
 impl Tiles {
     fn new(batch: usize, height: usize, width: usize) -> Self {
-        let (down, across) = (height.div_ceil(2), width.div_ceil(2));
-        Self { height, width, across, per_image: down * across, columns: batch * down * across }
+        let side = tile_side(height, width);
+        let (down, across) = (height.div_ceil(side), width.div_ceil(side));
+        let dims = TileDims { height, width, across, per_image: down * across, columns: batch * down * across };
+        Self { side, dims }
     }
 
-    fn launch(&self) -> TilesLaunch {
-        TilesLaunch::new(self.height, self.width, self.across, self.per_image, self.columns)
+    /// Values in a transformed window: one matrix product per value.
+    fn values(&self) -> usize {
+        (self.side + 2).pow(2)
+    }
+
+    fn launch(&self) -> TileDimsLaunch {
+        let dims = &self.dims;
+        TileDimsLaunch::new(dims.height, dims.width, dims.across, dims.per_image, dims.columns)
     }
 }
 
-/// `values[first + i · step]` for `i` in 0..4 replaced by `Bᵀ` times them, with
-/// `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
+/// One of a tiling's transforms along one dimension as the matrix that kernels unroll: `rows` ×
+/// `columns` values, row by row (at most 6 × 6).
+#[derive(Clone, Copy, Debug)]
+struct Transform {
+    rows: usize,
+    columns: usize,
+    values: [f32; 36],
+}
+
+impl Transform {
+    /// The matrix of the linear `transform`: its column `j` is `transform` of the `j`-th unit vector.
+    fn of<const I: usize, const O: usize>(transform: fn([f32; I]) -> [f32; O]) -> Self {
+        let mut values = [0.0; 36];
+        for column in 0..I {
+            let unit = std::array::from_fn(|i| if i == column { 1.0 } else { 0.0 });
+            for (row, value) in transform(unit).into_iter().enumerate() {
+                values[row * I + column] = value;
+            }
+        }
+        Self { rows: O, columns: I, values }
+    }
+
+    fn at(&self, row: usize, column: usize) -> f32 {
+        self.values[row * self.columns + column]
+    }
+}
+
+/// The three transforms of the tiling with output tiles of `side` × `side`: `Bᵀ`, `G`, `Aᵀ`.
+#[derive(Clone, Copy, Debug)]
+struct Transforms {
+    input: Transform,
+    kernel: Transform,
+    output: Transform,
+}
+
+impl Transforms {
+    fn of(side: usize) -> Self {
+        match side {
+            2 => Self::by::<F2, 2, 4>(),
+            4 => Self::by::<F4, 4, 6>(),
+            _ => unreachable!("no tiling has {side}×{side} output tiles"),
+        }
+    }
+
+    fn by<T: Tiling<M, N>, const M: usize, const N: usize>() -> Self {
+        Self { input: Transform::of(T::input), kernel: Transform::of(T::kernel), output: Transform::of(T::output) }
+    }
+}
+
+/// `to[to_first + r · to_step]` set to row `r` of `matrix` times `from[from_first + c · from_step]`
+/// (`c` along the row), for every row: unrolled, without the matrix's zeros.
 #[cube]
-fn mix_window<E: Float>(values: &mut Array<E>, #[comptime] first: usize, #[comptime] step: usize) {
-    let (d0, d1) = (values[first], values[comptime!(first + step)]);
-    let (d2, d3) = (values[comptime!(first + 2 * step)], values[comptime!(first + 3 * step)]);
-    values[first] = d0 - d2;
-    values[comptime!(first + step)] = d1 + d2;
-    values[comptime!(first + 2 * step)] = d2 - d1;
-    values[comptime!(first + 3 * step)] = d1 - d3;
+fn apply<E: Float>(
+    from: &Array<E>,
+    to: &mut Array<E>,
+    #[comptime] matrix: Transform,
+    #[comptime] from_first: usize,
+    #[comptime] from_step: usize,
+    #[comptime] to_first: usize,
+    #[comptime] to_step: usize,
+) {
+    #[unroll]
+    for r in 0..matrix.rows {
+        let mut sum = E::from_int(0);
+        #[unroll]
+        for c in 0..matrix.columns {
+            let coefficient = comptime!(matrix.at(r, c));
+            if comptime!(coefficient != 0.0) {
+                sum += from[comptime!(from_first + c * from_step)] * E::new(coefficient);
+            }
+        }
+        to[comptime!(to_first + r * to_step)] = sum;
+    }
+}
+
+/// `L x Lᵀ` of the square `x` (`matrix.columns` on a side) into `to` (`matrix.rows` on a side),
+/// where `L` is `matrix`: columns first, then rows.
+#[cube]
+fn apply_both_ways<E: Float>(x: &Array<E>, to: &mut Array<E>, #[comptime] matrix: Transform) {
+    let (inner, outer) = comptime!((matrix.columns, matrix.rows));
+    let mut columns = Array::<E>::new(comptime!(inner * outer));
+    #[unroll]
+    for c in 0..inner {
+        apply(x, &mut columns, matrix, c, inner, c, inner);
+    }
+    #[unroll]
+    for r in 0..outer {
+        apply(&columns, to, matrix, comptime!(r * inner), 1usize, comptime!(r * outer), 1usize);
+    }
 }
 
 /// One thread per window and channel, in the planes' order (neighbouring threads, neighbouring
-/// tiles): `V = Bᵀ d B` of the window `d`, written to the 16 planes `[16, channels, columns]`.
+/// tiles): `V = Bᵀ d B` of the window `d`, written to the `N²` planes `[N², channels, columns]`.
 #[cube(launch)]
-fn input_kernel<E: Float>(x: &Tensor<E>, transformed: &mut Tensor<E>, tiles: &Tiles, #[define(E)] _dtype: ElemType) {
+fn input_kernel<E: Float>(
+    x: &Tensor<E>,
+    transformed: &mut Tensor<E>,
+    tiles: &TileDims,
+    #[comptime] side: usize,
+    #[define(E)] _dtype: ElemType,
+) {
+    let transforms = comptime!(Transforms::of(side));
+    let (window, values) = comptime!((side + 2, (side + 2) * (side + 2)));
     let plane = x.shape(1) * tiles.columns;
     if ABSOLUTE_POS >= plane {
         terminate!();
@@ -90,63 +192,41 @@ fn input_kernel<E: Float>(x: &Tensor<E>, transformed: &mut Tensor<E>, tiles: &Ti
     let tile = column % tiles.per_image;
     let start = (column / tiles.per_image) * x.stride(0) + channel * x.stride(1);
     // The window's first row and column in the padded image, one row and column above the image's.
-    let (top, left) = ((tile / tiles.across) * 2, (tile % tiles.across) * 2);
-    let mut window = Array::<E>::new(16usize);
+    let (top, left) = ((tile / tiles.across) * side, (tile % tiles.across) * side);
+    let mut d = Array::<E>::new(values);
     #[unroll]
-    for r in 0..4usize {
+    for r in 0..window {
         #[unroll]
-        for c in 0..4usize {
+        for c in 0..window {
             let (row, col) = (top + r, left + c);
             let mut value = E::from_int(0);
             if row >= 1 && row <= tiles.height && col >= 1 && col <= tiles.width {
                 value = x[start + (row - 1) * x.stride(2) + (col - 1) * x.stride(3)];
             }
-            window[r * 4 + c] = value;
+            d[comptime!(r * window + c)] = value;
         }
     }
+    let mut v = Array::<E>::new(values);
+    apply_both_ways(&d, &mut v, comptime!(transforms.input));
     #[unroll]
-    for c in 0..4usize {
-        mix_window(&mut window, c, 4usize);
+    for value in 0..values {
+        transformed[value * plane + ABSOLUTE_POS] = v[value];
     }
-    #[unroll]
-    for r in 0..4usize {
-        mix_window(&mut window, comptime!(4usize * r), 1usize);
-    }
-    #[unroll]
-    for value in 0..16usize {
-        transformed[value * plane + ABSOLUTE_POS] = window[value];
-    }
-}
-
-/// `values[first + i · step]` for `i` in 0..4 set to `G` times `kernel[from + j · along]` for `j`
-/// in 0..3, with `G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]`.
-#[cube]
-fn expand_kernel<E: Float>(
-    kernel: &Array<E>,
-    values: &mut Array<E>,
-    #[comptime] from: usize,
-    #[comptime] along: usize,
-    #[comptime] first: usize,
-    #[comptime] step: usize,
-) {
-    let (g0, g1, g2) = (kernel[from], kernel[comptime!(from + along)], kernel[comptime!(from + 2 * along)]);
-    let half = E::new(0.5);
-    values[first] = g0;
-    values[comptime!(first + step)] = (g0 + g1 + g2) * half;
-    values[comptime!(first + 2 * step)] = (g0 - g1 + g2) * half;
-    values[comptime!(first + 3 * step)] = g2;
 }
 
 /// One thread per channel pair `(out, in)` of the convolution computed (`[out][in]` order):
 /// `U = G g Gᵀ` of its kernel `g` (for the input gradient, `weight`'s kernel `(in, out)` flipped),
-/// written to the 16 planes `[16, out, in]`.
+/// written to the `N²` planes `[N², out, in]`.
 #[cube(launch)]
 fn filter_kernel<E: Float>(
     weight: &Tensor<E>,
     filters: &mut Tensor<E>,
     #[comptime] input_gradient: bool,
+    #[comptime] side: usize,
     #[define(E)] _dtype: ElemType,
 ) {
+    let transforms = comptime!(Transforms::of(side));
+    let values = comptime!((side + 2) * (side + 2));
     let (outs, ins) = (filters.shape(1), filters.shape(2));
     if ABSOLUTE_POS >= outs * ins {
         terminate!();
@@ -156,45 +236,36 @@ fn filter_kernel<E: Float>(
     if input_gradient {
         start = inp * weight.stride(0) + out * weight.stride(1);
     }
-    let mut kernel = Array::<E>::new(9usize);
+    let mut g = Array::<E>::new(9usize);
     #[unroll]
     for a in 0..3usize {
         #[unroll]
         for b in 0..3usize {
             let (tap_row, tap_column) = comptime!(if input_gradient { (2 - a, 2 - b) } else { (a, b) });
-            kernel[a * 3 + b] = weight[start + tap_row * weight.stride(2) + tap_column * weight.stride(3)];
+            g[a * 3 + b] = weight[start + tap_row * weight.stride(2) + tap_column * weight.stride(3)];
         }
     }
-    // G g (4 × 3, by columns), then (G g) Gᵀ (4 × 4, by rows).
-    let mut expanded = Array::<E>::new(12usize);
-    #[unroll]
-    for b in 0..3usize {
-        expand_kernel(&kernel, &mut expanded, b, 3usize, b, 3usize);
-    }
-    let mut values = Array::<E>::new(16usize);
-    #[unroll]
-    for r in 0..4usize {
-        expand_kernel(&expanded, &mut values, comptime!(3usize * r), 1usize, comptime!(4usize * r), 1usize);
-    }
+    let mut u = Array::<E>::new(values);
+    apply_both_ways(&g, &mut u, comptime!(transforms.kernel));
     let plane = outs * ins;
     #[unroll]
-    for value in 0..16usize {
-        filters[value * plane + ABSOLUTE_POS] = values[value];
+    for value in 0..values {
+        filters[value * plane + ABSOLUTE_POS] = u[value];
     }
 }
 
-/// `Aᵀ` times `values[first + i · step]` for `i` in 0..4, with `Aᵀ = [1 1 1 0; 0 1 −1 −1]`.
-#[cube]
-fn reduce_tile<E: Float>(values: &Array<E>, #[comptime] first: usize, #[comptime] step: usize) -> (E, E) {
-    let (m0, m1) = (values[first], values[comptime!(first + step)]);
-    let (m2, m3) = (values[comptime!(first + 2 * step)], values[comptime!(first + 3 * step)]);
-    (m0 + m1 + m2, m1 - m2 - m3)
-}
-
-/// One thread per tile and channel, in the planes' order: `Aᵀ m A` of the tile's 16 sums `m`,
-/// written as its 2×2 outputs (those inside the image) into `out` `[batch, channels, h, w]`.
+/// One thread per tile and channel, in the planes' order: `Aᵀ m A` of the tile's `N²` sums `m`,
+/// written as its outputs (those inside the image) into `out` `[batch, channels, h, w]`.
 #[cube(launch)]
-fn output_kernel<E: Float>(products: &Tensor<E>, out: &mut Tensor<E>, tiles: &Tiles, #[define(E)] _dtype: ElemType) {
+fn output_kernel<E: Float>(
+    products: &Tensor<E>,
+    out: &mut Tensor<E>,
+    tiles: &TileDims,
+    #[comptime] side: usize,
+    #[define(E)] _dtype: ElemType,
+) {
+    let transforms = comptime!(Transforms::of(side));
+    let values = comptime!((side + 2) * (side + 2));
     let plane = out.shape(1) * tiles.columns;
     if ABSOLUTE_POS >= plane {
         terminate!();
@@ -202,59 +273,52 @@ fn output_kernel<E: Float>(products: &Tensor<E>, out: &mut Tensor<E>, tiles: &Ti
     let column = ABSOLUTE_POS % tiles.columns;
     let channel = ABSOLUTE_POS / tiles.columns;
     let tile = column % tiles.per_image;
-    let (top, left) = ((tile / tiles.across) * 2, (tile % tiles.across) * 2);
+    let (top, left) = ((tile / tiles.across) * side, (tile % tiles.across) * side);
     let start = (column / tiles.per_image) * out.stride(0) + channel * out.stride(1);
     let (row_stride, column_stride) = (out.stride(2), out.stride(3));
-    let mut sums = Array::<E>::new(16usize);
+    let mut m = Array::<E>::new(values);
     #[unroll]
-    for value in 0..16usize {
-        sums[value] = products[value * plane + ABSOLUTE_POS];
+    for value in 0..values {
+        m[value] = products[value * plane + ABSOLUTE_POS];
     }
-    // Aᵀ m (2 × 4, by columns), then (Aᵀ m) A (2 × 2, by rows).
-    let mut half = Array::<E>::new(8usize);
+    let mut y = Array::<E>::new(comptime!(side * side));
+    apply_both_ways(&m, &mut y, comptime!(transforms.output));
     #[unroll]
-    for c in 0..4usize {
-        let (upper, lower) = reduce_tile(&sums, c, 4usize);
-        half[c] = upper;
-        half[comptime!(4usize + c)] = lower;
-    }
-    #[unroll]
-    for r in 0..2usize {
-        let row = top + r;
-        let (left_value, right_value) = reduce_tile(&half, comptime!(4usize * r), 1usize);
-        if row < tiles.height {
-            let at = start + row * row_stride + left * column_stride;
-            out[at] = left_value;
-            if left + 1 < tiles.width {
-                out[at + column_stride] = right_value;
+    for r in 0..side {
+        #[unroll]
+        for c in 0..side {
+            let (row, col) = (top + r, left + c);
+            if row < tiles.height && col < tiles.width {
+                out[start + row * row_stride + col * column_stride] = y[comptime!(r * side + c)];
             }
         }
     }
 }
 
-/// The 16 planes `[16, channels, columns]` of `x`'s transformed windows.
+/// The `N²` planes `[N², channels, columns]` of `x`'s transformed windows.
 fn transform_input(x: CubeTensor, channels: usize, tiles: &Tiles) -> CubeTensor {
-    let shape = Shape::new([TILE_VALUES, channels, tiles.columns]);
-    launch_elementwise(x, shape, channels * tiles.columns, |client, count, dim, x, out, dtype| {
-        input_kernel::launch(client, count, dim, x, out, tiles.launch(), dtype)
+    let shape = Shape::new([tiles.values(), channels, tiles.dims.columns]);
+    launch_elementwise(x, shape, channels * tiles.dims.columns, |client, count, dim, x, out, dtype| {
+        input_kernel::launch(client, count, dim, x, out, tiles.launch(), tiles.side, dtype)
     })
 }
 
-/// The 16 planes `[16, out, in]` of the kernels of the convolution `direction` names.
-fn transform_filters(weight: CubeTensor, direction: Direction, outs: usize, ins: usize) -> CubeTensor {
-    let shape = Shape::new([TILE_VALUES, outs, ins]);
+/// The `N²` planes `[N², out, in]` of the kernels of the convolution `direction` names, for output
+/// tiles of `side` × `side`.
+fn transform_filters(weight: CubeTensor, direction: Direction, outs: usize, ins: usize, side: usize) -> CubeTensor {
+    let shape = Shape::new([(side + 2).pow(2), outs, ins]);
     let input_gradient = direction == Direction::InputGradient;
     launch_elementwise(weight, shape, outs * ins, |client, count, dim, weight, out, dtype| {
-        filter_kernel::launch(client, count, dim, weight, out, input_gradient, dtype)
+        filter_kernel::launch(client, count, dim, weight, out, input_gradient, side, dtype)
     })
 }
 
-/// The image `[batch, channels, h, w]` that the products `[16, channels, columns]` make.
+/// The image `[batch, channels, h, w]` that the products `[N², channels, columns]` make.
 fn transform_output(products: CubeTensor, channels: usize, tiles: &Tiles) -> CubeTensor {
-    let batch = tiles.columns / tiles.per_image;
-    let shape = Shape::new([batch, channels, tiles.height, tiles.width]);
-    launch_elementwise(products, shape, channels * tiles.columns, |client, count, dim, products, out, dtype| {
-        output_kernel::launch(client, count, dim, products, out, tiles.launch(), dtype)
+    let dims = &tiles.dims;
+    let shape = Shape::new([dims.columns / dims.per_image, channels, dims.height, dims.width]);
+    launch_elementwise(products, shape, channels * dims.columns, |client, count, dim, products, out, dtype| {
+        output_kernel::launch(client, count, dim, products, out, tiles.launch(), tiles.side, dtype)
     })
 }
 

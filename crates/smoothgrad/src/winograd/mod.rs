@@ -3,7 +3,8 @@
 //! input and each kernel is transformed, the 16 values of a window multiply the kernels' 16 values
 //! channel pair by channel pair (16 matrix products), and each tile's 16 sums are transformed back
 //! into its 2×2 outputs: 16 multiplications per tile and channel pair instead of 36. F(4×4, 3×3)
-//! (CPU backend, large images) reads 6×6 windows for 4×4 tiles: 36 instead of 144.
+//! (on images of 28×28 and more) reads 6×6 windows for 4×4 tiles: 36 instead of
+//! 144. Both backends take their tilings from `tiling.rs`.
 //!
 //! 13 of ResNet-50's 16 3×3 convolutions have stride 1, 37 % of its multiplications forward and as
 //! many in the input gradient, which is a 3×3 stride-1 convolution of the output gradient with the
@@ -20,6 +21,8 @@ use burn::tensor::{DType, Shape};
 mod cpu;
 #[cfg(feature = "wgpu")]
 mod gpu;
+#[cfg(any(feature = "flex", feature = "wgpu"))]
+mod tiling;
 
 /// Which convolution [`WinogradConvBackend::winograd_conv3x3`] computes from the kernel `weight`
 /// `[out, in, 3, 3]`.
