@@ -56,10 +56,11 @@ products() { # $1: which (tiled, tiled-v4, tiled[-v4]-large, -tall, -wide, -smal
 }
 # 1. The shipped build (bench) beside PyTorch: every figure with its ratio to PyTorch's.
 beside_pytorch bench
-# 1b. Winograd's F(2×2, 3×3) for the 3×3 stride-1 convolutions and their input gradients
+# 1b. Winograd's minimal filtering for the 3×3 stride-1 convolutions and their input gradients
 # (`--conv-lowering winograd`, crates/smoothgrad/src/winograd/), untimed on a GPU until this run:
-# 2.25 times fewer multiply-adds there, 20 % fewer in all; with cubek's products at every
-# micro-batch (batch 1: beside the direct kernel of the shipped build), then with ours.
+# F(4×4, 3×3) on 56×56 and 28×28 (4 times fewer multiply-adds there), F(2×2, 3×3) on 14×14 and
+# 7×7 (2.25 times), about 23 % fewer in all; with cubek's products at every micro-batch (batch 1:
+# beside the direct kernel of the shipped build), then with ours.
 { products cubek 1,10,25,50 --conv-lowering winograd
   products tiled-v4 10,25,50 --conv-lowering winograd; } | tee "$out/h100-winograd.json"
 # 2. Its matrix products alone (most of its GPU time), replayed with cubek's kernels (the shipped

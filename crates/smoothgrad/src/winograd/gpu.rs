@@ -35,7 +35,7 @@ pub fn conv3x3(x: CubeTensor, weight: CubeTensor, direction: Direction) -> CubeT
     };
     let tiles = Tiles::new(batch, height, width);
     let transformed = transform_input(x, channels_in, &tiles);
-    let filters = transform_filters(weight, direction, channels_out, channels_in, tiles.side);
+    let filters = transform_filters(weight, direction, channels_out, channels_in, &tiles);
     let products = <CubeBackend as ConvProductBackend>::conv_product(filters, transformed);
     transform_output(products, channels_out, &tiles)
 }
@@ -303,10 +303,10 @@ fn transform_input(x: CubeTensor, channels: usize, tiles: &Tiles) -> CubeTensor 
     })
 }
 
-/// The `N²` planes `[N², out, in]` of the kernels of the convolution `direction` names, for output
-/// tiles of `side` × `side`.
-fn transform_filters(weight: CubeTensor, direction: Direction, outs: usize, ins: usize, side: usize) -> CubeTensor {
-    let shape = Shape::new([(side + 2).pow(2), outs, ins]);
+/// The `N²` planes `[N², out, in]` of the kernels of the convolution `direction` names, for
+/// `tiles`' window.
+fn transform_filters(weight: CubeTensor, direction: Direction, outs: usize, ins: usize, tiles: &Tiles) -> CubeTensor {
+    let (shape, side) = (Shape::new([tiles.values(), outs, ins]), tiles.side);
     let input_gradient = direction == Direction::InputGradient;
     launch_elementwise(weight, shape, outs * ins, |client, count, dim, weight, out, dtype| {
         filter_kernel::launch(client, count, dim, weight, out, input_gradient, side, dtype)

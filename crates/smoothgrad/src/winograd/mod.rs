@@ -3,8 +3,8 @@
 //! input and each kernel is transformed, the 16 values of a window multiply the kernels' 16 values
 //! channel pair by channel pair (16 matrix products), and each tile's 16 sums are transformed back
 //! into its 2×2 outputs: 16 multiplications per tile and channel pair instead of 36. F(4×4, 3×3)
-//! (on images of 28×28 and more) reads 6×6 windows for 4×4 tiles: 36 instead of
-//! 144. Both backends take their tilings from `tiling.rs`.
+//! (on images of 28×28 and more) reads 6×6 windows for 4×4 tiles: 36 instead of 144. Both
+//! backends take their tilings from `tiling.rs`.
 //!
 //! 13 of ResNet-50's 16 3×3 convolutions have stride 1, 37 % of its multiplications forward and as
 //! many in the input gradient, which is a 3×3 stride-1 convolution of the output gradient with the
