@@ -2,8 +2,8 @@
 // The benchmark in headless Chromium: serves dist/ (scripts/build-site.sh), opens
 // www/bench.html for each backend, then the same work in TF.js on its matching backend
 // (scripts/bench-tfjs/: cpu → wasm, webgpu → webgpu) in the same browser, and prints one JSON with
-// both sets of figures, the ratios project / TF.js, the wasm bundle's size (raw and gzip) and the
-// browser's version.
+// both sets of figures, the ratios project / TF.js, each backend's wasm module's size (raw and
+// gzip) and time to compile, and the browser's version.
 //   node scripts/bench-browser.mjs [--backends webgpu,cpu] [--samples 50] [--runs 3]
 //                                  [--microBatches 1,10,25,50] [--pageWorkers 1,2]
 //                                  [--referenceMicroBatches 1] [--reference tfjs|none]
@@ -15,6 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SITE, launch, startServer } from '../tests/e2e/harness.mjs';
+import { WASM_MODULES } from '../www/wasm-modules.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = Object.fromEntries(
@@ -65,14 +66,42 @@ function ratios(project, reference) {
   };
 }
 
-const wasm = await readFile(join(SITE, 'www/pkg/smoothgrad_web_bg.wasm'));
+/** Each backend's wasm module (www/wasm-modules.js), what a visitor on that backend downloads:
+ * its size, and the median of three compilations of it in this browser, fetched uncached. */
+async function bundle(browser, server) {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/fixtures/CREDITS.md`);
+  const sizes = {};
+  try {
+    for (const [backend, name] of Object.entries(WASM_MODULES)) {
+      const wasm = await readFile(join(SITE, `www/pkg/${name}_bg.wasm`));
+      const compiles = await page.evaluate(async (url) => {
+        const times = [];
+        for (let run = 0; run < 3; run += 1) {
+          const started = performance.now();
+          await WebAssembly.compileStreaming(fetch(url, { cache: 'no-store' }));
+          times.push(performance.now() - started);
+        }
+        return times.sort((a, b) => a - b);
+      }, `/www/pkg/${name}_bg.wasm`);
+      sizes[backend] = {
+        module: name, wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length,
+        compile_ms: Number(compiles[1].toFixed(1)),
+      };
+    }
+  } finally {
+    await page.close();
+  }
+  return sizes;
+}
+
 const server = await startServer({
   mounts: { '/tfjs/': join(root, 'scripts/bench-tfjs'), '/node_modules/@tensorflow/': tensorflow },
 });
 const browser = await launch();
 const report = {
   browser: `chromium ${browser.version()}`,
-  bundle: { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length },
+  bundle: await bundle(browser, server),
   runs: {},
   ...(withReference ? { reference: {}, ratios: {} } : {}),
 };

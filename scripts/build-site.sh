@@ -1,37 +1,52 @@
 #!/usr/bin/env bash
-# Builds the static site into dist/ (or $1): index.html, www/ and the wasm package in www/pkg/.
+# Builds the static site into dist/ (or $1): index.html, www/ and the wasm modules in www/pkg/.
 # Any static host serves dist/ as it is; weights/*.safetensors are copied in when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-dist}
 scripts/setup.sh
 
-target_dir=${CARGO_TARGET_DIR:-target}/wasm
-cargo build -p smoothgrad-web --profile web --target wasm32-unknown-unknown --target-dir "$target_dir"
-
+target_dir=${CARGO_TARGET_DIR:-target}
 rm -rf "$out"
 mkdir -p "$out"
 cp index.html "$out/"
 cp -r www "$out/www"
 rm -rf "$out/www/pkg"
-wasm="$target_dir/wasm32-unknown-unknown/web/smoothgrad_web.wasm"
-# Debian's binaryen (scripts/setup.sh installs it): a smaller, faster module (35 → 24 MB). Before
-# wasm-bindgen, not after: run on wasm-bindgen's output, wasm-opt 108 breaks its externref table
-# ("Table.set(): Argument 1 is invalid"). Optional: the site works without it.
-# It takes minutes, so its output is kept beside cargo's under the hash of its input, not by date:
-# cargo gives an artifact it reuses (another checkout's, say) its old date.
-if command -v wasm-opt >/dev/null 2>&1; then
-  optimised="$target_dir/wasm-opt/$(sha256sum "$wasm" | cut -c1-32).wasm"
-  if ! [ -s "$optimised" ]; then
-    rm -rf "$target_dir/wasm-opt" && mkdir -p "$target_dir/wasm-opt"
-    wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-      --enable-sign-ext --enable-mutable-globals --enable-reference-types "$wasm" -o "$optimised.part"
-    mv "$optimised.part" "$optimised"
+
+# One wasm module per backend (www/wasm-modules.js names them): $1 its name, $2 cargo's target
+# directory, the rest cargo's feature flags.
+module() {
+  local name=$1 dir=$2
+  shift 2
+  cargo build -p smoothgrad-web --profile web --target wasm32-unknown-unknown --target-dir "$dir" "$@"
+  local wasm="$dir/wasm32-unknown-unknown/web/smoothgrad_web.wasm"
+  # Debian's binaryen (scripts/setup.sh installs it): a smaller, faster module (35 → 24 MB). Before
+  # wasm-bindgen, not after: run on wasm-bindgen's output, wasm-opt 108 breaks its externref table
+  # ("Table.set(): Argument 1 is invalid"). Optional: the site works without it.
+  # It takes minutes, so its output is kept beside cargo's under the hash of its input, not by
+  # date: cargo gives an artifact it reuses (another checkout's, say) its old date.
+  if command -v wasm-opt >/dev/null 2>&1; then
+    local optimised
+    optimised="$dir/wasm-opt/$(sha256sum "$wasm" | cut -c1-32).wasm"
+    if ! [ -s "$optimised" ]; then
+      rm -rf "$dir/wasm-opt" && mkdir -p "$dir/wasm-opt"
+      wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+        --enable-sign-ext --enable-mutable-globals --enable-reference-types "$wasm" -o "$optimised.part"
+      mv "$optimised.part" "$optimised"
+    fi
+    wasm=$optimised
   fi
-  wasm=$optimised
-fi
-wasm-bindgen --target web --no-typescript --out-dir "$out/www/pkg" --out-name smoothgrad_web "$wasm"
+  wasm-bindgen --target web --no-typescript --out-dir "$out/www/pkg" --out-name "$name" "$wasm"
+  echo "$name: $(du -h "$out/www/pkg/${name}_bg.wasm" | cut -f1) of wasm"
+}
+# WebGPU (with the CPU backend too): the features the wasm tests build (scripts/test.sh), so the
+# two share one build of burn and wgpu.
+module smoothgrad_web "$target_dir/wasm"
+# The CPU backend alone, in a target directory of its own: cargo names a path crate's cdylib
+# without a hash, so two feature sets in one directory would overwrite each other's module.
+module smoothgrad_web_cpu "$target_dir/wasm-cpu" --no-default-features --features cpu
+
 if compgen -G "weights/*.safetensors" >/dev/null; then
   mkdir -p "$out/weights" && cp weights/*.safetensors "$out/weights/"
 fi
-echo "site built in $out/ ($(du -h "$out/www/pkg/smoothgrad_web_bg.wasm" | cut -f1) of wasm)"
+echo "site built in $out/"

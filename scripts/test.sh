@@ -18,7 +18,7 @@ stage "wasm tests: build"
 # test alone another profile hash for every dependency), and CI ran past its 90 minutes.
 artifacts=$(mktemp)
 cargo test -p smoothgrad -p smoothgrad-web --profile web --target wasm32-unknown-unknown \
-  --target-dir "$target_dir/wasm" --no-default-features --features smoothgrad/wgpu,smoothgrad/flex \
+  --target-dir "$target_dir/wasm" --no-default-features --features smoothgrad-web/webgpu,smoothgrad-web/cpu \
   --test webgpu --test web --no-run --message-format=json-render-diagnostics > "$artifacts"
 test_wasm() { # the built file of test target $1, from cargo's JSON messages
   grep '"kind":\["test"\]' "$artifacts" | grep "\"name\":\"$1\"" | grep -o '"executable":"[^"]*"' |

@@ -18,6 +18,7 @@
 // can send, while the samples are independent and each worker can take a share of them.
 
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
+import { wasmModule } from './wasm-modules.js';
 
 export const METHODS = Object.freeze(['gradient', 'guided-backprop', 'integrated-gradients', 'input-x-gradient']);
 export const METHOD_NAMES = Object.freeze({
@@ -360,7 +361,7 @@ export class SmoothGrad {
     const worker = new ModelWorker();
     this._worker = worker;
     try {
-      const module = await this._compiled();
+      const module = await this._compiled(backend);
       // The adapter decides how convolutions run fastest (ConvLowering in the core crate).
       const choice = choosePrecision(this.requestedPrecision, { backend, adapter: this.adapter });
       const before = { backend: this.backend, precision: this.precision };
@@ -389,22 +390,24 @@ export class SmoothGrad {
     }
   }
 
-  /** The wasm module, compiled once here and handed to every worker (a restart after a trap
-   * then skips the compilation); undefined makes the worker fetch it by itself. */
-  _compiled() {
-    this._module ??= (async () => {
-      try {
-        const url = new URL('./pkg/smoothgrad_web_bg.wasm', import.meta.url);
-        const response = await fetch(url);
-        if (!response.ok) return undefined;
-        return /application\/wasm/.test(response.headers.get('content-type') ?? '')
-          ? await WebAssembly.compileStreaming(response)
-          : await WebAssembly.compile(await response.arrayBuffer());
-      } catch {
-        return undefined;
-      }
-    })();
-    return this._module;
+  /** `backend`'s wasm module, compiled once here and handed to every worker on that backend (a
+   * restart after a trap then skips the compilation); undefined makes the worker fetch it itself. */
+  _compiled(backend) {
+    this._modules ??= new Map();
+    if (!this._modules.has(backend)) {
+      this._modules.set(backend, (async () => {
+        try {
+          const response = await fetch(wasmModule(backend).wasm);
+          if (!response.ok) return undefined;
+          return /application\/wasm/.test(response.headers.get('content-type') ?? '')
+            ? await WebAssembly.compileStreaming(response)
+            : await WebAssembly.compile(await response.arrayBuffer());
+        } catch {
+          return undefined;
+        }
+      })());
+    }
+    return this._modules.get(backend);
   }
 
   _raw(op, args, transfer = []) {
@@ -482,7 +485,7 @@ export class SmoothGrad {
     while (this._helpers.length < count) {
       const worker = new ModelWorker();
       this._helpers.push({ worker, weights: null, image: null });
-      await worker.call('init', { backend: 'cpu', module: await this._compiled() });
+      await worker.call('init', { backend: 'cpu', module: await this._compiled('cpu') });
     }
     await Promise.all(this._helpers.map(async (helper) => {
       await this._sync(helper.worker, helper);

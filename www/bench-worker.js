@@ -1,8 +1,8 @@
 // The browser half of the speed benchmark (issue 4): the same figures as the native `bench`
 // example, measured through the wasm API in a dedicated worker, as the page runs it.
-import init, { Explainer } from './pkg/smoothgrad_web.js';
 import { median, smoothgrad } from './bench-timing.js';
 import { chooseBackend } from './api.js';
+import { wasmModule } from './wasm-modules.js';
 
 const now = () => performance.now();
 const say = (progress) => self.postMessage({ progress });
@@ -24,6 +24,7 @@ self.onmessage = async ({ data: params }) => {
     // that, to compare the ways of convolving on one adapter.
     const adapter = backend === 'webgpu' ? (await chooseBackend('webgpu')).adapter : null;
     const started = now();
+    const { default: init, Explainer } = await import(wasmModule(backend).glue);
     const { memory } = await init();
     const explainer = await Explainer.create(backend, params.adapter ?? adapter?.description);
     const ready = now();

@@ -6,7 +6,9 @@
 // Calls into the Explainer run one at a time (a queue): the Rust object is borrowed by each call,
 // and an async call (classify, smoothed, ...) must finish before the next one starts.
 
-let wasm = null; // the module namespace of ./pkg/smoothgrad_web.js
+import { wasmModule } from './wasm-modules.js';
+
+let wasm = null; // the module namespace of the backend's wasm-bindgen glue (www/wasm-modules.js)
 let explainer = null;
 let trapped = null; // the panic message once the instance trapped: it cannot be used any more
 let simulated = null; // test hook: {op, message} makes that op fail as a trap would
@@ -29,7 +31,7 @@ function plain(value, keys) {
 const ops = {
   async init({ backend, module, adapter, precision = 'f32' }) {
     try {
-      wasm = await import('./pkg/smoothgrad_web.js');
+      wasm = await import(wasmModule(backend).glue);
       await wasm.default(module ? { module_or_path: module } : undefined);
     } catch (e) {
       throw Object.assign(new Error(

@@ -1,22 +1,23 @@
 // The worker of scripts/bench-ab.mjs: both builds of the site in one worker, so that the two are
 // timed on the same core, alternating, at the same minutes (this machine's speed drifts by ±30 %
 // between minutes, which hides a 5–10 % change between two runs of the benchmark).
-import initA, { Explainer as ExplainerA } from '/a/www/pkg/smoothgrad_web.js';
-import initB, { Explainer as ExplainerB } from '/b/www/pkg/smoothgrad_web.js';
 import { smoothgrad } from '/a/www/bench-timing.js';
 
-async function explainer(init, Explainer, backend) {
+/** `site`'s explainer on `backend`, from the wasm module its page loads for that backend. */
+async function explainer(site, backend) {
+  const { wasmModule } = await import(`/${site}/www/wasm-modules.js`);
+  const { default: init, Explainer } = await import(wasmModule(backend).glue);
   await init();
   const explainer = await Explainer.create(backend, null);
   explainer.loadRandomWeights(1000);
-  const image = await fetch('/a/www/samples/chelsea.png');
+  const image = await fetch(`/${site}/www/samples/chelsea.png`);
   explainer.setImage(new Uint8Array(await image.arrayBuffer()));
   return explainer;
 }
 
 self.onmessage = async ({ data: { backend, rounds, samples, microBatch } }) => {
   try {
-    const builds = [await explainer(initA, ExplainerA, backend), await explainer(initB, ExplainerB, backend)];
+    const builds = [await explainer('a', backend), await explainer('b', backend)];
     const work = {
       forward_b1: (explainer) => explainer.classify(),
       forward_backward_b1: (explainer) => explainer.attribute({ method: 'gradient', target: 0 }),

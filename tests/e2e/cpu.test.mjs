@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
   useSite, openPage, waitForTasks, pageArrays, referenceQuery, compareWithReference, relativeError, failWebGPUInWorkers,
+  wasmFetched,
 } from './harness.mjs';
 
 const site = useSite();
@@ -16,9 +17,11 @@ test('no WebGPU: backend=auto falls back to the CPU, says so, and matches the na
   assert.ok(site.reference, 'tests/fixtures/page_reference.json is missing: scripts/e2e.sh writes it');
   const started = Date.now();
   const query = referenceQuery(site.reference, 'auto');
-  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${query}`, { initScript: NO_WEBGPU });
+  const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${query}`, { initScript: NO_WEBGPU });
   await waitForTasks(page, 2);
   const got = await pageArrays(page);
+  // Only the CPU backend's module is downloaded, once for every worker, never WebGPU's.
+  assert.deepEqual(wasmFetched(requests), ['smoothgrad_web_cpu_bg.wasm']);
   console.log(`page on the CPU backend: ${((Date.now() - started) / 1000).toFixed(1)} s to the finished SmoothGrad; runs ${JSON.stringify(got.runs)}`);
   assert.equal(got.backend, 'cpu');
   const status = await page.locator('#status').textContent();
@@ -97,10 +100,11 @@ test('backend=auto on a software adapter (SwiftShader) picks the CPU and says wh
 
 test('WebGPU failing to start in the worker: the CPU takes over, and each notice is given once', async () => {
   const q = new URLSearchParams({ backend: 'webgpu', precision: 'f16', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
-  const { page, context, errors } = await openPage(site.browser, 'about:blank');
+  const { page, context, errors, requests } = await openPage(site.browser, 'about:blank');
   await failWebGPUInWorkers(context);
   await page.goto(`${site.server.url}/?${q}`);
   await waitForTasks(page, 2);
+  assert.deepEqual(wasmFetched(requests), ['smoothgrad_web_bg.wasm', 'smoothgrad_web_cpu_bg.wasm'], 'WebGPU\'s module, then the CPU\'s');
   const s = await page.evaluate(() => ({
     backend: window.__smoothgrad.backend, precision: window.__smoothgrad.precision,
     probabilities: window.__smoothgrad.probabilities?.length, messages: window.__smoothgrad.messages.map((m) => m.text),
@@ -175,6 +179,24 @@ test('the JS API example page (www/example.html) runs on the CPU backend', async
   assert.match(result.top[0].name, /^class \d$/);
   assert.equal(result.n, 3 * 224 * 224);
   assert.match(await page.locator('#log').textContent(), /SmoothGrad 4\/4/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the CPU module carries the CPU backend alone: asked for WebGPU it says so', async () => {
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/fixtures/CREDITS.md`);
+  const got = await page.evaluate(async () => {
+    const { default: init, Explainer } = await import('/www/pkg/smoothgrad_web_cpu.js');
+    await init();
+    const cpu = await Explainer.create('cpu', null);
+    const webgpu = await Explainer.create('webgpu', null).then(() => null, (e) => ({ name: e.name, message: e.message }));
+    return { backend: cpu.backend, webgpu };
+  });
+  assert.equal(got.backend, 'cpu');
+  assert.deepEqual(got.webgpu, {
+    name: 'BackendError',
+    message: 'this WebAssembly module was built without the webgpu backend: load the one built with it',
+  });
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
+import { WASM_MODULES } from '../../www/wasm-modules.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const SITE = resolve(root, process.env.E2E_SITE ?? 'dist');
@@ -73,7 +74,7 @@ export async function badInputs() {
  */
 export async function startServer({ mounts = {}, site = true } = {}) {
   const directories = Object.entries({ '/fixtures/': FIXTURES, ...mounts });
-  if (site && !existsSync(join(SITE, 'www/pkg/smoothgrad_web.js'))) {
+  if (site && !Object.values(WASM_MODULES).every((name) => existsSync(join(SITE, `www/pkg/${name}.js`)))) {
     throw new Error(`${SITE}/www/pkg is missing: build the site first (scripts/build-site.sh, or scripts/e2e.sh)`);
   }
   const generated = await badInputs();
@@ -118,10 +119,13 @@ export async function launch() {
   });
 }
 
-/** Opens the page; the console and page errors are echoed to the test's output. */
+/** Opens the page; the console and page errors are echoed to the test's output, and `requests`
+ * lists the URLs its context asked for. */
 export async function openPage(browser, url, { initScript, log = true } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1100 }, acceptDownloads: true });
   if (initScript) await context.addInitScript(initScript);
+  const requests = [];
+  context.on('request', (request) => requests.push(request.url()));
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => { errors.push(e); console.log(`[pageerror] ${e.message}`); });
@@ -130,7 +134,12 @@ export async function openPage(browser, url, { initScript, log = true } = {}) {
     if (log) worker.on('console', (m) => { if (m.type() === 'error') console.log(`[worker.error] ${m.text()}`); });
   });
   await page.goto(url);
-  return { page, context, errors };
+  return { page, context, errors, requests };
+}
+
+/** The file names of the wasm modules among `requests` (URLs), in the order they were asked for. */
+export function wasmFetched(requests) {
+  return requests.filter((url) => new URL(url).pathname.endsWith('.wasm')).map((url) => new URL(url).pathname.split('/').pop());
 }
 
 /** Makes WebGPU fail to start in the page's model workers (as where the adapter gives no

@@ -6,16 +6,17 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   useSite, openPage, waitForTasks, pageArrays, relativeError, outputDir,
-  referenceQuery, compareWithReference,
+  referenceQuery, compareWithReference, wasmFetched,
 } from './harness.mjs';
 const site = useSite();
 
 test('WebGPU: classify + gradient + SmoothGrad equal the native reference; screenshot', async (t) => {
   assert.ok(site.reference, 'tests/fixtures/page_reference.json is missing: scripts/e2e.sh writes it');
   const started = Date.now();
-  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${referenceQuery(site.reference, 'webgpu')}`);
+  const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${referenceQuery(site.reference, 'webgpu')}`);
   await waitForTasks(page, 2); // weights, then image → classify → maps → SmoothGrad
   const got = await pageArrays(page);
+  assert.deepEqual(wasmFetched(requests), ['smoothgrad_web_bg.wasm'], 'only the WebGPU module');
   console.log(`page on WebGPU: ${((Date.now() - started) / 1000).toFixed(1)} s to the finished SmoothGrad; runs ${JSON.stringify(got.runs)}`);
   assert.equal(got.backend, 'webgpu');
   // SwiftShader convolves with burn's direct kernel, which is faster there than matrix products.

@@ -4,6 +4,10 @@
 //! model, an image and at most one SmoothGrad run. Methods that only queue device work return
 //! at once; those that read results back return a `Promise`, because every read in a browser
 //! is asynchronous. Errors are JS `Error`s whose `name` says what kind of mistake it was.
+//!
+//! The features `webgpu` and `cpu` choose the backends a module carries (both by default). The
+//! site ships two modules, one with both for WebGPU and one with the CPU backend alone, a
+//! quarter of the size, for the machines without a hardware GPU (`scripts/build-site.sh`).
 
 use std::sync::Mutex;
 
@@ -139,26 +143,14 @@ pub struct Explainer {
 
 #[wasm_bindgen]
 impl Explainer {
-    /// Starts a device: `"webgpu"` or `"cpu"` (burn's CPU backend, compiled into this module).
-    /// WebGPU can be started once per worker. `adapter`: on WebGPU, a description of the adapter
+    /// Starts a device: `"webgpu"` or `"cpu"` (burn's CPU backend, compiled into this module),
+    /// where the module was built with it (a `BackendError` says so where not). WebGPU can be
+    /// started once per worker. `adapter`: on WebGPU, a description of the adapter
     /// (`GPUAdapter.info`'s vendor, architecture, device…), which decides how convolutions run
     /// fastest; ignored on the CPU.
     pub async fn create(backend: String, adapter: Option<String>) -> Result<Explainer, JsValue> {
         install_panic_hook();
-        let (device, conv_lowering) = match backend.as_str() {
-            "webgpu" => (
-                Device::wgpu_options().init_async().await.map_err(|error| {
-                    ErrorKind::Backend.error(format!("WebGPU could not be started: {error}"))
-                })?,
-                ConvLowering::for_adapter(&adapter.unwrap_or_default()),
-            ),
-            "cpu" => (Device::flex(), ConvLowering::default()),
-            other => {
-                return Err(ErrorKind::Options.error(format!(
-                    "unknown backend '{other}': choose webgpu or cpu"
-                )));
-            }
-        };
+        let (device, conv_lowering) = start_device(&backend, adapter).await?;
         Ok(Self {
             device,
             backend,
@@ -400,6 +392,33 @@ impl Explainer {
     fn target(&self, class: usize) -> Result<Targets, JsValue> {
         Targets::classes(&[class], self.model()?.num_classes(), &self.device)
             .map_err(|error| ErrorKind::Target.error(error))
+    }
+}
+
+#[cfg(not(any(feature = "webgpu", feature = "cpu")))]
+compile_error!("build the web crate with a backend: the `webgpu` feature, `cpu`, or both");
+
+/// The backends the JS API knows, whether or not this module was built with them.
+const BACKENDS: [&str; 2] = ["webgpu", "cpu"];
+
+/// The device for `backend`, and how convolutions run fastest on it (`adapter` matters on WebGPU only).
+#[cfg_attr(not(feature = "webgpu"), allow(unused_variables))]
+async fn start_device(backend: &str, adapter: Option<String>) -> Result<(Device, ConvLowering), JsValue> {
+    match backend {
+        #[cfg(feature = "webgpu")]
+        "webgpu" => {
+            let device = Device::wgpu_options()
+                .init_async()
+                .await
+                .map_err(|error| ErrorKind::Backend.error(format!("WebGPU could not be started: {error}")))?;
+            Ok((device, ConvLowering::for_adapter(&adapter.unwrap_or_default())))
+        }
+        #[cfg(feature = "cpu")]
+        "cpu" => Ok((Device::flex(), ConvLowering::default())),
+        known if BACKENDS.contains(&known) => Err(ErrorKind::Backend.error(format!(
+            "this WebAssembly module was built without the {known} backend: load the one built with it"
+        ))),
+        other => Err(ErrorKind::Options.error(format!("unknown backend '{other}': choose webgpu or cpu"))),
     }
 }
 
