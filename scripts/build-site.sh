@@ -7,22 +7,17 @@ out=${1:-dist}
 scripts/setup.sh
 
 target_dir=${CARGO_TARGET_DIR:-target}
-rm -rf "$out"
-mkdir -p "$out"
-cp index.html "$out/"
-cp -r www "$out/www"
-rm -rf "$out/www/pkg"
 
-# One wasm module per backend (www/wasm-modules.js names them): $1 its name, $2 cargo's target
+# Builds one wasm module (www/wasm-modules.js names them) and prints its path: $1 cargo's target
 # directory, the rest cargo's feature flags.
 module() {
-  local name=$1 dir=$2
-  shift 2
-  cargo build -p smoothgrad-web --profile web --target wasm32-unknown-unknown --target-dir "$dir" "$@"
+  local dir=$1
+  shift
+  cargo build -p smoothgrad-web --profile web --target wasm32-unknown-unknown --target-dir "$dir" "$@" >&2
   local wasm="$dir/wasm32-unknown-unknown/web/smoothgrad_web.wasm"
-  # Debian's binaryen (scripts/setup.sh installs it): a smaller, faster module (35 → 24 MB). Before
-  # wasm-bindgen, not after: run on wasm-bindgen's output, wasm-opt 108 breaks its externref table
-  # ("Table.set(): Argument 1 is invalid"). Optional: the site works without it.
+  # Debian's binaryen (scripts/setup.sh installs it): a smaller, faster module (WebGPU's 35 → 24
+  # MB). Before wasm-bindgen, not after: run on wasm-bindgen's output, wasm-opt 108 breaks its
+  # externref table ("Table.set(): Argument 1 is invalid"). Optional: the site works without it.
   # It takes minutes, so its output is kept beside cargo's under the hash of its input, not by
   # date: cargo gives an artifact it reuses (another checkout's, say) its old date.
   if command -v wasm-opt >/dev/null 2>&1; then
@@ -36,16 +31,26 @@ module() {
     fi
     wasm=$optimised
   fi
-  wasm-bindgen --target web --no-typescript --out-dir "$out/www/pkg" --out-name "$name" "$wasm"
-  echo "$name: $(du -h "$out/www/pkg/${name}_bg.wasm" | cut -f1) of wasm"
+  echo "$wasm"
 }
-# WebGPU (with the CPU backend too): the features the wasm tests build (scripts/test.sh), so the
-# two share one build of burn and wgpu.
-module smoothgrad_web "$target_dir/wasm"
+# WebGPU (with the CPU backend too): exactly the features the wasm tests build (scripts/test.sh;
+# "default" would count as another feature set), so the two share one build of burn and wgpu.
+webgpu=$(module "$target_dir/wasm" --no-default-features --features webgpu,cpu)
 # The CPU backend alone, in a target directory of its own: cargo names a path crate's cdylib
 # without a hash, so two feature sets in one directory would overwrite each other's module.
-module smoothgrad_web_cpu "$target_dir/wasm-cpu" --no-default-features --features cpu
+cpu=$(module "$target_dir/wasm-cpu" --no-default-features --features cpu)
 
+# The old site stays whole until the modules are built.
+rm -rf "$out"
+mkdir -p "$out"
+cp index.html "$out/"
+cp -r www "$out/www"
+rm -rf "$out/www/pkg"
+for name_and_wasm in "smoothgrad_web $webgpu" "smoothgrad_web_cpu $cpu"; do
+  read -r name wasm <<<"$name_and_wasm"
+  wasm-bindgen --target web --no-typescript --out-dir "$out/www/pkg" --out-name "$name" "$wasm"
+  echo "$name: $(du -h "$out/www/pkg/${name}_bg.wasm" | cut -f1) of wasm"
+done
 if compgen -G "weights/*.safetensors" >/dev/null; then
   mkdir -p "$out/weights" && cp weights/*.safetensors "$out/weights/"
 fi

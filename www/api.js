@@ -384,6 +384,7 @@ export class SmoothGrad {
       if (backend === 'webgpu' && !/could not be loaded/.test(error.message)) {
         this._notice(`WebGPU could not start (${error.message}); running on the CPU inside WebAssembly instead, which is slower.`, 'warn');
         this.backendReason = `WebGPU failed to start: ${error.message}`;
+        this._modules?.delete('webgpu'); // not needed again: let it be collected
         return this._startWorker('cpu');
       }
       throw new SmoothGradError(kindOf(error), error.message);

@@ -30,8 +30,9 @@ function plain(value, keys) {
 
 const ops = {
   async init({ backend, module, adapter, precision = 'f32' }) {
+    const { glue } = wasmModule(backend);
     try {
-      wasm = await import(wasmModule(backend).glue);
+      wasm = await import(glue);
       await wasm.default(module ? { module_or_path: module } : undefined);
     } catch (e) {
       throw Object.assign(new Error(

@@ -3,10 +3,20 @@
 // between minutes, which hides a 5–10 % change between two runs of the benchmark).
 import { smoothgrad } from '/a/www/bench-timing.js';
 
+/** The wasm-bindgen glue that `site`'s page loads for `backend` (a site built before the CPU
+ * path had a module of its own has one module for both). */
+async function glue(site, backend) {
+  try {
+    const { wasmModule } = await import(`/${site}/www/wasm-modules.js`);
+    return wasmModule(backend).glue;
+  } catch {
+    return `/${site}/www/pkg/smoothgrad_web.js`;
+  }
+}
+
 /** `site`'s explainer on `backend`, from the wasm module its page loads for that backend. */
 async function explainer(site, backend) {
-  const { wasmModule } = await import(`/${site}/www/wasm-modules.js`);
-  const { default: init, Explainer } = await import(wasmModule(backend).glue);
+  const { default: init, Explainer } = await import(await glue(site, backend));
   await init();
   const explainer = await Explainer.create(backend, null);
   explainer.loadRandomWeights(1000);

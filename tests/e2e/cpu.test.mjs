@@ -7,6 +7,7 @@ import {
   useSite, openPage, waitForTasks, pageArrays, referenceQuery, compareWithReference, relativeError, failWebGPUInWorkers,
   wasmFetched,
 } from './harness.mjs';
+import { WASM_MODULES } from '../../www/wasm-modules.js';
 
 const site = useSite();
 
@@ -185,13 +186,13 @@ test('the JS API example page (www/example.html) runs on the CPU backend', async
 
 test('the CPU module carries the CPU backend alone: asked for WebGPU it says so', async () => {
   const { page, context, errors } = await openPage(site.browser, `${site.server.url}/fixtures/CREDITS.md`);
-  const got = await page.evaluate(async () => {
-    const { default: init, Explainer } = await import('/www/pkg/smoothgrad_web_cpu.js');
+  const got = await page.evaluate(async (name) => {
+    const { default: init, Explainer } = await import(`/www/pkg/${name}.js`);
     await init();
     const cpu = await Explainer.create('cpu', null);
     const webgpu = await Explainer.create('webgpu', null).then(() => null, (e) => ({ name: e.name, message: e.message }));
     return { backend: cpu.backend, webgpu };
-  });
+  }, WASM_MODULES.cpu);
   assert.equal(got.backend, 'cpu');
   assert.deepEqual(got.webgpu, {
     name: 'BackendError',

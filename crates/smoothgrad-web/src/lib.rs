@@ -6,8 +6,9 @@
 //! is asynchronous. Errors are JS `Error`s whose `name` says what kind of mistake it was.
 //!
 //! The features `webgpu` and `cpu` choose the backends a module carries (both by default). The
-//! site ships two modules, one with both for WebGPU and one with the CPU backend alone, a
-//! quarter of the size, for the machines without a hardware GPU (`scripts/build-site.sh`).
+//! site ships two modules, one with both for WebGPU and one with the CPU backend alone, a fifth
+//! of the size (a quarter gzipped), for the machines without a hardware GPU
+//! (`scripts/build-site.sh`).
 
 use std::sync::Mutex;
 
