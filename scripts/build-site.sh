@@ -46,11 +46,13 @@ mkdir -p "$out"
 cp index.html "$out/"
 cp -r www "$out/www"
 rm -rf "$out/www/pkg"
-for name_and_wasm in "smoothgrad_web $webgpu" "smoothgrad_web_cpu $cpu"; do
-  read -r name wasm <<<"$name_and_wasm"
-  wasm-bindgen --target web --no-typescript --out-dir "$out/www/pkg" --out-name "$name" "$wasm"
-  echo "$name: $(du -h "$out/www/pkg/${name}_bg.wasm" | cut -f1) of wasm"
-done
+# $1 the module's name, $2 its wasm.
+bind() {
+  wasm-bindgen --target web --no-typescript --out-dir "$out/www/pkg" --out-name "$1" "$2"
+  echo "$1: $(du -h "$out/www/pkg/$1_bg.wasm" | cut -f1) of wasm"
+}
+bind smoothgrad_web "$webgpu"
+bind smoothgrad_web_cpu "$cpu"
 if compgen -G "weights/*.safetensors" >/dev/null; then
   mkdir -p "$out/weights" && cp weights/*.safetensors "$out/weights/"
 fi

@@ -344,6 +344,7 @@ export class SmoothGrad {
     this.model = null; // {architecture, numClasses, baseWidth}
     this.weightsSource = null; // what loadWeights loaded: {url} | {bytes} | {random: numClasses}
     this._worker = null; // the ModelWorker that owns the run, the model and the image
+    this._modules = new Map(); // backend → Promise of its compiled wasm module (see _compiled)
     this._helpers = []; // CPU only: more ModelWorkers taking shares of a run, {worker, weights, image}
     this._others = undefined; // the helpers' sums of the last run, for smoothed()
     this._weights = null; // kept for restarts: {bytes} | {random}
@@ -384,7 +385,7 @@ export class SmoothGrad {
       if (backend === 'webgpu' && !/could not be loaded/.test(error.message)) {
         this._notice(`WebGPU could not start (${error.message}); running on the CPU inside WebAssembly instead, which is slower.`, 'warn');
         this.backendReason = `WebGPU failed to start: ${error.message}`;
-        this._modules?.delete('webgpu'); // not needed again: let it be collected
+        this._modules.delete('webgpu'); // not needed again: let it be collected
         return this._startWorker('cpu');
       }
       throw new SmoothGradError(kindOf(error), error.message);
@@ -394,7 +395,6 @@ export class SmoothGrad {
   /** `backend`'s wasm module, compiled once here and handed to every worker on that backend (a
    * restart after a trap then skips the compilation); undefined makes the worker fetch it itself. */
   _compiled(backend) {
-    this._modules ??= new Map();
     if (!this._modules.has(backend)) {
       this._modules.set(backend, (async () => {
         try {

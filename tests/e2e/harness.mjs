@@ -139,7 +139,7 @@ export async function openPage(browser, url, { initScript, log = true } = {}) {
 
 /** The file names of the wasm modules among `requests` (URLs), in the order they were asked for. */
 export function wasmFetched(requests) {
-  return requests.filter((url) => new URL(url).pathname.endsWith('.wasm')).map((url) => new URL(url).pathname.split('/').pop());
+  return requests.map((url) => new URL(url).pathname).filter((path) => path.endsWith('.wasm')).map((path) => path.split('/').pop());
 }
 
 /** Makes WebGPU fail to start in the page's model workers (as where the adapter gives no
