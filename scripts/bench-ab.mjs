@@ -1,30 +1,67 @@
 #!/usr/bin/env node
-// Two builds of the site timed against each other in headless Chromium: forward, forward+backward
-// and a short SmoothGrad, the two builds alternating in one worker, and prints JSON: per figure
-// each build's best and median milliseconds and the median of the paired ratios b / a (each round
-// runs both builds back to back, so a ratio is immune to the machine's drift between rounds).
+// Two builds of the site timed against each other in headless Chromium: forward, forward+backward,
+// a new image's classes and gradient map, and a short SmoothGrad, the two builds alternating in
+// one worker, and prints JSON: per figure each build's best and median milliseconds and the median
+// of the paired ratios b / a (each round runs both builds back to back, so a ratio is immune to
+// the machine's drift between rounds). With `--weights FILE` (a full-size ResNet-50 checkpoint,
+// served as each site's own), also the page itself: from navigation to its first gradient map
+// (`page_first_map`, `--pageRounds` visits of each, alternating; the page fetches the weights
+// from this machine, so that is the time a returning visitor waits).
 //   node scripts/bench-ab.mjs <site a> <site b> [--backend cpu|webgpu] [--rounds 12] [--samples 4]
-//                             [--microBatch 2]
+//                             [--microBatch 2] [--weights FILE] [--pageRounds 6]
 // Build each site with `scripts/build-site.sh <dir>` (e.g. main's into /tmp/site-a, a change's
 // into /tmp/site-b).
-import { dirname, resolve } from 'node:path';
+import { mkdtemp, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch, startServer } from '../tests/e2e/harness.mjs';
 
 const [siteA, siteB, ...flags] = process.argv.slice(2);
 if (!siteA || !siteB || siteA.startsWith('--') || siteB.startsWith('--')) {
-  throw new Error('usage: node scripts/bench-ab.mjs <site a> <site b> [--backend cpu] [--rounds 12] [--samples 4] [--microBatch 2]');
+  throw new Error('usage: node scripts/bench-ab.mjs <site a> <site b> [--backend cpu] [--rounds 12] [--samples 4] [--microBatch 2] [--weights FILE] [--pageRounds 6]');
 }
 const options = Object.fromEntries(flags.flatMap((word, index) => (word.startsWith('--') ? [[word.slice(2), flags[index + 1]]] : [])));
-const query = new URLSearchParams({ backend: 'cpu', rounds: '12', samples: '4', microBatch: '2', ...options });
+const { weights, pageRounds = '6', ...workerOptions } = options;
+const query = new URLSearchParams({ backend: 'cpu', rounds: '12', samples: '4', microBatch: '2', ...workerOptions });
 
 const median = (values) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
 const rounded = (value, digits = 0) => Number(value.toFixed(digits));
 
+const scripts = dirname(fileURLToPath(import.meta.url));
+// /timing/: this checkout's bench-timing.js, so both builds are timed by the same code.
+const weightsDir = weights && await weightsDirectory(weights);
+const weightsMounts = weights ? { '/a/weights/': weightsDir, '/b/weights/': weightsDir } : {};
 const server = await startServer({
-  mounts: { '/a/': resolve(siteA), '/b/': resolve(siteB), '/ab/': resolve(dirname(fileURLToPath(import.meta.url)), 'bench-ab') },
+  mounts: { ...weightsMounts, '/a/': resolve(siteA), '/b/': resolve(siteB), '/ab/': resolve(scripts, 'bench-ab'), '/timing/': resolve(scripts, '../www') },
   site: false,
 });
+
+/** A directory holding `file` under the name a site's page looks for. */
+async function weightsDirectory(file) {
+  const directory = await mkdtemp(join(tmpdir(), 'bench-ab-weights-'));
+  await symlink(resolve(file), join(directory, 'resnet50.safetensors'));
+  return directory;
+}
+
+/** Milliseconds from navigation to the page's first gradient map, per site, the two alternating
+ * (one browser context, so the second visit on finds what a returning visitor's cache holds). */
+async function firstMaps(browser, rounds) {
+  const context = await browser.newContext();
+  const times = { a: [], b: [] };
+  for (let round = 0; round < rounds; round += 1) {
+    for (const site of round % 2 ? ['b', 'a'] : ['a', 'b']) {
+      const page = await context.newPage();
+      const started = Date.now();
+      await page.goto(`${server.url}/${site}/?backend=${query.get('backend')}&autorun=0`);
+      await page.waitForFunction(() => window.__smoothgrad?.maps?.gradient, null, { timeout: 300_000 });
+      times[site].push(Date.now() - started);
+      await page.close();
+    }
+  }
+  await context.close();
+  return times;
+}
 const browser = await launch();
 try {
   const page = await browser.newPage();
@@ -33,13 +70,14 @@ try {
   await page.waitForFunction(() => window.__abResult, null, { timeout: 0, polling: 1000 });
   const { times, error } = await page.evaluate(() => window.__abResult);
   if (error) throw new Error(error);
+  if (weights) times.page_first_map = await firstMaps(browser, Number(pageRounds));
   const figures = Object.fromEntries(Object.entries(times).map(([figure, { a, b }]) => [figure, {
     a: { best_ms: rounded(Math.min(...a)), median_ms: rounded(median(a)) },
     b: { best_ms: rounded(Math.min(...b)), median_ms: rounded(median(b)) },
     paired_ratio_b_over_a: rounded(median(b.map((time, round) => time / a[round])), 3),
   }]));
   const browserVersion = browser.version();
-  console.log(JSON.stringify({ a: siteA, b: siteB, browser: `chromium ${browserVersion}`, ...Object.fromEntries(query), figures }, null, 1));
+  console.log(JSON.stringify({ a: siteA, b: siteB, browser: `chromium ${browserVersion}`, ...Object.fromEntries(query), ...(weights ? { weights, pageRounds } : {}), figures }, null, 1));
 } finally {
   await browser.close();
   await server.close();

@@ -607,14 +607,21 @@ export class SmoothGrad {
   }
 
   /** Classifies the image (sets it first when given). Returns {top: [{index, name, probability}]
-   * (topK, default 5), probabilities, logits, crop}. */
-  async classify(input, { topK = 5 } = {}) {
+   * (topK, default 5), probabilities, logits, crop}. `attribute: method` (and igSteps) adds
+   * `attribution: {method, target, map}`, the method's map of the top-1 class as attribute()
+   * gives it: gradient, guided-backprop and input-x-gradient take the classes and the map from
+   * one forward pass, so the first map of a new image comes sooner than classify() then
+   * attribute(). */
+  async classify(input, { topK = 5, attribute, igSteps } = {}) {
     if (input !== undefined) await this.setImage(input);
-    const { logits, probabilities } = await this._call('classify', {});
+    const options = attribute === undefined ? undefined : { attribute };
+    if (options && igSteps !== undefined && attribute === 'integrated-gradients') options.igSteps = igSteps;
+    const { logits, probabilities, target, map } = await this._call('classify', { options });
     const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]);
     const numClasses = this.model?.numClasses ?? probabilities.length;
     const top = order.slice(0, topK).map((index) => ({ index, name: className(index, numClasses), probability: probabilities[index] }));
     this.lastClassification = { top, probabilities, logits, crop: this.crop };
+    if (map) this.lastClassification.attribution = { method: attribute, target, map };
     return this.lastClassification;
   }
 

@@ -443,9 +443,15 @@ function fillClassNames(numClasses) {
 async function analyse(generation, { classify = true, smoothgrad = autorun() } = {}) {
   const sg = state.sg;
   if (!current(generation) || !sg.model || !state.hasImage) return;
+  const methods = controls.methods();
+  let attribution = null; // the first method's map of the top-1, from classify's own pass
   if (classify || !sg.lastClassification) {
-    const classification = await sg.classify();
+    // Integrated Gradients has no pass at the clean image to share (and its steps are checked
+    // below, after the classes are shown).
+    const first = state.userTarget === null && methods[0] !== 'integrated-gradients' ? methods[0] : undefined;
+    const classification = await sg.classify(undefined, { attribute: first });
     if (!current(generation)) return;
+    attribution = classification.attribution ?? null;
     exposed.probabilities = classification.probabilities;
     exposed.top5 = classification.top;
     showTop5(classification);
@@ -458,11 +464,11 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
   if (state.userTarget === null) $('target').placeholder = `top-1: ${top1}: ${className(top1, sg.model.numClasses)}`;
   state.maps = {};
   exposed.maps = {};
-  const methods = controls.methods();
   const igSteps = methods.includes('integrated-gradients') ? readIgSteps() : undefined;
   state.plainIgSteps = igSteps ?? null;
   for (const method of methods) {
-    const map = await sg.attribute({ method, target, igSteps });
+    const map = attribution?.method === method && attribution.target === target
+      ? attribution.map : await sg.attribute({ method, target, igSteps });
     if (!current(generation)) return;
     state.maps[method] = map;
     exposed.maps[method] = map;

@@ -24,3 +24,14 @@ export async function smoothgrad(explainer, target, samples, microBatch) {
     await explainer.smoothed('mean');
   } while (progress.done < progress.total);
 }
+
+/** A new image's classes and gradient map of its top-1, as the page gets them: both from one
+ * pass (classify's `attribute`), or, from a build without it (bench-ab's older site), classify
+ * then attribute. */
+export async function classifyAndMap(explainer) {
+  const classified = await explainer.classify({ attribute: 'gradient' });
+  if (classified.map) return classified;
+  const { probabilities } = classified;
+  const target = probabilities.indexOf(Math.max(...probabilities));
+  return { ...classified, target, map: await explainer.attribute({ method: 'gradient', target }) };
+}

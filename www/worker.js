@@ -55,8 +55,8 @@ const ops = {
   setImageRgba({ rgba, width, height }) {
     return explainer.setImageRgba(rgba, width, height);
   },
-  async classify() {
-    return plain(await explainer.classify(), ['logits', 'probabilities']);
+  async classify({ options }) {
+    return plain(await explainer.classify(options), ['logits', 'probabilities', 'target', 'map']);
   },
   attribute({ options }) {
     return explainer.attribute(options);

@@ -1,7 +1,7 @@
 // The worker of scripts/bench-ab.mjs: both builds of the site in one worker, so that the two are
 // timed on the same core, alternating, at the same minutes (this machine's speed drifts by ±30 %
 // between minutes, which hides a 5–10 % change between two runs of the benchmark).
-import { smoothgrad } from '/a/www/bench-timing.js';
+import { classifyAndMap, smoothgrad } from '/timing/bench-timing.js';
 
 /** The wasm-bindgen glue that `site`'s page loads for `backend` (a site built before the CPU
  * path had a module of its own has one module for both). */
@@ -31,6 +31,7 @@ self.onmessage = async ({ data: { backend, rounds, samples, microBatch } }) => {
     const work = {
       forward_b1: (explainer) => explainer.classify(),
       forward_backward_b1: (explainer) => explainer.attribute({ method: 'gradient', target: 0 }),
+      classify_and_gradient_b1: classifyAndMap,
       [`smoothgrad_${samples}_mb${microBatch}`]: (explainer) => smoothgrad(explainer, 0, samples, microBatch),
     };
     const times = {};

@@ -18,7 +18,7 @@ use smoothgrad::burn::tensor::activation::softmax;
 use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::image::RgbImage;
 use smoothgrad::{
-    ConvLowering, Method, PortableNoise, Precision, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
+    Attribution, ConvLowering, Method, PortableNoise, Precision, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
     SmoothGradRun, SmoothGradSums, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
 };
 use wasm_bindgen::prelude::*;
@@ -88,6 +88,15 @@ struct Prepared {
 struct AttributeOptions {
     method: String,
     target: usize,
+    #[serde(default)]
+    ig_steps: Option<usize>,
+}
+
+/// `classify`'s options, as JS spells them.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClassifyOptions {
+    attribute: Option<String>,
     #[serde(default)]
     ig_steps: Option<usize>,
 }
@@ -249,14 +258,31 @@ impl Explainer {
         rgba
     }
 
-    /// `{logits, probabilities}` of the image, as `Float32Array`s.
-    pub fn classify(&self) -> Result<Promise, JsValue> {
-        let logits = self.model()?.forward(self.input()?);
+    /// `{logits, probabilities}` of the image, as `Float32Array`s. With `{attribute: method}`
+    /// (and `igSteps`) also `target`, the top-1 class as the device chose it, and `map`, the
+    /// method's map for it (as [`Explainer::attribute`] gives it): Gradient, Guided Backprop and
+    /// Input × Gradient take both from one forward pass, so the pair costs what the map costs.
+    pub fn classify(&self, options: JsValue) -> Result<Promise, JsValue> {
+        let options: ClassifyOptions =
+            if options.is_undefined() || options.is_null() { ClassifyOptions::default() } else { options_from(options)? };
+        let top1 = match options.attribute {
+            Some(name) => Some(method(&name, options.ig_steps)?.attribute_top1(self.model()?, self.input()?)),
+            None => None,
+        };
+        let logits = match &top1 {
+            Some(top1) => top1.logits.clone(),
+            None => self.model()?.forward(self.input()?),
+        };
         let probabilities = softmax(logits.clone(), 1);
         Ok(future_to_promise(async move {
             let result = Object::new();
             set(&result, "logits", &read(logits).await?.into())?;
             set(&result, "probabilities", &read(probabilities).await?.into())?;
+            if let Some(top1) = top1 {
+                let target = read(top1.targets.indices().float()).await?.get_index(0);
+                set(&result, "target", &target.into())?;
+                set(&result, "map", &read(top1.maps).await?.into())?;
+            }
             Ok(result.into())
         }))
     }
@@ -266,7 +292,7 @@ impl Explainer {
         let options: AttributeOptions = options_from(options)?;
         let method = method(&options.method, options.ig_steps)?;
         let target = self.target(options.target)?;
-        let map = smoothgrad::Attribution::attribute(&method, self.model()?, self.input()?, &target);
+        let map = method.attribute(self.model()?, self.input()?, &target);
         Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
     }
 

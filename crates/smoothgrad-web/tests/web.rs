@@ -72,8 +72,8 @@ async fn webgpu_and_cpu_give_the_same_classification_and_smoothgrad_for_a_seed()
     assert_eq!(gpu.precision(), "f32");
     assert_eq!((gpu.conv_lowering(), cpu.conv_lowering()), ("direct".into(), "matrix-products".into()));
     let probabilities = |result: JsValue| Float32Array::from(Reflect::get(&result, &"probabilities".into()).unwrap()).to_vec();
-    let on_gpu = probabilities(JsFuture::from(gpu.classify().unwrap()).await.unwrap());
-    let on_cpu = probabilities(JsFuture::from(cpu.classify().unwrap()).await.unwrap());
+    let on_gpu = probabilities(JsFuture::from(gpu.classify(JsValue::UNDEFINED).unwrap()).await.unwrap());
+    let on_cpu = probabilities(JsFuture::from(cpu.classify(JsValue::UNDEFINED).unwrap()).await.unwrap());
     assert_eq!(on_gpu.len(), 10);
     assert!((on_cpu.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     assert!(compare::max_relative_error(&on_gpu, &on_cpu) < 1e-4, "probabilities differ");
@@ -88,6 +88,31 @@ async fn webgpu_and_cpu_give_the_same_classification_and_smoothgrad_for_a_seed()
     );
     assert!(correlation > 0.999, "SmoothGrad differs between backends: correlation {correlation}");
     assert!(norm_ratio < 1e-2, "SmoothGrad's scale differs between backends: {norm_ratio}");
+}
+
+#[wasm_bindgen_test]
+async fn classify_brings_the_top1_map_of_the_same_pass_when_asked() {
+    let explainer = ready("cpu").await;
+    let field = |result: &JsValue, key: &str| Reflect::get(result, &key.into()).unwrap();
+    let floats = |result: &JsValue, key: &str| Float32Array::from(field(result, key)).to_vec();
+    let plain = JsFuture::from(explainer.classify(JsValue::UNDEFINED).unwrap()).await.unwrap();
+    assert!(field(&plain, "map").is_undefined() && field(&plain, "target").is_undefined());
+    for method in ["gradient", "guided-backprop", "input-x-gradient", "integrated-gradients"] {
+        let asked = options(&format!(r#"{{"attribute":"{method}","igSteps":4}}"#));
+        let result = JsFuture::from(explainer.classify(asked).unwrap()).await.unwrap();
+        let logits = floats(&result, "logits");
+        let top1 = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
+        assert_eq!(field(&result, "target").as_f64(), Some(top1 as f64), "{method}");
+        let probabilities = floats(&result, "probabilities");
+        assert!(compare::max_relative_error(&probabilities, &floats(&plain, "probabilities")) < 1e-5, "{method}");
+        let alone = options(&format!(r#"{{"method":"{method}","target":{top1},"igSteps":4}}"#));
+        let expected = values(explainer.attribute(alone).unwrap()).await;
+        let map = floats(&result, "map");
+        assert!(compare::max_relative_error(&map, &expected) < 1e-5, "{method}: the map differs from attribute's");
+    }
+    for nonsense in [r#"{"attribute":"saliency"}"#, r#"{"attribute":"integrated-gradients","igSteps":0}"#] {
+        assert_eq!(error_name(explainer.classify(options(nonsense))), "OptionsError", "{nonsense}");
+    }
 }
 
 #[wasm_bindgen_test]
@@ -131,7 +156,7 @@ async fn half_precision_is_chosen_before_the_weights_and_stays_close_to_f32() {
 #[wasm_bindgen_test]
 async fn every_mistake_is_a_named_error_and_the_explainer_stays_usable() {
     let mut explainer = Explainer::create("cpu".into(), None).await.unwrap();
-    assert_eq!(error_name(explainer.classify()), "StateError");
+    assert_eq!(error_name(explainer.classify(JsValue::UNDEFINED)), "StateError");
     assert_eq!(error_name(explainer.load_weights(WEIGHTS[..WEIGHTS.len() / 2].to_vec())), "WeightsError");
     assert_eq!(error_name(explainer.load_weights(IMAGE.to_vec())), "WeightsError");
     assert_eq!(error_name(explainer.set_image(b"not an image")), "ImageError");

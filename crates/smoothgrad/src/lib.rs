@@ -39,7 +39,7 @@ pub mod winograd;
 
 pub use attribution::{
     Attribution, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, MAX_IG_STEPS,
-    Method, Quadrature,
+    Method, Quadrature, Top1Maps,
 };
 pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;

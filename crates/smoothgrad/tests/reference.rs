@@ -188,6 +188,19 @@ fn methods_chosen_by_name_match_captum() {
 }
 
 #[test]
+fn top1_maps_from_one_pass_match_pytorch_and_captum() {
+    for (method, reference) in [
+        ("gradient", "gradient"),
+        ("guided-backprop", "guided_backprop"),
+        ("input-x-gradient", "input_x_gradient"),
+        ("integrated-gradients", "integrated_gradients"),
+    ] {
+        let method: Method = method.parse().unwrap();
+        pollster::block_on(check_top1_maps(&method, reference, &device()));
+    }
+}
+
+#[test]
 fn unknown_names_list_the_choices() {
     let error = "saliency".parse::<Method>().unwrap_err();
     assert_eq!(

@@ -50,6 +50,13 @@ async fn top1_target_matches_pytorch_on_webgpu() {
 }
 
 #[wasm_bindgen_test]
+async fn top1_maps_from_one_pass_match_captum_on_webgpu() {
+    let device = webgpu().await;
+    check_top1_maps(&Gradient, "gradient", &device).await;
+    check_top1_maps(&GuidedBackprop, "guided_backprop", &device).await;
+}
+
+#[wasm_bindgen_test]
 async fn gradient_matches_captum_on_webgpu() {
     check_method(&Gradient, "gradient", &webgpu().await).await;
 }

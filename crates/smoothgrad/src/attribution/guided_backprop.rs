@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Attribution, input_gradient};
+use super::{Attribution, Top1Maps, input_gradient, top1_input_gradient};
 use crate::relu::ReluKind;
 use crate::resnet::ResNet;
 use crate::targets::Targets;
@@ -15,5 +15,9 @@ pub struct GuidedBackprop;
 impl Attribution for GuidedBackprop {
     fn attribute(&self, model: &ResNet, inputs: Tensor<4>, targets: &Targets) -> Tensor<4> {
         input_gradient(model, inputs, targets, ReluKind::Guided)
+    }
+
+    fn attribute_top1(&self, model: &ResNet, inputs: Tensor<4>) -> Top1Maps {
+        top1_input_gradient(model, inputs, ReluKind::Guided)
     }
 }

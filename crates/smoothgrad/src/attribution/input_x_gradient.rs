@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Attribution, input_gradient};
+use super::{Attribution, Top1Maps, input_gradient, top1_input_gradient};
 use crate::relu::ReluKind;
 use crate::resnet::ResNet;
 use crate::targets::Targets;
@@ -15,5 +15,10 @@ impl Attribution for InputXGradient {
     fn attribute(&self, model: &ResNet, inputs: Tensor<4>, targets: &Targets) -> Tensor<4> {
         let gradient = input_gradient(model, inputs.clone(), targets, ReluKind::Standard);
         inputs.without_autodiff() * gradient
+    }
+
+    fn attribute_top1(&self, model: &ResNet, inputs: Tensor<4>) -> Top1Maps {
+        let gradient = top1_input_gradient(model, inputs.clone(), ReluKind::Standard);
+        Top1Maps { maps: inputs.without_autodiff() * gradient.maps, ..gradient }
     }
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use burn::tensor::Tensor;
 
-use super::{Attribution, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients};
+use super::{Attribution, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Top1Maps};
 use crate::names::{UnknownName, by_name};
 use crate::resnet::ResNet;
 use crate::targets::Targets;
@@ -63,6 +63,15 @@ impl Attribution for Method {
         match self {
             Self::IntegratedGradients(ig) => ig.passes_per_image(),
             _ => 1,
+        }
+    }
+
+    fn attribute_top1(&self, model: &ResNet, inputs: Tensor<4>) -> Top1Maps {
+        match self {
+            Self::Gradient => Gradient.attribute_top1(model, inputs),
+            Self::GuidedBackprop => GuidedBackprop.attribute_top1(model, inputs),
+            Self::IntegratedGradients(ig) => ig.attribute_top1(model, inputs),
+            Self::InputXGradient => InputXGradient.attribute_top1(model, inputs),
         }
     }
 }

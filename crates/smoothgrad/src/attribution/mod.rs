@@ -27,6 +27,27 @@ pub trait Attribution {
     fn passes_per_image(&self) -> usize {
         1
     }
+
+    /// The logits of `inputs` and each image's map for its own top-1 class: what a page shows
+    /// first for a new image. Here a forward pass chooses the classes, then [`Self::attribute`]
+    /// runs; methods whose pass is at the clean inputs take both from that one pass.
+    fn attribute_top1(&self, model: &ResNet, inputs: Tensor<4>) -> Top1Maps {
+        let logits = model.forward(inputs.clone());
+        let targets = Targets::top1(logits.clone());
+        let maps = self.attribute(model, inputs, &targets);
+        Top1Maps { logits, targets, maps }
+    }
+}
+
+/// [`Attribution::attribute_top1`]'s result.
+#[derive(Clone, Debug)]
+pub struct Top1Maps {
+    /// `[batch, classes]`, as [`ResNet::forward`] gives them.
+    pub logits: Tensor<2>,
+    /// Each image's highest-scoring class, chosen on the device.
+    pub targets: Targets,
+    /// `[batch, 3, height, width]`, for `targets`.
+    pub maps: Tensor<4>,
 }
 
 /// Gradient of each image's target logit with respect to that image, with the given ReLU rule.
@@ -39,10 +60,28 @@ pub fn input_gradient(
     targets: &Targets,
     relu: ReluKind,
 ) -> Tensor<4> {
-    let inputs = inputs.without_autodiff().autodiff().require_grad();
+    let inputs = tracked(inputs);
     let logits = model.forward_with(inputs.clone(), relu);
-    let grads = targets.score(logits).backward();
-    inputs
+    gradient_of(&inputs, targets.score(logits))
+}
+
+/// The same for each image's top-1 class, which the forward pass that the gradient needs
+/// anyway chooses: a classification and a map for the price of the map.
+pub fn top1_input_gradient(model: &ResNet, inputs: Tensor<4>, relu: ReluKind) -> Top1Maps {
+    let inputs = tracked(inputs);
+    let logits = model.forward_with(inputs.clone(), relu);
+    let targets = Targets::top1(logits.clone());
+    let maps = gradient_of(&inputs, targets.score(logits.clone()));
+    Top1Maps { logits: logits.detach().without_autodiff(), targets, maps }
+}
+
+fn tracked(inputs: Tensor<4>) -> Tensor<4> {
+    inputs.without_autodiff().autodiff().require_grad()
+}
+
+fn gradient_of(tracked_inputs: &Tensor<4>, score: Tensor<1>) -> Tensor<4> {
+    let grads = score.backward();
+    tracked_inputs
         .grad(&grads)
         .expect("the input requires a gradient, so backward produces one")
 }

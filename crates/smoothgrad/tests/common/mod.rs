@@ -159,6 +159,18 @@ pub async fn check_top1(device: &Device) {
     assert_eq!(as_i64(ours), as_i64(expected));
 }
 
+/// A method's top-1 maps from one call: the logits, the classes chosen from them and the maps
+/// for those classes, each against PyTorch/Captum.
+pub async fn check_top1_maps(method: &impl Attribution, name: &str, device: &Device) {
+    let model = load(&narrow_resnet50(), MODEL, device);
+    let top1 = method.attribute_top1(&model, reference_tensor("input", device));
+    assert_matches(&format!("{name}: logits"), top1.logits, reference("logits"), TOLERANCE).await;
+    let classes: TensorData = top1.targets.indices().into_data_async().await.unwrap();
+    let classes = classes.convert::<i64>().try_to_vec::<i64>().unwrap();
+    assert_eq!(classes, reference("target").try_to_vec::<i64>().unwrap(), "{name}: top-1 classes");
+    assert_matches(&format!("{name}: top-1 maps"), top1.maps, reference(name), TOLERANCE).await;
+}
+
 /// One attribution method on both fixture inputs.
 pub async fn check_method(method: &impl Attribution, name: &str, device: &Device) -> f32 {
     check_method_in_copies(method, name, 1, device).await
