@@ -207,6 +207,17 @@ function runCutOff() {
   return new SmoothGradError('Crash', 'The model restarted during this SmoothGrad run (another call crashed it); it has your weights, image and settings again.', { restarted: true });
 }
 
+/** Refuses an option `call` does not take: a misspelt one (`noiselevel`) would otherwise be
+ * dropped and its default used without a word. */
+function checkOptions(call, options, known) {
+  for (const key of Object.keys(options ?? {})) {
+    if (known.includes(key)) continue;
+    const meant = known.find((name) => name.toLowerCase() === key.toLowerCase());
+    throw new SmoothGradError('OptionsError',
+      `${call}() has no option '${key}'${meant ? ` (did you mean '${meant}'?)` : ''}: it takes ${known.join(', ')}.`);
+  }
+}
+
 function kindOf(error) {
   const known = ['WeightsError', 'ImageError', 'OptionsError', 'TargetError', 'StateError', 'BackendError', 'DeviceError'];
   return known.includes(error.name) ? error.name : (error.name || 'Error');
@@ -315,7 +326,9 @@ export class SmoothGrad {
    * falls back to f32 with a notice where the adapter has no shader-f16), onNotice(message, level)
    * for what the user should know (fallbacks, restarts, retries), onBackendChange() when a
    * restart ends on another backend or precision (`backend`, `precision` say which). */
-  static async create({ backend = 'auto', precision = 'f32', onNotice, onBackendChange } = {}) {
+  static async create(options = {}) {
+    checkOptions('create', options, ['backend', 'precision', 'onNotice', 'onBackendChange']);
+    const { backend = 'auto', precision = 'f32', onNotice, onBackendChange } = options;
     if (!PRECISIONS.includes(precision)) {
       throw new SmoothGradError('OptionsError', `unknown precision '${precision}': choose one of ${PRECISIONS.join(', ')}`);
     }
@@ -504,7 +517,9 @@ export class SmoothGrad {
    * classes are read from it). `source`: a URL, bytes (Uint8Array/ArrayBuffer/Blob), or nothing
    * for the default: weights/resnet50.safetensors beside the site, else the Hugging Face hub.
    * onProgress({loaded, total, fromCache, url}) reports the download. Returns the model info. */
-  async loadWeights(source, { onProgress, cache = 'cross-origin' } = {}) {
+  async loadWeights(source, options = {}) {
+    checkOptions('loadWeights', options, ['onProgress', 'cache']);
+    const { onProgress, cache = 'cross-origin' } = options;
     let bytes = await toBytes(source);
     let url = null;
     let fromCache = false;
@@ -612,11 +627,13 @@ export class SmoothGrad {
    * gives it: gradient, guided-backprop and input-x-gradient take the classes and the map from
    * one forward pass, so the first map of a new image comes sooner than classify() then
    * attribute(). */
-  async classify(input, { topK = 5, attribute, igSteps } = {}) {
+  async classify(input, options = {}) {
+    checkOptions('classify', options, ['topK', 'attribute', 'igSteps']);
+    const { topK = 5, attribute, igSteps } = options;
     if (input !== undefined) await this.setImage(input);
-    const options = attribute === undefined ? undefined : { attribute };
-    if (options && igSteps !== undefined && attribute === 'integrated-gradients') options.igSteps = igSteps;
-    const { logits, probabilities, target, map } = await this._call('classify', { options });
+    const asked = attribute === undefined ? undefined : { attribute };
+    if (asked && igSteps !== undefined && attribute === 'integrated-gradients') asked.igSteps = igSteps;
+    const { logits, probabilities, target, map } = await this._call('classify', { options: asked });
     const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]);
     const numClasses = this.model?.numClasses ?? probabilities.length;
     const top = order.slice(0, topK).map((index) => ({ index, name: className(index, numClasses), probability: probabilities[index] }));
@@ -633,10 +650,12 @@ export class SmoothGrad {
 
   /** The method's map of the clean image, planar [3, 224, 224] (Float32Array).
    * Options: method, target (default: the top-1 class), igSteps (Integrated Gradients). */
-  async attribute({ method = 'gradient', target, igSteps } = {}) {
-    const options = { method, target: await this._defaultTarget(target) };
-    if (igSteps !== undefined && method === 'integrated-gradients') options.igSteps = igSteps;
-    return this._call('attribute', { options });
+  async attribute(options = {}) {
+    checkOptions('attribute', options, ['method', 'target', 'igSteps']);
+    const { method = 'gradient', target, igSteps } = options;
+    const asked = { method, target: await this._defaultTarget(target) };
+    if (igSteps !== undefined && method === 'integrated-gradients') asked.igSteps = igSteps;
+    return this._call('attribute', { options: asked });
   }
 
   /** SmoothGrad of `method`: the map averaged over `samples` noisy copies (noise σ = noiseLevel ×
@@ -651,6 +670,7 @@ export class SmoothGrad {
   async explain(options = {}) {
     // Cleared before anything is awaited, so a stop() from then on ends this run.
     this._stopRequested = false;
+    checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']);
     const o = { ...DEFAULT_OPTIONS, ...options };
     const target = await this._defaultTarget(o.target);
     let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
@@ -799,6 +819,7 @@ export class SmoothGrad {
    * signed), clipPercentile, gamma, colormap (viridis | grey | red-blue), overlay (0..1, over the
    * input crop). Draws into `canvas` when given; returns the ImageData. */
   async render(map, canvas, display = {}) {
+    checkOptions('render', display, Object.keys(DEFAULT_DISPLAY));
     const options = { ...DEFAULT_DISPLAY, ...display };
     const rgba = await this._call('render', { map, options });
     const image = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), SIDE, SIDE);

@@ -216,6 +216,43 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
   }
 });
 
+test('a misspelt option through the API is refused by name, not dropped for its default', async () => {
+  const outcomes = await site.page.evaluate(async () => {
+    const { SmoothGrad } = await import('/www/api.js');
+    const sg = window.__smoothgrad.api;
+    const refused = async (call) => {
+      try {
+        await call();
+        return null;
+      } catch (e) {
+        return { kind: e.kind, message: e.message };
+      }
+    };
+    return {
+      create: await refused(() => SmoothGrad.create({ backend: 'cpu', precison: 'f16' })),
+      loadWeights: await refused(() => sg.loadWeights('/fixtures/narrow_resnet50.safetensors', { onprogress: () => {} })),
+      classify: await refused(() => sg.classify(undefined, { topk: 3 })),
+      attribute: await refused(() => sg.attribute({ methods: 'gradient' })),
+      explain: await refused(() => sg.explain({ method: 'gradient', samples: 2, noiselevel: 0.3 })),
+      render: await refused(() => sg.render(new Float32Array(3 * 224 * 224), null, { colourmap: 'grey' })),
+      classesAfter: (await sg.classify(undefined, { topK: 3 })).top.length,
+    };
+  });
+  const expected = {
+    create: /create\(\) has no option 'precison': it takes backend, precision, onNotice, onBackendChange\./,
+    loadWeights: /loadWeights\(\) has no option 'onprogress' \(did you mean 'onProgress'\?\)/,
+    classify: /classify\(\) has no option 'topk' \(did you mean 'topK'\?\)/,
+    attribute: /attribute\(\) has no option 'methods': it takes method, target, igSteps\./,
+    explain: /explain\(\) has no option 'noiselevel' \(did you mean 'noiseLevel'\?\): it takes method, samples, noiseLevel, /,
+    render: /render\(\) has no option 'colourmap': it takes sign, clipPercentile, gamma, colormap, overlay\./,
+  };
+  for (const [call, message] of Object.entries(expected)) {
+    assert.equal(outcomes[call]?.kind, 'OptionsError', `${call}: ${JSON.stringify(outcomes[call])}`);
+    assert.match(outcomes[call].message, message);
+  }
+  assert.equal(outcomes.classesAfter, 3);
+});
+
 test('a class index out of range typed as target: the Rust TargetError on the page', async () => {
   await expectError(async () => {
     await site.page.fill('#target', '12');

@@ -84,7 +84,7 @@ struct Prepared {
 
 /// `explain`'s options, as JS spells them.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct AttributeOptions {
     method: String,
     target: usize,
@@ -94,7 +94,7 @@ struct AttributeOptions {
 
 /// `classify`'s options, as JS spells them.
 #[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct ClassifyOptions {
     attribute: Option<String>,
     #[serde(default)]
@@ -103,7 +103,7 @@ struct ClassifyOptions {
 
 /// A SmoothGrad run's options, as JS spells them; missing ones take the paper's defaults.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct RunOptions {
     method: String,
     target: usize,
@@ -119,7 +119,7 @@ struct RunOptions {
 
 /// How a map is drawn, as JS spells it.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct DrawOptions {
     sign: Option<String>,
     clip_percentile: Option<f64>,
@@ -128,6 +128,8 @@ struct DrawOptions {
     overlay: Option<f64>,
 }
 
+/// Options from JS. serde-wasm-bindgen reads only the fields a struct names, so a misspelt one
+/// is never seen here (`deny_unknown_fields` cannot refuse it): `www/api.js` refuses those.
 fn options_from<T: for<'de> Deserialize<'de>>(value: JsValue) -> Result<T, JsValue> {
     serde_wasm_bindgen::from_value(value).map_err(|error| ErrorKind::Options.error(error))
 }
