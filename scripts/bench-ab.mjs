@@ -11,7 +11,7 @@
 //                             [--microBatch 2] [--weights FILE] [--pageRounds 6]
 // Build each site with `scripts/build-site.sh <dir>` (e.g. main's into /tmp/site-a, a change's
 // into /tmp/site-b).
-import { mkdtemp, symlink } from 'node:fs/promises';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,4 +81,5 @@ try {
 } finally {
   await browser.close();
   await server.close();
+  if (weightsDir) await rm(weightsDir, { recursive: true });
 }

@@ -218,6 +218,12 @@ function checkOptions(call, options, known) {
   }
 }
 
+/** `options` for the wasm, with `igSteps` where `method` is Integrated Gradients (the only one
+ * that takes them) and they were given. */
+function withIgSteps(options, method, igSteps) {
+  return igSteps !== undefined && method === 'integrated-gradients' ? { ...options, igSteps } : options;
+}
+
 function kindOf(error) {
   const known = ['WeightsError', 'ImageError', 'OptionsError', 'TargetError', 'StateError', 'BackendError', 'DeviceError'];
   return known.includes(error.name) ? error.name : (error.name || 'Error');
@@ -395,13 +401,17 @@ export class SmoothGrad {
       worker.terminate();
       this._worker = null;
       if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
-      if (backend === 'webgpu' && !/could not be loaded/.test(error.message)) {
-        this._notice(`WebGPU could not start (${error.message}); running on the CPU inside WebAssembly instead, which is slower.`, 'warn');
+      // The CPU has a module of its own (a fifth of the size), so it may load where WebGPU's did not.
+      const unloaded = /could not be loaded/.test(error.message);
+      if (backend === 'webgpu') {
+        const instead = 'on the CPU inside WebAssembly instead, which is slower.';
+        this._notice(unloaded ? `${error.message} Running ${instead}` : `WebGPU could not start (${error.message}); running ${instead}`, 'warn');
         this.backendReason = `WebGPU failed to start: ${error.message}`;
         this._modules.delete('webgpu'); // not needed again: let it be collected
         return this._startWorker('cpu');
       }
-      throw new SmoothGradError(kindOf(error), error.message);
+      throw new SmoothGradError(kindOf(error), unloaded
+        ? `${error.message} Build the site with scripts/build-site.sh and serve dist/ over http.` : error.message);
     }
   }
 
@@ -631,10 +641,11 @@ export class SmoothGrad {
     checkOptions('classify', options, ['topK', 'attribute', 'igSteps']);
     const { topK = 5, attribute, igSteps } = options;
     if (input !== undefined) await this.setImage(input);
-    const asked = attribute === undefined ? undefined : { attribute };
-    if (asked && igSteps !== undefined && attribute === 'integrated-gradients') asked.igSteps = igSteps;
+    const asked = attribute === undefined ? undefined : withIgSteps({ attribute }, attribute, igSteps);
     const { logits, probabilities, target, map } = await this._call('classify', { options: asked });
-    const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]);
+    // By logits, which tell apart classes whose probabilities round alike: the top-1 is then the
+    // class the device chose for the map.
+    const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
     const numClasses = this.model?.numClasses ?? probabilities.length;
     const top = order.slice(0, topK).map((index) => ({ index, name: className(index, numClasses), probability: probabilities[index] }));
     this.lastClassification = { top, probabilities, logits, crop: this.crop };
@@ -653,8 +664,7 @@ export class SmoothGrad {
   async attribute(options = {}) {
     checkOptions('attribute', options, ['method', 'target', 'igSteps']);
     const { method = 'gradient', target, igSteps } = options;
-    const asked = { method, target: await this._defaultTarget(target) };
-    if (igSteps !== undefined && method === 'integrated-gradients') asked.igSteps = igSteps;
+    const asked = withIgSteps({ method, target: await this._defaultTarget(target) }, method, igSteps);
     return this._call('attribute', { options: asked });
   }
 
@@ -682,8 +692,8 @@ export class SmoothGrad {
     let deviceRetries = 0;
     let reruns = 0; // after a restart another call caused
     for (;;) {
-      const start = { method: o.method, target, samples: o.samples, noiseLevel: o.noiseLevel, microBatch, seed: o.seed };
-      if (o.igSteps !== undefined && o.method === 'integrated-gradients') start.igSteps = o.igSteps;
+      const start = withIgSteps({ method: o.method, target, samples: o.samples, noiseLevel: o.noiseLevel, microBatch, seed: o.seed },
+        o.method, o.igSteps);
       try {
         const t0 = performance.now();
         const rate = (done) => {

@@ -443,13 +443,12 @@ function fillClassNames(numClasses) {
 async function analyse(generation, { classify = true, smoothgrad = autorun() } = {}) {
   const sg = state.sg;
   if (!current(generation) || !sg.model || !state.hasImage) return;
-  const methods = controls.methods();
-  let attribution = null; // the first method's map of the top-1, from classify's own pass
+  let attribution = null; // a ticked method's map of the top-1, from classify's own pass
   if (classify || !sg.lastClassification) {
     // Integrated Gradients has no pass at the clean image to share (and its steps are checked
     // below, after the classes are shown).
-    const first = state.userTarget === null && methods[0] !== 'integrated-gradients' ? methods[0] : undefined;
-    const classification = await sg.classify(undefined, { attribute: first });
+    const shared = state.userTarget === null ? controls.methods().find((m) => m !== 'integrated-gradients') : undefined;
+    const classification = await sg.classify(undefined, { attribute: shared });
     if (!current(generation)) return;
     attribution = classification.attribution ?? null;
     exposed.probabilities = classification.probabilities;
@@ -464,6 +463,8 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
   if (state.userTarget === null) $('target').placeholder = `top-1: ${top1}: ${className(top1, sg.model.numClasses)}`;
   state.maps = {};
   exposed.maps = {};
+  // Read after classifying: a box unticked meanwhile starts no new analysis, so this one obeys it.
+  const methods = controls.methods();
   const igSteps = methods.includes('integrated-gradients') ? readIgSteps() : undefined;
   state.plainIgSteps = igSteps ?? null;
   for (const method of methods) {

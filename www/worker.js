@@ -35,9 +35,7 @@ const ops = {
       wasm = await import(glue);
       await wasm.default(module ? { module_or_path: module } : undefined);
     } catch (e) {
-      throw Object.assign(new Error(
-        `The WebAssembly module could not be loaded (${e && e.message}). ` +
-        'Build the site with scripts/build-site.sh and serve dist/ over http.'), { name: 'BackendError' });
+      throw Object.assign(new Error(`The ${backend} WebAssembly module could not be loaded (${e && e.message}).`), { name: 'BackendError' });
     }
     explainer = await wasm.Explainer.create(backend, adapter);
     explainer.setPrecision(precision);

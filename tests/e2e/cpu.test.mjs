@@ -121,6 +121,25 @@ test('WebGPU failing to start in the worker: the CPU takes over, and each notice
   await context.close();
 });
 
+test('WebGPU\'s module failing to download: the CPU\'s takes over, with a notice that says so', async () => {
+  const q = new URLSearchParams({ backend: 'webgpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
+  const { page, context, errors, requests } = await openPage(site.browser, 'about:blank');
+  await context.route('**/smoothgrad_web_bg.wasm', (route) => route.fulfill({ status: 503, body: 'busy' }));
+  await page.goto(`${site.server.url}/?${q}`);
+  await waitForTasks(page, 2);
+  assert.equal(wasmFetched(requests).at(-1), 'smoothgrad_web_cpu_bg.wasm', 'the CPU module last');
+  const s = await page.evaluate(() => ({
+    backend: window.__smoothgrad.backend, gradient: window.__smoothgrad.maps.gradient?.length,
+    messages: window.__smoothgrad.messages.map((m) => m.text).join('\n'),
+  }));
+  assert.equal(s.backend, 'cpu');
+  assert.equal(s.gradient, 3 * 224 * 224, 'the gradient map was drawn');
+  assert.match(s.messages, /The webgpu WebAssembly module could not be loaded \(.+\)\. Running on the CPU inside WebAssembly instead, which is slower\./);
+  assert.doesNotMatch(s.messages, /build-site/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('an image picked and a target typed while the weights download are what the page explains', async () => {
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/slow/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', samples: '2', autorun: '0' });
   const { page, context, errors } = await openPage(site.browser, 'about:blank');
