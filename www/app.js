@@ -448,7 +448,7 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
     // Integrated Gradients has no pass at the clean image to share (and its steps are checked
     // below, after the classes are shown).
     const shared = state.userTarget === null ? controls.methods().find((m) => m !== 'integrated-gradients') : undefined;
-    const classification = await sg.classify(undefined, { attribute: shared });
+    const classification = await classifyWithMap(sg, shared);
     if (!current(generation)) return;
     attribution = classification.attribution ?? null;
     exposed.probabilities = classification.probabilities;
@@ -476,6 +476,18 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
     await draw(method);
   }
   if (smoothgrad) await runSmoothGrad(generation);
+}
+
+/** The classes, with `method`'s map of the top-1 from the same pass when a method is given. That
+ * pass also goes backward: where it runs out of memory (the model has restarted), the classes
+ * are asked for alone, so they show even where no map fits. */
+async function classifyWithMap(sg, method) {
+  try {
+    return await sg.classify(undefined, { attribute: method });
+  } catch (error) {
+    if (method === undefined || error.kind !== 'OutOfMemory') throw error;
+    return sg.classify();
+  }
 }
 
 const workersText = (workers) => (workers > 1 ? ` · ${workers} workers` : '');

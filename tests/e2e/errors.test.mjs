@@ -294,6 +294,18 @@ test('out of memory mid-run (a trap): the worker restarts and SmoothGrad retries
   await stillUsable(catProbabilities);
 });
 
+test('out of memory in the pass that classifies and maps a new image: the classes alone, then the map', async () => {
+  await site.page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
+    op: 'classify', message: 'panicked at burn-flex: out of memory: failed to allocate 300 MiB',
+  }));
+  const errorsBefore = (await state()).errors;
+  await stillUsable(catProbabilities);
+  const s = await state();
+  assert.ok(s.messages.some((m) => /Out of memory \(panicked at burn-flex: out of memory/.test(m)), s.messages.join('\n'));
+  assert.equal(s.errors, errorsBefore, `no error left for the user: ${JSON.stringify(s.lastError)}`);
+  assert.equal(await site.page.evaluate(() => window.__smoothgrad.maps.gradient?.length), 3 * 224 * 224, 'the map drawn');
+});
+
 test('a SmoothGrad run cut off by a restart another call caused is run again, not failed; one disposed of is not', async () => {
   // On one worker and shared with a helper: the run's share on the replaced worker is gone either way.
   for (const workers of [1, 2]) {
