@@ -29,9 +29,9 @@ const median = (values) => [...values].sort((x, y) => x - y)[Math.floor(values.l
 const rounded = (value, digits = 0) => Number(value.toFixed(digits));
 
 const scripts = dirname(fileURLToPath(import.meta.url));
-// /timing/: this checkout's bench-timing.js, so both builds are timed by the same code.
 const weightsDir = weights && await weightsDirectory(weights);
 const weightsMounts = weights ? { '/a/weights/': weightsDir, '/b/weights/': weightsDir } : {};
+// /timing/: this checkout's bench-timing.js, so both builds are timed by the same code.
 const server = await startServer({
   mounts: { ...weightsMounts, '/a/': resolve(siteA), '/b/': resolve(siteB), '/ab/': resolve(scripts, 'bench-ab'), '/timing/': resolve(scripts, '../www') },
   site: false,

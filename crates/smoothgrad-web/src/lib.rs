@@ -267,13 +267,12 @@ impl Explainer {
     pub fn classify(&self, options: JsValue) -> Result<Promise, JsValue> {
         let options: ClassifyOptions =
             if options.is_undefined() || options.is_null() { ClassifyOptions::default() } else { options_from(options)? };
-        let top1 = match options.attribute {
-            Some(name) => Some(method(&name, options.ig_steps)?.attribute_top1(self.model()?, self.input()?)),
-            None => None,
-        };
-        let logits = match &top1 {
-            Some(top1) => top1.logits.clone(),
-            None => self.model()?.forward(self.input()?),
+        let (logits, top1) = match options.attribute {
+            Some(name) => {
+                let top1 = method(&name, options.ig_steps)?.attribute_top1(self.model()?, self.input()?);
+                (top1.logits.clone(), Some(top1))
+            }
+            None => (self.model()?.forward(self.input()?), None),
         };
         let probabilities = softmax(logits.clone(), 1);
         Ok(future_to_promise(async move {

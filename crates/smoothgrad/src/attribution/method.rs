@@ -49,29 +49,28 @@ impl FromStr for Method {
     }
 }
 
+impl Method {
+    /// The method itself, so that each of [`Attribution`]'s calls is passed on in one place.
+    fn as_attribution(&self) -> &dyn Attribution {
+        match self {
+            Self::Gradient => &Gradient,
+            Self::GuidedBackprop => &GuidedBackprop,
+            Self::IntegratedGradients(ig) => ig,
+            Self::InputXGradient => &InputXGradient,
+        }
+    }
+}
+
 impl Attribution for Method {
     fn attribute(&self, model: &ResNet, inputs: Tensor<4>, targets: &Targets) -> Tensor<4> {
-        match self {
-            Self::Gradient => Gradient.attribute(model, inputs, targets),
-            Self::GuidedBackprop => GuidedBackprop.attribute(model, inputs, targets),
-            Self::IntegratedGradients(ig) => ig.attribute(model, inputs, targets),
-            Self::InputXGradient => InputXGradient.attribute(model, inputs, targets),
-        }
+        self.as_attribution().attribute(model, inputs, targets)
     }
 
     fn passes_per_image(&self) -> usize {
-        match self {
-            Self::IntegratedGradients(ig) => ig.passes_per_image(),
-            _ => 1,
-        }
+        self.as_attribution().passes_per_image()
     }
 
     fn attribute_top1(&self, model: &ResNet, inputs: Tensor<4>) -> Top1Maps {
-        match self {
-            Self::Gradient => Gradient.attribute_top1(model, inputs),
-            Self::GuidedBackprop => GuidedBackprop.attribute_top1(model, inputs),
-            Self::IntegratedGradients(ig) => ig.attribute_top1(model, inputs),
-            Self::InputXGradient => InputXGradient.attribute_top1(model, inputs),
-        }
+        self.as_attribution().attribute_top1(model, inputs)
     }
 }
