@@ -4,25 +4,29 @@
 // one worker, and prints JSON: per figure each build's best and median milliseconds and the median
 // of the paired ratios b / a (each round runs both builds back to back, so a ratio is immune to
 // the machine's drift between rounds). With `--weights FILE` (a full-size ResNet-50 checkpoint,
-// served as each site's own), also the page itself: from navigation to its first gradient map
-// (`page_first_map`, `--pageRounds` visits of each, alternating; the page fetches the weights
-// from this machine, so that is the time a returning visitor waits).
+// served as each site's own), also the page itself, from navigation to its first gradient map,
+// `--pageRounds` visits of each site, alternating:
+// - `page_first_visit`: a fresh incognito context each, so nothing is cached, and the weights
+//   arriving at `--weightsMBps` MB/s (default 40, a fast line);
+// - `page_returning_visit`: one browser profile, as a visitor's, served with a static host's
+//   caching headers: the weights come from the HTTP cache and the wasm's optimised code from
+//   V8's code cache (a first visit of each site fills them and is not counted).
 //   node scripts/bench-ab.mjs <site a> <site b> [--backend cpu|webgpu] [--rounds 12] [--samples 4]
-//                             [--microBatch 2] [--weights FILE] [--pageRounds 6]
+//                             [--microBatch 2] [--weights FILE] [--pageRounds 6] [--weightsMBps 40]
 // Build each site with `scripts/build-site.sh <dir>` (e.g. main's into /tmp/site-a, a change's
 // into /tmp/site-b).
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch, startServer } from '../tests/e2e/harness.mjs';
+import { launch, launchProfile, startServer } from '../tests/e2e/harness.mjs';
 
 const [siteA, siteB, ...flags] = process.argv.slice(2);
 if (!siteA || !siteB || siteA.startsWith('--') || siteB.startsWith('--')) {
-  throw new Error('usage: node scripts/bench-ab.mjs <site a> <site b> [--backend cpu] [--rounds 12] [--samples 4] [--microBatch 2] [--weights FILE] [--pageRounds 6]');
+  throw new Error('usage: node scripts/bench-ab.mjs <site a> <site b> [--backend cpu] [--rounds 12] [--samples 4] [--microBatch 2] [--weights FILE] [--pageRounds 6] [--weightsMBps 40]');
 }
 const options = Object.fromEntries(flags.flatMap((word, index) => (word.startsWith('--') ? [[word.slice(2), flags[index + 1]]] : [])));
-const { weights, pageRounds = '6', ...workerOptions } = options;
+const { weights, pageRounds = '6', weightsMBps = '40', ...workerOptions } = options;
 const query = new URLSearchParams({ backend: 'cpu', rounds: '12', samples: '4', microBatch: '2', ...workerOptions });
 
 const median = (values) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
@@ -35,6 +39,8 @@ const weightsMounts = weights ? { '/a/weights/': weightsDir, '/b/weights/': weig
 const server = await startServer({
   mounts: { ...weightsMounts, '/a/': resolve(siteA), '/b/': resolve(siteB), '/ab/': resolve(scripts, 'bench-ab'), '/timing/': resolve(scripts, '../www') },
   site: false,
+  cacheable: true,
+  weightsBytesPerSecond: Number(weightsMBps) * 1048576,
 });
 
 /** A directory holding `file` under the name a site's page looks for. */
@@ -44,22 +50,39 @@ async function weightsDirectory(file) {
   return directory;
 }
 
-/** Milliseconds from navigation to the page's first gradient map, per site, the two alternating
- * (one browser context, so the second visit on finds what a returning visitor's cache holds). */
-async function firstMaps(browser, rounds) {
-  const context = await browser.newContext();
-  const times = { a: [], b: [] };
-  for (let round = 0; round < rounds; round += 1) {
-    for (const site of round % 2 ? ['b', 'a'] : ['a', 'b']) {
-      const page = await context.newPage();
-      const started = Date.now();
-      await page.goto(`${server.url}/${site}/?backend=${query.get('backend')}&autorun=0`);
-      await page.waitForFunction(() => window.__smoothgrad?.maps?.gradient, null, { timeout: 300_000 });
-      times[site].push(Date.now() - started);
-      await page.close();
+/** Milliseconds from opening `site`'s page in `context` to its first gradient map. */
+async function firstMap(context, site, { linger = 0 } = {}) {
+  const page = await context.newPage();
+  const started = Date.now();
+  await page.goto(`${server.url}/${site}/?backend=${query.get('backend')}&autorun=0`);
+  await page.waitForFunction(() => window.__smoothgrad?.maps?.gradient, null, { timeout: 300_000 });
+  const elapsed = Date.now() - started;
+  // V8 caches optimised wasm code once its compiler has been idle a while (2 s by default), so a
+  // page that should fill the cache stays open a little.
+  await page.waitForTimeout(linger);
+  await page.close();
+  return elapsed;
+}
+
+/** `page_first_visit` and `page_returning_visit` per site, the sites alternating. */
+async function pageVisits(browser, rounds) {
+  const times = { page_first_visit: { a: [], b: [] }, page_returning_visit: { a: [], b: [] } };
+  const profile = await mkdtemp(join(tmpdir(), 'bench-ab-profile-'));
+  const visitor = await launchProfile(profile);
+  try {
+    for (const site of ['a', 'b']) await firstMap(visitor, site, { linger: 5000 });
+    for (let round = 0; round < rounds; round += 1) {
+      for (const site of round % 2 ? ['b', 'a'] : ['a', 'b']) {
+        const fresh = await browser.newContext();
+        times.page_first_visit[site].push(await firstMap(fresh, site));
+        await fresh.close();
+        times.page_returning_visit[site].push(await firstMap(visitor, site, { linger: 2000 }));
+      }
     }
+  } finally {
+    await visitor.close();
+    await rm(profile, { recursive: true });
   }
-  await context.close();
   return times;
 }
 const browser = await launch();
@@ -70,14 +93,14 @@ try {
   await page.waitForFunction(() => window.__abResult, null, { timeout: 0, polling: 1000 });
   const { times, error } = await page.evaluate(() => window.__abResult);
   if (error) throw new Error(error);
-  if (weights) times.page_first_map = await firstMaps(browser, Number(pageRounds));
+  if (weights) Object.assign(times, await pageVisits(browser, Number(pageRounds)));
   const figures = Object.fromEntries(Object.entries(times).map(([figure, { a, b }]) => [figure, {
     a: { best_ms: rounded(Math.min(...a)), median_ms: rounded(median(a)) },
     b: { best_ms: rounded(Math.min(...b)), median_ms: rounded(median(b)) },
     paired_ratio_b_over_a: rounded(median(b.map((time, round) => time / a[round])), 3),
   }]));
   const browserVersion = browser.version();
-  console.log(JSON.stringify({ a: siteA, b: siteB, browser: `chromium ${browserVersion}`, ...Object.fromEntries(query), ...(weights ? { weights, pageRounds } : {}), figures }, null, 1));
+  console.log(JSON.stringify({ a: siteA, b: siteB, browser: `chromium ${browserVersion}`, ...Object.fromEntries(query), ...(weights ? { weights, pageRounds, weightsMBps } : {}), figures }, null, 1));
 } finally {
   await browser.close();
   await server.close();

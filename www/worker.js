@@ -41,6 +41,10 @@ const ops = {
     explainer.setPrecision(precision);
     return { backend: explainer.backend, convLowering: explainer.convLowering, precision: explainer.precision };
   },
+  async warmUp() {
+    await explainer.warmUp();
+    return null;
+  },
   loadWeights({ bytes }) {
     return plain(explainer.loadWeights(bytes), ['architecture', 'numClasses', 'baseWidth']);
   },

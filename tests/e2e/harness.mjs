@@ -70,9 +70,11 @@ export async function badInputs() {
 /**
  * Serves the site at /, tests/fixtures at /fixtures/, badInputs() at /gen/, and each of `mounts`
  * (`{ '/prefix/': directory }`) at its prefix. `site: false` for a caller that brings its own
- * builds in `mounts` (bench-ab.mjs): then dist/ need not have been built.
+ * builds in `mounts` (bench-ab.mjs): then dist/ need not have been built. For benchmarks of a
+ * visit: `cacheable` sends the caching headers a static host sends (an hour's max-age, the file's
+ * date), and `weightsBytesPerSecond` sends .safetensors files at that rate, as a download would.
  */
-export async function startServer({ mounts = {}, site = true } = {}) {
+export async function startServer({ mounts = {}, site = true, cacheable = false, weightsBytesPerSecond = Infinity } = {}) {
   const directories = Object.entries({ '/fixtures/': FIXTURES, ...mounts });
   if (site && !Object.values(WASM_MODULES).every((name) => existsSync(join(SITE, `www/pkg/${name}.js`)))) {
     throw new Error(`${SITE}/www/pkg is missing: build the site first (scripts/build-site.sh, or scripts/e2e.sh)`);
@@ -91,10 +93,19 @@ export async function startServer({ mounts = {}, site = true } = {}) {
       const [prefix, directory] = directories.find(([prefix]) => path.startsWith(prefix)) ?? ['/', SITE];
       let file = join(directory, normalize(path === '/' ? '/index.html' : path.slice(prefix.length - 1)));
       if (!file.startsWith(directory)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
-      if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
+      let info = await stat(file);
+      if (info.isDirectory()) {
+        file = join(file, 'index.html');
+        info = await stat(file);
+      }
       const body = await readFile(file);
-      response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': body.length });
-      response.end(request.method === 'HEAD' ? undefined : body);
+      response.writeHead(200, {
+        'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': body.length,
+        ...(cacheable ? { 'cache-control': 'max-age=3600', 'last-modified': info.mtime.toUTCString() } : {}),
+      });
+      if (request.method === 'HEAD') response.end();
+      else if (extname(file) === '.safetensors' && Number.isFinite(weightsBytesPerSecond)) sendSlowly(response, body, weightsBytesPerSecond);
+      else response.end(body);
     } catch (e) {
       response.writeHead(e.code === 'ENOENT' || e.code === 'ENOTDIR' ? 404 : 500, { 'content-type': 'text/plain' });
       response.end(String(e.message));
@@ -105,18 +116,36 @@ export async function startServer({ mounts = {}, site = true } = {}) {
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((ok) => server.close(ok)) };
 }
 
+/** Writes `body` in 1 MiB chunks spaced to arrive at `bytesPerSecond`. */
+function sendSlowly(response, body, bytesPerSecond) {
+  const chunk = 1 << 20;
+  const started = Date.now();
+  const next = (offset) => {
+    if (offset >= body.length || response.destroyed) return response.end();
+    response.write(body.subarray(offset, offset + chunk));
+    const due = started + (1000 * (offset + chunk)) / bytesPerSecond;
+    setTimeout(() => next(offset + chunk), Math.max(0, due - Date.now()));
+  };
+  next(0);
+}
+
 export const CHROMIUM_ARGS = [
   '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
   '--use-webgpu-adapter=swiftshader', '--enable-unsafe-swiftshader', '--no-sandbox', '--disable-quic',
   '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
+const LAUNCH = { executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS };
+
 export async function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
+  return chromium.launch(LAUNCH);
+}
+
+/** Chromium with a profile in `directory`, as a visitor's browser keeps one: its HTTP cache and
+ * V8's cache of optimised wasm code serve the next visit (in a `launch()` context, which is
+ * incognito, the code cache was measured to serve none). Returns the profile's context. */
+export async function launchProfile(directory) {
+  return chromium.launchPersistentContext(directory, LAUNCH);
 }
 
 /** Opens the page; the console and page errors are echoed to the test's output, and `requests`

@@ -116,6 +116,24 @@ async fn classify_brings_the_top1_map_of_the_same_pass_when_asked() {
 }
 
 #[wasm_bindgen_test]
+async fn warming_up_changes_no_model_image_or_run() {
+    let bare = Explainer::create("cpu".into(), None).await.unwrap();
+    JsFuture::from(bare.warm_up()).await.unwrap();
+    assert_eq!(error_name(bare.classify(JsValue::UNDEFINED)), "StateError", "the warm-up left a model behind");
+
+    let mut explainer = ready("cpu").await;
+    let gradient = r#"{"method":"gradient","target":3}"#;
+    let map = values(explainer.attribute(options(gradient)).unwrap()).await;
+    let expected_run = smoothgrad(&mut ready("cpu").await).await;
+    explainer.start(options(&format!("{{{RUN}}}"))).unwrap();
+    explainer.step().unwrap();
+    JsFuture::from(explainer.warm_up()).await.unwrap();
+    assert_eq!(values(explainer.attribute(options(gradient)).unwrap()).await, map);
+    explainer.step().unwrap();
+    assert_eq!(values(explainer.smoothed("mean", None).unwrap()).await, expected_run, "the run was disturbed");
+}
+
+#[wasm_bindgen_test]
 async fn workers_sharing_a_run_merge_into_the_whole_run() {
     let (mut whole, mut first, mut rest) = (ready("cpu").await, ready("cpu").await, ready("cpu").await);
     let expected = smoothgrad(&mut whole).await;
