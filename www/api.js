@@ -395,7 +395,8 @@ export class SmoothGrad {
       // weights brought a first visit's first map 0.2–0.3 s sooner (returning visits, whose code
       // V8 has cached, unchanged). Not on WebGPU: no gain on SwiftShader, a real GPU's untried.
       // Unawaited: the calls after it queue behind it in the worker; a trap shows on the next one.
-      if (running === 'cpu') this._raw('warmUp').catch(() => {});
+      // Once: a restarted worker gets the same compiled module, whose optimised code V8 keeps.
+      if (running === 'cpu' && before.backend === null) this._raw('warmUp').catch(() => {});
       // Only the backend that started says why f16 fell back: once, and again only if a restart
       // changed the precision.
       if (choice.reason && precision !== before.precision) this._notice(choice.reason, 'warn');
