@@ -15,7 +15,8 @@
 // out-of-memory); `onNotice` tells the user. Every failure is a SmoothGradError with a `.kind`.
 // On the CPU backend a SmoothGrad run is shared by several such workers, one per core: wasm
 // threads would need a cross-origin-isolated page (special headers), which not every static host
-// can send, while the samples are independent and each worker can take a share of them.
+// can send, while the samples are independent and each worker can take a share of them (as of
+// Integrated Gradients' steps in attribute()).
 
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
 import { wasmModule } from './wasm-modules.js';
@@ -38,6 +39,9 @@ export const DEFAULT_OPTIONS = Object.freeze({
   method: 'gradient', samples: 50, noiseLevel: 0.15, microBatch: 'auto', seed: 0, igSteps: 50,
   smoothing: 'mean', workers: 'auto',
 });
+/** Integrated Gradients' path points in one forward+backward pass (the core crate's
+ * IntegratedGradients::batch_size): "auto" gives each worker at least one pass. */
+const IG_STEPS_PER_PASS = 10;
 /** CPU workers sharing a run at most: beyond a few, the cores' shared memory bandwidth gains
  * little. Each holds its own model and activations: a ResNet-50 worker's wasm heap reaches
  * ≈ 0.33 GB at micro-batch 4 (www/bench.html), and "auto" keeps them to a quarter of the
@@ -53,7 +57,7 @@ export const MAX_IMAGE_BYTES = 50 * 1024 * 1024;
 /** The most Integrated Gradients steps the model takes (the core crate's MAX_IG_STEPS). */
 export const MAX_IG_STEPS = 4096;
 const CACHE_NAME = 'smoothgrad-weights-v1';
-const RETRIED_OPS = new Set(['classify', 'attribute', 'render']);
+const RETRIED_OPS = new Set(['classify', 'attribute', 'render', 'integratedGradientsShare', 'integratedGradientsFromShares']);
 // A SmoothGrad run's calls: its state lives in one worker, so a restart ends the run.
 const RUN_OPS = new Set(['start', 'step', 'smoothedAll']);
 const DISPOSED = { name: 'StateError', message: 'This SmoothGrad instance was disposed.', trap: false };
@@ -154,9 +158,9 @@ export function autoWorkers({ backend, samples, microBatch }) {
   return Math.max(1, Math.min(cores, byMemory, MAX_CPU_WORKERS, batches));
 }
 
-/** Samples 0..samples split into `workers` contiguous shares [start, end), as even as can be. */
-function shareSamples(samples, workers) {
-  return Array.from({ length: workers }, (_, i) => [Math.floor((i * samples) / workers), Math.floor(((i + 1) * samples) / workers)]);
+/** 0..total (samples, steps) split into `parts` contiguous shares [start, end), as even as can be. */
+function splitRange(total, parts) {
+  return Array.from({ length: parts }, (_, i) => [Math.floor((i * total) / parts), Math.floor(((i + 1) * total) / parts)]);
 }
 
 /** One www/worker.js (which owns a wasm instance) and its request/response plumbing. */
@@ -222,6 +226,11 @@ function checkOptions(call, options, known) {
  * that takes them) and they were given. */
 function withIgSteps(options, method, igSteps) {
   return igSteps !== undefined && method === 'integrated-gradients' ? { ...options, igSteps } : options;
+}
+
+/** Rethrows a helper worker's failure marked `helper: true`: the work can go on without it. */
+function asHelper(error) {
+  throw Object.assign(new SmoothGradError(kindOf(error), error.message ?? String(error)), { helper: true });
 }
 
 function kindOf(error) {
@@ -666,12 +675,39 @@ export class SmoothGrad {
   }
 
   /** The method's map of the clean image, planar [3, 224, 224] (Float32Array).
-   * Options: method, target (default: the top-1 class), igSteps (Integrated Gradients). */
+   * Options: method, target (default: the top-1 class), igSteps (Integrated Gradients), workers
+   * (Integrated Gradients on the CPU backend: workers sharing its steps, 'auto' as explain()). */
   async attribute(options = {}) {
-    checkOptions('attribute', options, ['method', 'target', 'igSteps']);
-    const { method = 'gradient', target, igSteps } = options;
+    checkOptions('attribute', options, ['method', 'target', 'igSteps', 'workers']);
+    const { method = 'gradient', target, igSteps, workers = 'auto' } = options;
     const asked = withIgSteps({ method, target: await this._defaultTarget(target) }, method, igSteps);
+    // Integrated Gradients' steps are independent passes: on the CPU backend workers share
+    // them, as they share SmoothGrad's samples.
+    const steps = asked.igSteps ?? DEFAULT_OPTIONS.igSteps;
+    const count = this._workerCount(workers, method === 'integrated-gradients' ? steps : 1, IG_STEPS_PER_PASS);
+    if (count > 1) {
+      try {
+        return await this._sharedIntegratedGradients(asked, steps, count);
+      } catch (error) {
+        if (!error.helper) throw error;
+        this._dropHelpers();
+        this._notice(`A helper worker failed (${error.message}): Integrated Gradients runs again on one worker.`, 'warn');
+      }
+    }
     return this._call('attribute', { options: asked });
+  }
+
+  /** Integrated Gradients (`asked`: {target, igSteps}) with its `steps` split between `count`
+   * CPU workers: each computes its share, the model's worker makes the map of them all. */
+  async _sharedIntegratedGradients(asked, steps, count) {
+    const helpers = await this._helpersFor(count - 1).catch(asHelper);
+    const ranges = splitRange(steps, count);
+    const share = (i) => ({ options: { target: asked.target, igSteps: asked.igSteps, stepRange: ranges[i] } });
+    const shares = await Promise.all([
+      this._call('integratedGradientsShare', share(0)),
+      ...helpers.map((worker, i) => worker.call('integratedGradientsShare', share(i + 1)).catch(asHelper)),
+    ]);
+    return this._call('integratedGradientsFromShares', { options: { igSteps: asked.igSteps }, shares });
   }
 
   /** SmoothGrad of `method`: the map averaged over `samples` noisy copies (noise σ = noiseLevel ×
@@ -761,9 +797,6 @@ export class SmoothGrad {
    * map merged with the others' latest sums; returns {maps, done, stopped}. A helper's failure
    * is thrown with `helper: true`: the run can go on without it. */
   async _share(start, workers, smoothingNow, onStep) {
-    const asHelper = (error) => {
-      throw Object.assign(new SmoothGradError(kindOf(error), error.message ?? String(error)), { helper: true });
-    };
     const restarts = this._restarts;
     const helpers = workers > 1 ? await this._helpersFor(workers - 1).catch(asHelper) : [];
     const owner = async (op, args) => {
@@ -777,7 +810,7 @@ export class SmoothGrad {
     };
     const calls = [owner, ...helpers.map((worker) => (op, args) => worker.call(op, args).catch(asHelper))];
     const pooled = calls.length > 1;
-    const shares = shareSamples(Number(start.samples), calls.length);
+    const shares = splitRange(Number(start.samples), calls.length);
     // The owner first: it refuses bad options before any helper is asked.
     const starts = calls.map((call, i) => () => call('start', { options: pooled ? { ...start, sampleRange: shares[i] } : start }));
     await starts[0]();

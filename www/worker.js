@@ -63,6 +63,13 @@ const ops = {
   attribute({ options }) {
     return explainer.attribute(options);
   },
+  // Integrated Gradients' steps shared by workers: each computes its share, one makes the map.
+  integratedGradientsShare({ options }) {
+    return explainer.integratedGradientsShare(options);
+  },
+  integratedGradientsFromShares({ options, shares }) {
+    return explainer.integratedGradientsFromShares(options, shares);
+  },
   start({ options }) {
     explainer.start(options);
     return null;

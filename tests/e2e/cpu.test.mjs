@@ -36,15 +36,23 @@ test('no WebGPU: backend=auto falls back to the CPU, says so, and matches the na
   await context.close();
 });
 
-test('a run shared by workers gives the one-worker map, in order, and goes on alone when a helper fails', async () => {
+/** The page on the CPU backend with the fixture model and image, classified, nothing else run. */
+async function openFixturePage() {
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
-  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${q}`);
-  await waitForTasks(page, 2);
-  const explain = (workers, failHelper = false) => page.evaluate(async ({ workers, failHelper }) => {
+  const opened = await openPage(site.browser, `${site.server.url}/?${q}`);
+  await waitForTasks(opened.page, 2);
+  return opened;
+}
+
+/** The first helper worker's next `op` fails as a wasm trap would. */
+function failFirstHelper(page, op) {
+  return page.evaluate((op) => window.__smoothgrad.api._helpers[0].worker.call('simulateTrap', { op, message: 'panicked at a helper: test' }), op);
+}
+
+test('a run shared by workers gives the one-worker map, in order, and goes on alone when a helper fails', async () => {
+  const { page, context, errors } = await openFixturePage();
+  const explain = (workers) => page.evaluate(async (workers) => {
     const sg = window.__smoothgrad.api;
-    if (failHelper) {
-      await sg._helpers[0].worker.call('simulateTrap', { op: 'step', message: 'panicked at a helper: test' });
-    }
     const ticks = [];
     const run = await sg.explain({
       method: 'gradient', samples: 6, microBatch: 1, seed: 5, workers,
@@ -53,7 +61,7 @@ test('a run shared by workers gives the one-worker map, in order, and goes on al
     const variance = await sg.smoothed('variance');
     return { workers: run.workers, done: run.done, ticks, mean: Array.from(run.maps.mean),
       variance: Array.from(run.maps.variance), smoothedVariance: Array.from(variance) };
-  }, { workers, failHelper });
+  }, workers);
 
   const alone = await explain(1);
   const shared = await explain(3);
@@ -72,12 +80,38 @@ test('a run shared by workers gives the one-worker map, in order, and goes on al
   sameMap(shared.variance, alone.variance, '3 workers vs 1, variance');
   sameMap(shared.smoothedVariance, shared.variance, 'smoothed() after a shared run');
 
-  const recovered = await explain(3, true);
+  await failFirstHelper(page, 'step');
+  const recovered = await explain(3);
   assert.equal(recovered.workers, 1);
   assert.equal(recovered.done, 6);
   sameMap(recovered.mean, alone.mean, 'after a helper failed');
   const messages = await page.evaluate(() => window.__smoothgrad.messages.map((m) => m.text ?? m));
   assert.ok(messages.some((m) => /A helper worker failed .*panicked at a helper: test.*runs again on one worker/.test(m)), messages.join('\n'));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('Integrated Gradients\' steps shared by workers give the one-worker map, and go on alone when a helper fails', async () => {
+  const { page, context, errors } = await openFixturePage();
+  const integratedGradients = (workers) => page.evaluate(async (workers) => {
+    const sg = window.__smoothgrad.api;
+    const map = await sg.attribute({ method: 'integrated-gradients', target: 3, igSteps: 9, workers });
+    return { map: Array.from(map), helpers: sg._helpers.length };
+  }, workers);
+
+  const alone = await integratedGradients(1);
+  const shared = await integratedGradients(3);
+  assert.equal(shared.helpers, 2, 'two helpers took shares');
+  const error = relativeError(shared.map, alone.map);
+  console.log(`Integrated Gradients on 3 workers vs 1: max|a-b|/max|b| ${error}`);
+  assert.ok(error < 1e-5, `${error}`);
+  assert.ok(alone.map.some((value) => value !== 0), 'a map, not zeros');
+
+  await failFirstHelper(page, 'integratedGradientsShare');
+  const recovered = await integratedGradients(3);
+  assert.ok(relativeError(recovered.map, alone.map) < 1e-5, 'after a helper failed');
+  const messages = await page.evaluate(() => window.__smoothgrad.messages.map((m) => m.text ?? m));
+  assert.ok(messages.some((m) => /A helper worker failed .*panicked at a helper: test.*Integrated Gradients runs again on one worker/.test(m)), messages.join('\n'));
   assert.deepEqual(errors, []);
   await context.close();
 });

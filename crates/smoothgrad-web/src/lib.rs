@@ -18,7 +18,7 @@ use smoothgrad::burn::tensor::activation::softmax;
 use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::image::RgbImage;
 use smoothgrad::{
-    Attribution, ConvLowering, Method, PortableNoise, Precision, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
+    Attribution, ConvLowering, IntegratedGradients, Method, PortableNoise, Precision, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
     SmoothGradRun, SmoothGradSums, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
 };
 use wasm_bindgen::prelude::*;
@@ -88,6 +88,24 @@ struct Prepared {
 struct AttributeOptions {
     method: String,
     target: usize,
+    #[serde(default)]
+    ig_steps: Option<usize>,
+}
+
+/// `integratedGradientsShare`'s options, as JS spells them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ShareOptions {
+    target: usize,
+    #[serde(default)]
+    ig_steps: Option<usize>,
+    step_range: (usize, usize),
+}
+
+/// `integratedGradientsFromShares`'s options, as JS spells them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FromSharesOptions {
     #[serde(default)]
     ig_steps: Option<usize>,
 }
@@ -319,6 +337,38 @@ impl Explainer {
         Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
     }
 
+    /// Integrated Gradients' part of the map of the clean image for `target` that the path
+    /// points `stepRange: [start, end]` of its `igSteps` contribute (`{target, igSteps,
+    /// stepRange}`): `Float32Array` `[3, 224, 224]`. Workers sharing the steps each compute a
+    /// share; [`Explainer::integrated_gradients_from_shares`] makes the map of them all.
+    #[wasm_bindgen(js_name = integratedGradientsShare)]
+    pub fn integrated_gradients_share(&self, options: JsValue) -> Result<Promise, JsValue> {
+        let options: ShareOptions = options_from(options)?;
+        let target = self.target(options.target)?;
+        let (start, end) = options.step_range;
+        let share = integrated_gradients(options.ig_steps)?
+            .share(self.model()?, self.input()?, &target, start..end)
+            .map_err(|error| ErrorKind::Options.error(error))?;
+        Ok(future_to_promise(async move { Ok(read(share).await?.into()) }))
+    }
+
+    /// Integrated Gradients' map of the clean image (`{igSteps}`) from the
+    /// [shares](Explainer::integrated_gradients_share) of all its steps, `Float32Array`s
+    /// `[3, 224, 224]` (this worker's own among them, in any order).
+    #[wasm_bindgen(js_name = integratedGradientsFromShares)]
+    pub fn integrated_gradients_from_shares(&self, options: JsValue, shares: Array) -> Result<Promise, JsValue> {
+        let options: FromSharesOptions = options_from(options)?;
+        let [_, channels, height, width] = self.input()?.dims();
+        let shape = [1, channels, height, width];
+        let length = channels * height * width;
+        let bad = || ErrorKind::Options.error(format!("shares must be Float32Arrays of {length} values, at least one"));
+        let mut shares = shares.iter().map(|share| self.image_values(share, shape, &bad));
+        let own = shares.next().ok_or_else(bad)??;
+        let others = shares.collect::<Result<Vec<_>, _>>()?;
+        let map = integrated_gradients(options.ig_steps)?.map_from_shares(self.input()?, own, others);
+        Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
+    }
+
     /// Prepares a SmoothGrad run (`{method, target, samples, noiseLevel, microBatch, seed,
     /// igSteps, sampleRange}`); the noise comes from `seed` alone, so a run is the same on every
     /// backend. `sampleRange: [start, end]` runs only those samples of the `samples`: workers
@@ -420,15 +470,23 @@ impl Explainer {
             ))
         };
         let field = |key: &str| Reflect::get(value, &key.into()).map_err(|_| bad());
-        let values = |key: &str| {
-            let array: Float32Array = field(key)?.dyn_into().map_err(|_| bad())?;
-            if array.length() as usize != length {
-                return Err(bad());
-            }
-            Ok(Tensor::from_data(TensorData::new(array.to_vec(), shape), &self.device))
-        };
+        let values = |key: &str| self.image_values(field(key)?, shape, &bad);
         let count = field("count")?.as_f64().filter(|n| n.fract() == 0.0 && *n >= 0.0).ok_or_else(bad)?;
         Ok(SmoothGradSums { count: count as usize, sum: values("sum")?, sum_of_squares: values("sumOfSquares")? })
+    }
+
+    /// A `Float32Array` from JS as a tensor of `shape` (this image's values); `bad()` otherwise.
+    fn image_values<const D: usize>(
+        &self,
+        value: JsValue,
+        shape: [usize; D],
+        bad: &impl Fn() -> JsValue,
+    ) -> Result<Tensor<D>, JsValue> {
+        let array: Float32Array = value.dyn_into().map_err(|_| bad())?;
+        if array.length() as usize != shape.iter().product::<usize>() {
+            return Err(bad());
+        }
+        Ok(Tensor::from_data(TensorData::new(array.to_vec(), shape), &self.device))
     }
 
     fn model(&self) -> Result<&ResNet, JsValue> {
@@ -487,18 +545,22 @@ fn no_image() -> JsValue {
 
 fn method(name: &str, ig_steps: Option<usize>) -> Result<Method, JsValue> {
     let method: Method = parse(name)?;
-    match ig_steps {
-        None => Ok(method),
-        Some(steps) => std::num::NonZeroUsize::new(steps)
-            .filter(|steps| steps.get() <= smoothgrad::MAX_IG_STEPS)
-            .map(|steps| method.with_steps(steps))
-            .ok_or_else(|| {
-                ErrorKind::Options.error(format!(
-                    "Integrated Gradients takes 1 to {} steps (got {steps})",
-                    smoothgrad::MAX_IG_STEPS
-                ))
-            }),
-    }
+    Ok(match ig_steps {
+        None => method,
+        Some(steps) => method.with_steps(checked_steps(steps)?),
+    })
+}
+
+/// Integrated Gradients with `igSteps` steps (Captum's defaults otherwise).
+fn integrated_gradients(ig_steps: Option<usize>) -> Result<IntegratedGradients, JsValue> {
+    let defaults = IntegratedGradients::default();
+    Ok(IntegratedGradients { steps: ig_steps.map(checked_steps).transpose()?.unwrap_or(defaults.steps), ..defaults })
+}
+
+fn checked_steps(steps: usize) -> Result<std::num::NonZeroUsize, JsValue> {
+    std::num::NonZeroUsize::new(steps).filter(|steps| steps.get() <= smoothgrad::MAX_IG_STEPS).ok_or_else(|| {
+        ErrorKind::Options.error(format!("Integrated Gradients takes 1 to {} steps (got {steps})", smoothgrad::MAX_IG_STEPS))
+    })
 }
 
 /// Reads a tensor back into a `Float32Array`.

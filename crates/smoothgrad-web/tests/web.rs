@@ -156,6 +156,31 @@ async fn workers_sharing_a_run_merge_into_the_whole_run() {
 }
 
 #[wasm_bindgen_test]
+async fn workers_sharing_integrated_gradients_steps_make_the_whole_map() {
+    let (whole, first, rest) = (ready("cpu").await, ready("cpu").await, ready("cpu").await);
+    let ig = r#""target":3,"igSteps":7"#;
+    let expected = values(whole.attribute(options(&format!(r#"{{"method":"integrated-gradients",{ig}}}"#))).unwrap()).await;
+    let share = |explainer: &Explainer, range: &str| {
+        explainer.integrated_gradients_share(options(&format!(r#"{{{ig},"stepRange":{range}}}"#)))
+    };
+    let (early, late) = (share(&first, "[0,3]").unwrap(), share(&rest, "[3,7]").unwrap());
+    let shares = Array::of2(&JsFuture::from(late).await.unwrap(), &JsFuture::from(early).await.unwrap());
+    let from_shares = |explainer: &Explainer, shares: &Array| {
+        explainer.integrated_gradients_from_shares(options(r#"{"igSteps":7}"#), shares.clone())
+    };
+    let merged = values(from_shares(&rest, &shares).unwrap()).await;
+    assert!(compare::max_relative_error(&merged, &expected) < 1e-5, "the shares' map differs from the whole one");
+    let alone = values(from_shares(&rest, &Array::of1(&shares.get(0))).unwrap()).await;
+    assert!(compare::max_relative_error(&alone, &expected) > 1e-2, "a share alone is not the whole map");
+
+    for range in ["[3,3]", "[5,8]"] {
+        assert_eq!(error_name(share(&first, range)), "OptionsError", "{range}");
+    }
+    assert_eq!(error_name(from_shares(&rest, &Array::new())), "OptionsError");
+    assert_eq!(error_name(from_shares(&rest, &Array::of1(&Float32Array::new_with_length(10)))), "OptionsError");
+}
+
+#[wasm_bindgen_test]
 async fn half_precision_is_chosen_before_the_weights_and_stays_close_to_f32() {
     let mut half = Explainer::create("cpu".into(), None).await.unwrap();
     assert_eq!(error_name(half.set_precision("f64")), "OptionsError");

@@ -38,8 +38,8 @@ pub mod weights;
 pub mod winograd;
 
 pub use attribution::{
-    Attribution, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, MAX_IG_STEPS,
-    Method, Quadrature, Top1Maps,
+    Attribution, BadStepRange, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients,
+    MAX_IG_STEPS, Method, Quadrature, Top1Maps,
 };
 pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;

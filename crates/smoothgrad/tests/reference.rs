@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
-use smoothgrad::burn::tensor::{DType, Device};
+use smoothgrad::burn::tensor::{DType, Device, Tensor, TensorData};
 use smoothgrad::{
-    Attribution, Colormap, ConvLowering, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method,
+    Attribution, BadStepRange, Colormap, ConvLowering, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method,
     Precision, Quadrature, Sign, Smoothing, load_checkpoint_bytes,
 };
 use std::num::NonZeroUsize;
@@ -139,6 +139,31 @@ fn integrated_gradients_match_captum() {
     let model = load(&narrow_resnet50(), MODEL, &device);
     let name = "integrated_gradients_riemann_trapezoid";
     pollster::block_on(check_model_method(&model, &trapezoid, name, 1, TRAPEZOID_TOLERANCE, &device));
+}
+
+#[test]
+fn integrated_gradients_from_shares_of_the_steps_match_captum() {
+    let device = device();
+    let model = load(&narrow_resnet50(), MODEL, &device);
+    let ig = IntegratedGradients::default();
+    let inputs: Tensor<4> = reference_tensor("input", &device);
+    let targets = reference_targets(&device);
+    let expected = reference("integrated_gradients");
+    let [_, channels, height, width] = inputs.dims();
+    let image_len = channels * height * width;
+    for image in 0..inputs.dims()[0] {
+        let input = inputs.clone().narrow(0, image, 1);
+        let target = targets.select(image);
+        // Uneven shares, none a multiple of the batch of path points.
+        let [first, own, last] = [0..17, 17..34, 34..50].map(|steps| ig.share(&model, input.clone(), &target, steps).unwrap());
+        let map = ig.map_from_shares(input, own, [first, last]);
+        let values = expected.try_to_vec::<f32>().unwrap()[image * image_len..][..image_len].to_vec();
+        let reference = TensorData::new(values, [1, channels, height, width]);
+        pollster::block_on(assert_matches(&format!("integrated gradients from 3 shares, image {image}"), map, reference, TOLERANCE));
+    }
+    let refused = |steps: std::ops::Range<usize>| ig.share(&model, inputs.clone().narrow(0, 0, 1), &targets.select(0), steps).unwrap_err();
+    assert_eq!(refused(5..5), BadStepRange { start: 5, end: 5, steps: 50 });
+    assert_eq!(refused(40..51).to_string(), "steps 40..51 are not a share of Integrated Gradients' 50 steps");
 }
 
 /// The trapezoid's map has a ReLU input within rounding of zero: with the CPU backend's 3×3

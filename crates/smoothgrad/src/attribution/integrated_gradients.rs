@@ -1,6 +1,7 @@
 //! Integrated Gradients (Sundararajan et al. 2017), as Captum computes it.
 
 use std::num::NonZeroUsize;
+use std::ops::Range;
 
 use burn::tensor::Tensor;
 
@@ -124,15 +125,39 @@ impl Default for IntegratedGradients {
     }
 }
 
+/// A share of Integrated Gradients' steps that is empty or reaches past them.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("steps {start}..{end} are not a share of Integrated Gradients' {steps} steps")]
+pub struct BadStepRange {
+    /// First step of the share.
+    pub start: usize,
+    /// One past its last step.
+    pub end: usize,
+    /// Steps in the whole integral.
+    pub steps: usize,
+}
+
 impl IntegratedGradients {
-    fn attribute_one(&self, model: &ResNet, input: Tensor<4>, target: &Targets) -> Tensor<4> {
-        let baseline = match &self.baseline {
-            Baseline::Zero => input.zeros_like(),
-            Baseline::Image(image) => image.clone(),
-        };
+    /// The part of the integral that the path points `steps` (of [`Self::steps`]) contribute,
+    /// for one image `input` `[1, 3, height, width]` and its target: each point's weight times
+    /// the gradient there, summed. Shares over disjoint ranges that cover every step give, through
+    /// [`Self::map_from_shares`], the map [`Attribution::attribute`] gives: workers can each
+    /// take one.
+    pub fn share(
+        &self,
+        model: &ResNet,
+        input: Tensor<4>,
+        target: &Targets,
+        steps: Range<usize>,
+    ) -> Result<Tensor<4>, BadStepRange> {
+        if steps.is_empty() || steps.end > self.steps.get() {
+            return Err(BadStepRange { start: steps.start, end: steps.end, steps: self.steps.get() });
+        }
+        let input = input.without_autodiff();
+        let baseline = self.baseline_for(&input);
         let delta = input - baseline.clone();
         let points = self.quadrature.points(self.steps);
-        let weighted_sum = points
+        let share = points[steps]
             .chunks(self.batch_size.get())
             .map(|chunk| {
                 let device = delta.device();
@@ -147,8 +172,34 @@ impl IntegratedGradients {
                 (gradients * column(weights)).sum_dim(0)
             })
             .reduce(|total, part| total + part)
-            .expect("at least one step");
-        delta * weighted_sum
+            .expect("a share has at least one step");
+        Ok(share)
+    }
+
+    /// The map of `input` from its [shares](Self::share): this worker's `own` and the `others`.
+    pub fn map_from_shares(
+        &self,
+        input: Tensor<4>,
+        own: Tensor<4>,
+        others: impl IntoIterator<Item = Tensor<4>>,
+    ) -> Tensor<4> {
+        let input = input.without_autodiff();
+        let delta = input.clone() - self.baseline_for(&input);
+        delta * others.into_iter().fold(own, |total, share| total + share)
+    }
+
+    fn baseline_for(&self, input: &Tensor<4>) -> Tensor<4> {
+        match &self.baseline {
+            Baseline::Zero => input.zeros_like(),
+            Baseline::Image(image) => image.clone(),
+        }
+    }
+
+    fn attribute_one(&self, model: &ResNet, input: Tensor<4>, target: &Targets) -> Tensor<4> {
+        let all = self
+            .share(model, input.clone(), target, 0..self.steps.get())
+            .expect("all the steps are a share");
+        self.map_from_shares(input, all, [])
     }
 }
 

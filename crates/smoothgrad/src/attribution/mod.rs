@@ -9,7 +9,7 @@ mod method;
 pub use gradient::Gradient;
 pub use guided_backprop::GuidedBackprop;
 pub use input_x_gradient::InputXGradient;
-pub use integrated_gradients::{Baseline, IntegratedGradients, MAX_IG_STEPS, Quadrature};
+pub use integrated_gradients::{BadStepRange, Baseline, IntegratedGradients, MAX_IG_STEPS, Quadrature};
 pub use method::Method;
 
 use burn::tensor::Tensor;
