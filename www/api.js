@@ -707,7 +707,7 @@ export class SmoothGrad {
       this._call('integratedGradientsShare', share(0)),
       ...helpers.map((worker, i) => worker.call('integratedGradientsShare', share(i + 1)).catch(asHelper)),
     ]);
-    return this._call('integratedGradientsFromShares', { options: { igSteps: asked.igSteps }, shares });
+    return this._call('integratedGradientsFromShares', { shares });
   }
 
   /** SmoothGrad of `method`: the map averaged over `samples` noisy copies (noise σ = noiseLevel ×

@@ -67,8 +67,8 @@ const ops = {
   integratedGradientsShare({ options }) {
     return explainer.integratedGradientsShare(options);
   },
-  integratedGradientsFromShares({ options, shares }) {
-    return explainer.integratedGradientsFromShares(options, shares);
+  integratedGradientsFromShares({ shares }) {
+    return explainer.integratedGradientsFromShares(shares);
   },
   start({ options }) {
     explainer.start(options);

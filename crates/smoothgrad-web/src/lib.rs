@@ -102,14 +102,6 @@ struct ShareOptions {
     step_range: (usize, usize),
 }
 
-/// `integratedGradientsFromShares`'s options, as JS spells them.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FromSharesOptions {
-    #[serde(default)]
-    ig_steps: Option<usize>,
-}
-
 /// `classify`'s options, as JS spells them.
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -352,12 +344,12 @@ impl Explainer {
         Ok(future_to_promise(async move { Ok(read(share).await?.into()) }))
     }
 
-    /// Integrated Gradients' map of the clean image (`{igSteps}`) from the
+    /// Integrated Gradients' map of the clean image from the
     /// [shares](Explainer::integrated_gradients_share) of all its steps, `Float32Array`s
-    /// `[3, 224, 224]` (this worker's own among them, in any order).
+    /// `[3, 224, 224]` (this worker's own among them, in any order). The steps are in the shares
+    /// already: making the map takes only the baseline, zero here as for every map.
     #[wasm_bindgen(js_name = integratedGradientsFromShares)]
-    pub fn integrated_gradients_from_shares(&self, options: JsValue, shares: Array) -> Result<Promise, JsValue> {
-        let options: FromSharesOptions = options_from(options)?;
+    pub fn integrated_gradients_from_shares(&self, shares: Array) -> Result<Promise, JsValue> {
         let [_, channels, height, width] = self.input()?.dims();
         let shape = [1, channels, height, width];
         let length = channels * height * width;
@@ -365,7 +357,7 @@ impl Explainer {
         let mut shares = shares.iter().map(|share| self.image_values(share, shape, &bad));
         let own = shares.next().ok_or_else(bad)??;
         let others = shares.collect::<Result<Vec<_>, _>>()?;
-        let map = integrated_gradients(options.ig_steps)?.map_from_shares(self.input()?, own, others);
+        let map = IntegratedGradients::default().map_from_shares(self.input()?, own, others);
         Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
     }
 

@@ -165,9 +165,7 @@ async fn workers_sharing_integrated_gradients_steps_make_the_whole_map() {
     };
     let (early, late) = (share(&first, "[0,3]").unwrap(), share(&rest, "[3,7]").unwrap());
     let shares = Array::of2(&JsFuture::from(late).await.unwrap(), &JsFuture::from(early).await.unwrap());
-    let from_shares = |explainer: &Explainer, shares: &Array| {
-        explainer.integrated_gradients_from_shares(options(r#"{"igSteps":7}"#), shares.clone())
-    };
+    let from_shares = |explainer: &Explainer, shares: &Array| explainer.integrated_gradients_from_shares(shares.clone());
     let merged = values(from_shares(&rest, &shares).unwrap()).await;
     assert!(compare::max_relative_error(&merged, &expected) < 1e-5, "the shares' map differs from the whole one");
     let alone = values(from_shares(&rest, &Array::of1(&shares.get(0))).unwrap()).await;
