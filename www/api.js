@@ -163,6 +163,14 @@ function splitRange(total, parts) {
   return Array.from({ length: parts }, (_, i) => [Math.floor((i * total) / parts), Math.floor(((i + 1) * total) / parts)]);
 }
 
+/** Integrated Gradients' steps [start, end) in passes of IG_STEPS_PER_PASS, as the core crate
+ * batches them: a share carried from pass to pass is then the whole range's to the bit. */
+function passes(start, end) {
+  const list = [];
+  for (let step = start; step < end; step += IG_STEPS_PER_PASS) list.push([step, Math.min(end, step + IG_STEPS_PER_PASS)]);
+  return list;
+}
+
 /** One www/worker.js (which owns a wasm instance) and its request/response plumbing. */
 class ModelWorker {
   constructor() {
@@ -378,6 +386,7 @@ export class SmoothGrad {
     this._weights = null; // kept for restarts: {bytes} | {random}
     this._image = null; // kept for restarts: {bytes} | {rgba, width, height}
     this._stopRequested = false;
+    this._stops = 0; // stop() calls so far: an attribute() ends when it changes
     this.crop = null; // ImageData of the 224×224 centre crop the model sees
     this.lastClassification = null;
   }
@@ -675,39 +684,68 @@ export class SmoothGrad {
   }
 
   /** The method's map of the clean image, planar [3, 224, 224] (Float32Array).
-   * Options: method, target (default: the top-1 class), igSteps (Integrated Gradients), workers
-   * (Integrated Gradients on the CPU backend: workers sharing its steps, 'auto' as explain()). */
+   * Options: method, target (default: the top-1 class), and for Integrated Gradients igSteps,
+   * workers and onProgress. Integrated Gradients is computed a pass of its steps at a time:
+   * onProgress({done, total, elapsedMs, workers}) follows each pass (done and total count
+   * steps); on the CPU backend `workers` share the steps ('auto' as explain(), at least a pass
+   * each); stop() ends it after the current pass, and it then resolves to null (a part of the
+   * path integral is no map). */
   async attribute(options = {}) {
-    checkOptions('attribute', options, ['method', 'target', 'igSteps', 'workers']);
-    const { method = 'gradient', target, igSteps, workers = 'auto' } = options;
+    checkOptions('attribute', options, ['method', 'target', 'igSteps', 'workers', 'onProgress']);
+    const { method = 'gradient', target, igSteps, workers = 'auto', onProgress } = options;
+    const stops = this._stops;
     const asked = withIgSteps({ method, target: await this._defaultTarget(target) }, method, igSteps);
-    // Integrated Gradients' steps are independent passes: on the CPU backend workers share
-    // them, as they share SmoothGrad's samples.
     const steps = asked.igSteps ?? DEFAULT_OPTIONS.igSteps;
     const count = this._workerCount(workers, method === 'integrated-gradients' ? steps : 1, IG_STEPS_PER_PASS);
-    if (count > 1) {
-      try {
-        return await this._sharedIntegratedGradients(asked, steps, count);
-      } catch (error) {
-        if (!error.helper) throw error;
-        this._dropHelpers();
-        this._notice(`A helper worker failed (${error.message}): Integrated Gradients runs again on one worker.`, 'warn');
-      }
-    }
-    return this._call('attribute', { options: asked });
+    // Steps the wasm refuses go to it whole, for its message.
+    const validSteps = Number.isInteger(steps) && steps >= 1 && steps <= MAX_IG_STEPS;
+    if (method !== 'integrated-gradients' || !validSteps) return this._call('attribute', { options: asked });
+    return this._integratedGradients(asked, steps, count, stops, onProgress);
   }
 
-  /** Integrated Gradients (`asked`: {target, igSteps}) with its `steps` split between `count`
-   * CPU workers: each computes its share, the model's worker makes the map of them all. */
-  async _sharedIntegratedGradients(asked, steps, count) {
-    const helpers = await this._helpersFor(count - 1).catch(asHelper);
-    const ranges = splitRange(steps, count);
-    const share = (i) => ({ options: { target: asked.target, igSteps: asked.igSteps, stepRange: ranges[i] } });
-    const shares = await Promise.all([
-      this._call('integratedGradientsShare', share(0)),
-      ...helpers.map((worker, i) => worker.call('integratedGradientsShare', share(i + 1)).catch(asHelper)),
+  /** Integrated Gradients (`asked`: {target, igSteps}) a pass at a time, its `steps` split between
+   * `count` workers: each carries its share of the path's gradients from pass to pass, and the
+   * model's worker makes the map of them all. That worker starts at once, helpers once they are
+   * ready; the passes a failed helper left are done after by the model's worker. null once
+   * stop() is called (after the `stops` count it started at). */
+  async _integratedGradients(asked, steps, count, stops, onProgress) {
+    const t0 = performance.now();
+    const queues = splitRange(steps, count).map(([start, end]) => passes(start, end));
+    const shares = [];
+    let done = 0;
+    let failed = false;
+    const stopped = () => this._stops !== stops;
+    const drive = async (call, queue, index) => {
+      while (queue.length && !stopped() && !failed) {
+        const stepRange = queue[0];
+        shares[index] = await call('integratedGradientsShare', { options: { ...asked, stepRange }, earlier: shares[index] });
+        queue.shift();
+        done += stepRange[1] - stepRange[0];
+        try {
+          onProgress?.({ done, total: steps, elapsedMs: performance.now() - t0, workers: count });
+        } catch (e) { console.error(e); }
+      }
+    };
+    const owner = (op, args) => this._call(op, args);
+    const helpers = count > 1 ? this._helpersFor(count - 1).catch(asHelper) : null;
+    const outcomes = await Promise.allSettled([
+      drive(owner, queues[0], 0).catch((error) => { failed = true; throw error; }),
+      ...queues.slice(1).map(async (queue, i) => {
+        const worker = (await helpers)[i];
+        return drive((op, args) => worker.call(op, args).catch(asHelper), queue, i + 1);
+      }),
     ]);
-    return this._call('integratedGradientsFromShares', { shares });
+    // Disposed meanwhile (whatever the cut-off calls said): no helper failed.
+    if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
+    if (outcomes[0].status === 'rejected') throw outcomes[0].reason;
+    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failure) {
+      this._dropHelpers();
+      this._notice(`A helper worker failed (${failure.reason.message}): the model's worker does its Integrated Gradients steps.`, 'warn');
+      await drive(owner, queues.flat(), count);
+    }
+    if (stopped()) return null;
+    return this._call('integratedGradientsFromShares', { shares: shares.filter(Boolean) });
   }
 
   /** SmoothGrad of `method`: the map averaged over `samples` noisy copies (noise σ = noiseLevel ×
@@ -859,9 +897,11 @@ export class SmoothGrad {
     return this._call('smoothed', { smoothing, others: this._others });
   }
 
-  /** Ends a running explain() after its current micro-batch. */
+  /** Ends a running explain() after its current micro-batch, and an attribute() of Integrated
+   * Gradients after its current pass. */
   stop() {
     this._stopRequested = true;
+    this._stops += 1;
   }
 
   /** Renders a map ([3, 224, 224]) to RGBA 224×224: options sign (abs | positive | negative |

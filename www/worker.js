@@ -63,9 +63,10 @@ const ops = {
   attribute({ options }) {
     return explainer.attribute(options);
   },
-  // Integrated Gradients' steps shared by workers: each computes its share, one makes the map.
-  integratedGradientsShare({ options }) {
-    return explainer.integratedGradientsShare(options);
+  // Integrated Gradients a pass at a time, its steps shared by workers: each carries its share
+  // (`earlier`: the passes it did so far), one makes the map of them all.
+  integratedGradientsShare({ options, earlier }) {
+    return explainer.integratedGradientsShare(options, earlier);
   },
   integratedGradientsFromShares({ shares }) {
     return explainer.integratedGradientsFromShares(shares);
@@ -94,10 +95,11 @@ const ops = {
   render({ map, options }) {
     return explainer.render(map, options);
   },
-  // Test hook (e2e): the next call of `op` fails exactly like a wasm trap with `message` as the
-  // Rust panic message, so the page's restart path can be exercised without exhausting a GPU.
-  simulateTrap({ op, message }) {
-    simulated = { op, message };
+  // Test hook (e2e): the next call of `op` (after `after` more that succeed) fails exactly like a
+  // wasm trap with `message` as the Rust panic message, so the page's restart path can be
+  // exercised without exhausting a GPU.
+  simulateTrap({ op, message, after = 0 }) {
+    simulated = { op, message, after };
     return null;
   },
 };
@@ -149,7 +151,9 @@ self.onmessage = (event) => {
       if (op !== 'init' && op !== 'simulateTrap' && explainer === null) {
         throw Object.assign(new Error('the model is not initialised yet'), { name: 'StateError' });
       }
-      if (simulated && simulated.op === op) {
+      if (simulated?.op === op && simulated.after > 0) {
+        simulated.after -= 1;
+      } else if (simulated?.op === op) {
         const message = simulated.message;
         simulated = null;
         throw Object.assign(new Error(message), { simulatedTrap: true });

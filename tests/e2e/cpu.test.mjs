@@ -44,9 +44,9 @@ async function openFixturePage() {
   return opened;
 }
 
-/** The first helper worker's next `op` fails as a wasm trap would. */
-function failFirstHelper(page, op) {
-  return page.evaluate((op) => window.__smoothgrad.api._helpers[0].worker.call('simulateTrap', { op, message: 'panicked at a helper: test' }), op);
+/** The first helper worker's next `op` (after `after` more) fails as a wasm trap would. */
+function failFirstHelper(page, op, after = 0) {
+  return page.evaluate(({ op, after }) => window.__smoothgrad.api._helpers[0].worker.call('simulateTrap', { op, after, message: 'panicked at a helper: test' }), { op, after });
 }
 
 test('a run shared by workers gives the one-worker map, in order, and goes on alone when a helper fails', async () => {
@@ -91,27 +91,76 @@ test('a run shared by workers gives the one-worker map, in order, and goes on al
   await context.close();
 });
 
-test('Integrated Gradients\' steps shared by workers give the one-worker map, and go on alone when a helper fails', async () => {
+test('Integrated Gradients runs a pass at a time with progress, shared by workers; a failed helper\'s steps are done by the model\'s worker; stop() ends it', async () => {
   const { page, context, errors } = await openFixturePage();
-  const integratedGradients = (workers) => page.evaluate(async (workers) => {
+  const integratedGradients = (workers, { stopAt, steps = 23 } = {}) => page.evaluate(async ({ workers, stopAt, steps }) => {
     const sg = window.__smoothgrad.api;
-    const map = await sg.attribute({ method: 'integrated-gradients', target: 3, igSteps: 9, workers });
-    return { map: Array.from(map), helpers: sg._helpers.length };
-  }, workers);
+    const ticks = [];
+    const map = await sg.attribute({
+      method: 'integrated-gradients', target: 3, igSteps: steps, workers,
+      onProgress: (p) => {
+        ticks.push({ done: p.done, total: p.total, workers: p.workers });
+        if (p.done >= stopAt) sg.stop();
+      },
+    });
+    return { map: map && Array.from(map), helpers: sg._helpers.length, ticks };
+  }, { workers, stopAt, steps });
 
+  // One worker: passes of 10, 10 and 3 steps. Three: 7, 8 and 8 steps, a pass each.
   const alone = await integratedGradients(1);
+  assert.deepEqual(alone.ticks, [10, 20, 23].map((done) => ({ done, total: 23, workers: 1 })));
   const shared = await integratedGradients(3);
   assert.equal(shared.helpers, 2, 'two helpers took shares');
+  assert.deepEqual(shared.ticks.map((tick) => tick.done).sort((a, b) => a - b), shared.ticks.map((tick) => tick.done));
+  assert.equal(shared.ticks.length, 3);
+  assert.equal(shared.ticks.at(-1).done, 23);
   const error = relativeError(shared.map, alone.map);
   console.log(`Integrated Gradients on 3 workers vs 1: max|a-b|/max|b| ${error}`);
   assert.ok(error < 1e-5, `${error}`);
   assert.ok(alone.map.some((value) => value !== 0), 'a map, not zeros');
 
-  await failFirstHelper(page, 'integratedGradientsShare');
-  const recovered = await integratedGradients(3);
-  assert.ok(relativeError(recovered.map, alone.map) < 1e-5, 'after a helper failed');
+  // 45 steps on 3 workers: 15 each, in passes of 10 and 5. The first helper fails at its second
+  // pass: its first is kept, the model's worker does its second.
+  const whole = await integratedGradients(1, { steps: 45 });
+  await failFirstHelper(page, 'integratedGradientsShare', 1);
+  const recovered = await integratedGradients(3, { steps: 45 });
+  const recoveredError = relativeError(recovered.map, whole.map);
+  console.log(`Integrated Gradients after a helper failed mid-way vs 1 worker: max|a-b|/max|b| ${recoveredError}`);
+  assert.ok(recoveredError < 1e-5, `after a helper failed: ${recoveredError}`);
+  assert.equal(recovered.ticks.at(-1).done, 45, 'every step done once');
   const messages = await page.evaluate(() => window.__smoothgrad.messages.map((m) => m.text ?? m));
-  assert.ok(messages.some((m) => /A helper worker failed .*panicked at a helper: test.*Integrated Gradients runs again on one worker/.test(m)), messages.join('\n'));
+  assert.ok(messages.some((m) => /A helper worker failed .*panicked at a helper: test.*the model's worker does its Integrated Gradients steps/.test(m)), messages.join('\n'));
+
+  const stopped = await integratedGradients(1, { stopAt: 10 });
+  assert.equal(stopped.map, null, 'a part of the path is no map');
+  assert.deepEqual(stopped.ticks.map((tick) => tick.done), [10]);
+  const again = await integratedGradients(1);
+  assert.deepEqual(again.map, alone.map, 'a stop ends only the call it came during');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the page shows Integrated Gradients\' progress, and Stop ends it with no map and the page usable', async () => {
+  const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
+    methods: 'integrated-gradients', igSteps: '400', autorun: '0' });
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${q}`);
+  await page.waitForFunction(() => /Integrated Gradients: [1-9]\d*\/400 steps · [\d.]+ s/.test(document.querySelector('#progress-text').textContent));
+  assert.equal(await page.locator('#stop').isDisabled(), false, 'Stop can end it');
+  await page.click('#stop');
+  await waitForTasks(page, 2);
+  const s = await page.evaluate(() => ({ maps: Object.keys(window.__smoothgrad.maps), messages: window.__smoothgrad.messages.map((m) => m.text).join('\n') }));
+  assert.deepEqual(s.maps, [], 'no map from a part of the path');
+  assert.match(s.messages, /Stopped: Integrated Gradients had done \d+ of its 400 steps, and a part of the path is no map\./);
+  assert.match(await page.locator('#progress-text').textContent(), /Integrated Gradients: \d+\/400 steps in [\d.]+ s.* — stopped, no map/);
+
+  // The page goes on: with fewer steps (ticking the method again maps it again), to the end.
+  await page.fill('#ig-steps', '12');
+  const ig = 'input[name=method][value=integrated-gradients]';
+  await page.uncheck(ig);
+  await page.check(ig);
+  await waitForTasks(page, 3);
+  assert.deepEqual(await page.evaluate(() => Object.keys(window.__smoothgrad.maps)), ['integrated-gradients']);
+  assert.match(await page.locator('#progress-text').textContent(), /^Integrated Gradients: 12\/12 steps in [\d.]+ s/);
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -242,7 +242,7 @@ test('a misspelt option through the API is refused by name, not dropped for its 
     create: /create\(\) has no option 'precison': it takes backend, precision, onNotice, onBackendChange\./,
     loadWeights: /loadWeights\(\) has no option 'onprogress' \(did you mean 'onProgress'\?\)/,
     classify: /classify\(\) has no option 'topk' \(did you mean 'topK'\?\)/,
-    attribute: /attribute\(\) has no option 'methods': it takes method, target, igSteps, workers\./,
+    attribute: /attribute\(\) has no option 'methods': it takes method, target, igSteps, workers, onProgress\./,
     explain: /explain\(\) has no option 'noiselevel' \(did you mean 'noiseLevel'\?\): it takes method, samples, noiseLevel, /,
     render: /render\(\) has no option 'colourmap': it takes sign, clipPercentile, gamma, colormap, overlay\./,
   };

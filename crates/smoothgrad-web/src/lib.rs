@@ -333,14 +333,24 @@ impl Explainer {
     /// points `stepRange: [start, end]` of its `igSteps` contribute (`{target, igSteps,
     /// stepRange}`): `Float32Array` `[3, 224, 224]`. Workers sharing the steps each compute a
     /// share; [`Explainer::integrated_gradients_from_shares`] makes the map of them all.
+    /// `earlier`, when given, is the share of other steps that the result adds to: a worker
+    /// that takes its steps a pass at a time (to report progress) carries one running share
+    /// instead of holding a share per pass.
     #[wasm_bindgen(js_name = integratedGradientsShare)]
-    pub fn integrated_gradients_share(&self, options: JsValue) -> Result<Promise, JsValue> {
+    pub fn integrated_gradients_share(&self, options: JsValue, earlier: JsValue) -> Result<Promise, JsValue> {
         let options: ShareOptions = options_from(options)?;
         let target = self.target(options.target)?;
         let (start, end) = options.step_range;
+        let earlier = if earlier.is_undefined() || earlier.is_null() { None } else { Some(self.share_values(earlier)?) };
         let share = integrated_gradients(options.ig_steps)?
             .share(self.model()?, self.input()?, &target, start..end)
             .map_err(|error| ErrorKind::Options.error(error))?;
+        // In the order IntegratedGradients::share sums its passes: a share carried a pass
+        // (`batch_size` steps) at a time is then the share of the whole range, to the bit.
+        let share = match earlier {
+            Some(earlier) => earlier + share,
+            None => share,
+        };
         Ok(future_to_promise(async move { Ok(read(share).await?.into()) }))
     }
 
@@ -350,12 +360,8 @@ impl Explainer {
     /// already: making the map takes only the baseline, zero here as for every map.
     #[wasm_bindgen(js_name = integratedGradientsFromShares)]
     pub fn integrated_gradients_from_shares(&self, shares: Array) -> Result<Promise, JsValue> {
-        let [_, channels, height, width] = self.input()?.dims();
-        let shape = [1, channels, height, width];
-        let length = channels * height * width;
-        let bad = || ErrorKind::Options.error(format!("shares must be Float32Arrays of {length} values, at least one"));
-        let mut shares = shares.iter().map(|share| self.image_values(share, shape, &bad));
-        let own = shares.next().ok_or_else(bad)??;
+        let mut shares = shares.iter().map(|share| self.share_values(share));
+        let own = shares.next().ok_or_else(|| self.bad_share())??;
         let others = shares.collect::<Result<Vec<_>, _>>()?;
         let map = IntegratedGradients::default().map_from_shares(self.input()?, own, others);
         Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
@@ -465,6 +471,17 @@ impl Explainer {
         let values = |key: &str| self.image_values(field(key)?, shape, &bad);
         let count = field("count")?.as_f64().filter(|n| n.fract() == 0.0 && *n >= 0.0).ok_or_else(bad)?;
         Ok(SmoothGradSums { count: count as usize, sum: values("sum")?, sum_of_squares: values("sumOfSquares")? })
+    }
+
+    /// An [Integrated Gradients share](Explainer::integrated_gradients_share) from JS.
+    fn share_values(&self, value: JsValue) -> Result<Tensor<4>, JsValue> {
+        let [_, channels, height, width] = self.input()?.dims();
+        self.image_values(value, [1, channels, height, width], &|| self.bad_share())
+    }
+
+    fn bad_share(&self) -> JsValue {
+        let length = self.input().map_or(0, |input| input.dims().iter().product());
+        ErrorKind::Options.error(format!("shares must be Float32Arrays of {length} values, at least one"))
     }
 
     /// A `Float32Array` from JS as a tensor of `shape` (this image's values); `bad()` otherwise.

@@ -161,7 +161,7 @@ async fn workers_sharing_integrated_gradients_steps_make_the_whole_map() {
     let ig = r#""target":3,"igSteps":7"#;
     let expected = values(whole.attribute(options(&format!(r#"{{"method":"integrated-gradients",{ig}}}"#))).unwrap()).await;
     let share = |explainer: &Explainer, range: &str| {
-        explainer.integrated_gradients_share(options(&format!(r#"{{{ig},"stepRange":{range}}}"#)))
+        explainer.integrated_gradients_share(options(&format!(r#"{{{ig},"stepRange":{range}}}"#)), JsValue::UNDEFINED)
     };
     let (early, late) = (share(&first, "[0,3]").unwrap(), share(&rest, "[3,7]").unwrap());
     let shares = Array::of2(&JsFuture::from(late).await.unwrap(), &JsFuture::from(early).await.unwrap());
@@ -176,6 +176,25 @@ async fn workers_sharing_integrated_gradients_steps_make_the_whole_map() {
     }
     assert_eq!(error_name(from_shares(&rest, &Array::new())), "OptionsError");
     assert_eq!(error_name(from_shares(&rest, &Array::of1(&Float32Array::new_with_length(10)))), "OptionsError");
+}
+
+#[wasm_bindgen_test]
+async fn a_share_carried_a_pass_at_a_time_is_the_whole_map_to_the_bit() {
+    let explainer = ready("cpu").await;
+    // 12 steps: a pass of 10 (IntegratedGradients' batch) and one of 2, as attribute() takes them.
+    let ig = r#""target":3,"igSteps":12"#;
+    let expected = values(explainer.attribute(options(&format!(r#"{{"method":"integrated-gradients",{ig}}}"#))).unwrap()).await;
+    let share = |range: &str, earlier: &JsValue| {
+        explainer.integrated_gradients_share(options(&format!(r#"{{{ig},"stepRange":{range}}}"#)), earlier.clone())
+    };
+    let first = JsFuture::from(share("[0,10]", &JsValue::UNDEFINED).unwrap()).await.unwrap();
+    let both = JsFuture::from(share("[10,12]", &first).unwrap()).await.unwrap();
+    let map = values(explainer.integrated_gradients_from_shares(Array::of1(&both)).unwrap()).await;
+    assert_eq!(map, expected, "carrying the share changed the map");
+    let without = values(explainer.integrated_gradients_from_shares(Array::of1(&first)).unwrap()).await;
+    assert!(compare::max_relative_error(&without, &expected) > 1e-3, "the first pass alone is not the map");
+    let short = Float32Array::new_with_length(10).into();
+    assert_eq!(error_name(share("[10,12]", &short)), "OptionsError");
 }
 
 #[wasm_bindgen_test]
