@@ -129,8 +129,13 @@ export const MAX_AUTO_MICRO_BATCH = 25;
 
 /** Micro-batch for "auto": from the adapter's buffer limits on WebGPU (ResNet-50 needs ≈ 216 MiB at
  * batch 1 and ≈ 75 MiB per extra image in f32, scaled by the model's width, half that in f16),
- * 2–4 on the CPU; at most MAX_AUTO_MICRO_BATCH, and never more than the samples. */
-export function autoMicroBatch({ backend, adapter, model, samples, precision = 'f32' }) {
+ * 2–4 on the CPU; at most MAX_AUTO_MICRO_BATCH, and never more than the samples. 1 for
+ * Integrated Gradients, whatever the device. */
+export function autoMicroBatch({ backend, adapter, model, samples, precision = 'f32', method }) {
+  // Each noisy copy's Integrated Gradients is already passes of 10 path points, one copy after
+  // another: a larger micro-batch only spaces the progress out (a tick per 100 passes at 2, a
+  // minute on a CPU), and its memory is a pass's whatever the micro-batch.
+  if (method === 'integrated-gradients') return 1;
   // Per-image memory in f16 measured 0.5× f32's (lavapipe, ResNet-50 at micro-batch 10).
   const width = (model?.baseWidth ?? 64) / 64 * (precision === 'f16' ? 0.5 : 1);
   let batch;
@@ -764,7 +769,7 @@ export class SmoothGrad {
     const o = { ...DEFAULT_OPTIONS, ...options };
     const target = await this._defaultTarget(o.target);
     let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
-      ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision })
+      ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision, method: o.method })
       : o.microBatch;
     let workers = this._workerCount(o.workers, Number(o.samples), microBatch);
     const smoothingNow = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean';

@@ -767,6 +767,7 @@ function wire() {
   for (const box of document.querySelectorAll('input[name=method]')) {
     box.addEventListener('change', () => {
       layoutGrid();
+      showAutoMicroBatch();
       syncUrl();
       if (box.checked && state.sg?.model && state.hasImage) {
         schedule((generation) => analyse(generation, { classify: false }));
@@ -865,7 +866,8 @@ async function main() {
 
 function showAutoMicroBatch() {
   const auto = describeAuto();
-  $('micro-batch-auto').textContent = auto ? `(auto = ${auto} on ${state.sg.backend === 'webgpu' ? 'this GPU' : 'the CPU'})` : '';
+  const ig = controls.methods().includes('integrated-gradients') && auto > 1 ? '; 1 for Integrated Gradients' : '';
+  $('micro-batch-auto').textContent = auto ? `(auto = ${auto} on ${state.sg.backend === 'webgpu' ? 'this GPU' : 'the CPU'}${ig})` : '';
 }
 
 // Micro-batch "auto" is resolved by the API per run; show what it would be.

@@ -146,6 +146,7 @@ test('the page shows Integrated Gradients\' progress, and Stop ends it with no m
   const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${q}`);
   await page.waitForFunction(() => /Integrated Gradients: [1-9]\d*\/400 steps · [\d.]+ s/.test(document.querySelector('#progress-text').textContent));
   assert.equal(await page.locator('#stop').isDisabled(), false, 'Stop can end it');
+  assert.match(await page.locator('#micro-batch-auto').textContent(), /^\(auto = \d+ on the CPU; 1 for Integrated Gradients\)$/);
   await page.click('#stop');
   await waitForTasks(page, 2);
   const s = await page.evaluate(() => ({ maps: Object.keys(window.__smoothgrad.maps), messages: window.__smoothgrad.messages.map((m) => m.text).join('\n') }));

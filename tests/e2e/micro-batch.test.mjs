@@ -32,3 +32,12 @@ test('CPU: 2 images, 4 for a half-width model', () => {
   assert.equal(autoMicroBatch({ backend: 'cpu', samples: 50, model: { baseWidth: 32 } }), 4);
   assert.equal(autoMicroBatch({ backend: 'cpu', samples: 1 }), 1);
 });
+
+test('Integrated Gradients: 1 on every device (each noisy copy is already passes of 10 path points)', () => {
+  for (const device of [gpu(4096), gpu(128, 256), { backend: 'cpu' }]) {
+    assert.equal(autoMicroBatch({ ...device, samples: 50, method: 'integrated-gradients' }), 1);
+  }
+  // The other methods keep the device's.
+  assert.equal(autoMicroBatch({ ...gpu(4096), samples: 50, method: 'gradient' }), MAX_AUTO_MICRO_BATCH);
+  assert.equal(autoMicroBatch({ backend: 'cpu', samples: 50, method: 'guided-backprop' }), 2);
+});
