@@ -168,11 +168,19 @@ function splitRange(total, parts) {
   return Array.from({ length: parts }, (_, i) => [Math.floor((i * total) / parts), Math.floor(((i + 1) * total) / parts)]);
 }
 
-/** Integrated Gradients' steps [start, end) in passes of IG_STEPS_PER_PASS, as the core crate
- * batches them: a share carried from pass to pass is then the whole range's to the bit. */
-function passes(start, end) {
+/** Integrated Gradients' path points per pass of its plain map on `device` ({backend, adapter,
+ * model, precision}): IG_STEPS_PER_PASS, as the core crate batches them (a share carried from
+ * pass to pass is then the whole range's to the bit), or fewer on a GPU whose buffer limits hold
+ * fewer images at once, as autoMicroBatch reckons them. */
+export function igPassSteps(device) {
+  if (device.backend !== 'webgpu') return IG_STEPS_PER_PASS;
+  return Math.min(IG_STEPS_PER_PASS, autoMicroBatch({ ...device, samples: IG_STEPS_PER_PASS }));
+}
+
+/** The steps [start, end) in passes of `size`. */
+function passes(start, end, size) {
   const list = [];
-  for (let step = start; step < end; step += IG_STEPS_PER_PASS) list.push([step, Math.min(end, step + IG_STEPS_PER_PASS)]);
+  for (let step = start; step < end; step += size) list.push([step, Math.min(end, step + size)]);
   return list;
 }
 
@@ -690,7 +698,8 @@ export class SmoothGrad {
 
   /** The method's map of the clean image, planar [3, 224, 224] (Float32Array).
    * Options: method, target (default: the top-1 class), and for Integrated Gradients igSteps,
-   * workers and onProgress. Integrated Gradients is computed a pass of its steps at a time:
+   * workers and onProgress. Integrated Gradients is computed a pass of its steps at a time (10,
+   * fewer on a GPU with small buffer limits: igPassSteps):
    * onProgress({done, total, elapsedMs, workers}) follows each pass (done and total count
    * steps); on the CPU backend `workers` share the steps ('auto' as explain(), at least a pass
    * each); stop() ends it after the current pass, and it then resolves to null (a part of the
@@ -715,7 +724,8 @@ export class SmoothGrad {
    * stop() is called (after the `stops` count it started at). */
   async _integratedGradients(asked, steps, count, stops, onProgress) {
     const t0 = performance.now();
-    const queues = splitRange(steps, count).map(([start, end]) => passes(start, end));
+    const size = igPassSteps({ backend: this.backend, adapter: this.adapter, model: this.model, precision: this.precision });
+    const queues = splitRange(steps, count).map(([start, end]) => passes(start, end, size));
     const shares = [];
     let done = 0;
     let failed = false;
@@ -837,7 +847,8 @@ export class SmoothGrad {
   }
 
   /** Runs `start` on `workers` workers, each on its share of the samples, every micro-batch's
-   * map merged with the others' latest sums; returns {maps, done, stopped}. A helper's failure
+   * map merged with the others' latest sums; returns {maps, done, stopped}. A helper that fails
+   * mid-run leaves the samples it had not done to the model's worker; one that fails to start
    * is thrown with `helper: true`: the run can go on without it. */
   async _share(start, workers, smoothingNow, onStep) {
     const restarts = this._restarts;
@@ -880,12 +891,27 @@ export class SmoothGrad {
         if (step.done >= step.total) return;
       }
     };
+    // The owner's failure ends the run. A helper's leaves the samples it had not done to the
+    // owner, after its own share: those it did are in its last sums, kept.
     const outcomes = await Promise.allSettled(calls.map((call, i) => drive(call, i).catch((error) => {
-      failed = true;
+      if (i === 0) failed = true;
       throw error;
     })));
-    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
-    if (failure) throw outcomes[0].status === 'rejected' ? outcomes[0].reason : failure.reason;
+    if (outcomes[0].status === 'rejected') throw outcomes[0].reason;
+    const left = outcomes.flatMap((outcome, i) => (outcome.status === 'rejected'
+      ? [{ range: [shares[i][0] + (sums[i]?.count ?? 0), shares[i][1]], error: outcome.reason }] : []));
+    if (left.length) {
+      this._dropHelpers();
+      this._notice(`A helper worker failed (${left[0].error.message}): the model's worker does the samples it had left.`, 'warn');
+    }
+    for (const { range } of left) {
+      if (range[0] >= range[1]) continue;
+      // The owner's sums so far stay beside the run it starts for these samples.
+      sums.push(sums[0]);
+      sums[0] = null;
+      await owner('start', { options: { ...start, sampleRange: range } });
+      await drive(owner, 0);
+    }
     this._others = pooled ? sums.slice(1).filter(Boolean) : undefined;
     const done = pooled ? count(sums) : reported;
     const maps = done > 0 ? await owner('smoothedAll', { others: this._others }) : null;

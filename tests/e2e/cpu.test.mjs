@@ -49,7 +49,7 @@ function failFirstHelper(page, op, after = 0) {
   return page.evaluate(({ op, after }) => window.__smoothgrad.api._helpers[0].worker.call('simulateTrap', { op, after, message: 'panicked at a helper: test' }), { op, after });
 }
 
-test('a run shared by workers gives the one-worker map, in order, and goes on alone when a helper fails', async () => {
+test('a run shared by workers gives the one-worker map, in order; a failed helper\'s samples are done by the model\'s worker, or by it alone when the helper failed to start', async () => {
   const { page, context, errors } = await openFixturePage();
   const explain = (workers) => page.evaluate(async (workers) => {
     const sg = window.__smoothgrad.api;
@@ -80,13 +80,28 @@ test('a run shared by workers gives the one-worker map, in order, and goes on al
   sameMap(shared.variance, alone.variance, '3 workers vs 1, variance');
   sameMap(shared.smoothedVariance, shared.variance, 'smoothed() after a shared run');
 
-  await failFirstHelper(page, 'step');
+  // Samples 2 and 3 are the first helper's: it fails at its second, which the model's worker
+  // then does; the first, done, is kept.
+  await failFirstHelper(page, 'step', 1);
   const recovered = await explain(3);
-  assert.equal(recovered.workers, 1);
   assert.equal(recovered.done, 6);
-  sameMap(recovered.mean, alone.mean, 'after a helper failed');
+  const recoveredDone = recovered.ticks.map((tick) => tick.done);
+  assert.deepEqual(recoveredDone, [...recoveredDone].sort((a, b) => a - b), 'progress goes forward');
+  assert.equal(recoveredDone.at(-1), 6);
+  sameMap(recovered.mean, alone.mean, 'after a helper failed, mean');
+  sameMap(recovered.variance, alone.variance, 'after a helper failed, variance');
+  sameMap(recovered.smoothedVariance, alone.variance, 'smoothed() after a helper failed');
   const messages = await page.evaluate(() => window.__smoothgrad.messages.map((m) => m.text ?? m));
-  assert.ok(messages.some((m) => /A helper worker failed .*panicked at a helper: test.*runs again on one worker/.test(m)), messages.join('\n'));
+  assert.ok(messages.some((m) => /A helper worker failed .*panicked at a helper: test.*the model's worker does the samples it had left/.test(m)), messages.join('\n'));
+
+  // A helper that fails to start its share: the run goes to one worker from the beginning.
+  sameMap((await explain(3)).mean, alone.mean, 'with new helpers');
+  await failFirstHelper(page, 'start');
+  const restarted = await explain(3);
+  assert.equal(restarted.workers, 1);
+  sameMap(restarted.mean, alone.mean, 'after a helper failed to start');
+  const later = await page.evaluate(() => window.__smoothgrad.messages.map((m) => m.text ?? m));
+  assert.ok(later.some((m) => /A helper worker failed .*panicked at a helper: test.*SmoothGrad runs again on one worker/.test(m)), later.join('\n'));
   assert.deepEqual(errors, []);
   await context.close();
 });

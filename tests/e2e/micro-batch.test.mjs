@@ -1,7 +1,7 @@
 // The micro-batch that "auto" picks (www/api.js's autoMicroBatch), in Node: no browser needed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { autoMicroBatch, MAX_AUTO_MICRO_BATCH } from '../../www/api.js';
+import { autoMicroBatch, igPassSteps, MAX_AUTO_MICRO_BATCH } from '../../www/api.js';
 
 const MiB = 1024 * 1024;
 const gpu = (bindingMiB, bufferMiB = 4096) => ({
@@ -40,4 +40,11 @@ test('Integrated Gradients: 1 on every device (each noisy copy is already passes
   // The other methods keep the device's.
   assert.equal(autoMicroBatch({ ...gpu(4096), samples: 50, method: 'gradient' }), MAX_AUTO_MICRO_BATCH);
   assert.equal(autoMicroBatch({ backend: 'cpu', samples: 50, method: 'guided-backprop' }), 2);
+});
+
+test('Integrated Gradients\' plain map: passes of 10 path points, fewer where the GPU holds fewer images', () => {
+  assert.equal(igPassSteps({ backend: 'cpu' }), 10);
+  assert.equal(igPassSteps(gpu(4096)), 10);
+  assert.equal(igPassSteps(gpu(512)), 4); // 216 MiB + 3 × 75 MiB
+  assert.equal(igPassSteps(gpu(128, 256)), 1);
 });
