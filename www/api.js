@@ -395,11 +395,13 @@ export class SmoothGrad {
     this._worker = null; // the ModelWorker that owns the run, the model and the image
     this._modules = new Map(); // backend → Promise of its compiled wasm module (see _compiled)
     this._helpers = []; // CPU only: more ModelWorkers taking shares of a run, {worker, weights, image}
+    this._helpersStarted = Promise.resolve(); // the last _helpersFor()
     this._others = undefined; // the helpers' sums of the last run, for smoothed()
     this._weights = null; // kept for restarts: {bytes} | {random}
     this._image = null; // kept for restarts: {bytes} | {rgba, width, height}
     this._stopRequested = false;
     this._stops = 0; // stop() calls so far: an attribute() ends when it changes
+    this._onStop = new Set(); // called by stop(): running attribute()s stop waiting for helpers
     this.crop = null; // ImageData of the 224×224 centre crop the model sees
     this.lastClassification = null;
   }
@@ -540,8 +542,15 @@ export class SmoothGrad {
     }
   }
 
-  /** `count` helper workers on the CPU backend with this model and image; kept between runs. */
-  async _helpersFor(count) {
+  /** `count` helper workers on the CPU backend with this model and image; kept between runs.
+   * One call at a time: an attribute() stopped while its helpers start leaves them starting, and
+   * the next call must not send them work before they are. */
+  _helpersFor(count) {
+    this._helpersStarted = this._helpersStarted.catch(() => {}).then(() => this._startHelpers(count));
+    return this._helpersStarted;
+  }
+
+  async _startHelpers(count) {
     while (this._helpers.length > count) this._helpers.pop().worker.terminate();
     while (this._helpers.length < count) {
       const worker = new ModelWorker();
@@ -701,9 +710,11 @@ export class SmoothGrad {
    * workers and onProgress. Integrated Gradients is computed a pass of its steps at a time (10,
    * fewer on a GPU with small buffer limits: igPassSteps):
    * onProgress({done, total, elapsedMs, workers}) follows each pass (done and total count
-   * steps); on the CPU backend `workers` share the steps ('auto' as explain(), at least a pass
-   * each); stop() ends it after the current pass, and it then resolves to null (a part of the
-   * path integral is no map). */
+   * steps); on the CPU backend `workers` share the steps ('auto' as explain(): one per core,
+   * no more than it has passes); stop() ends it after the current pass, and it then resolves to
+   * null (a part of the path integral is no map). A new image or weights while it computes make
+   * it throw a StateError rather than mix two in one map. classify({attribute}) computes its map
+   * in one go, without progress. */
   async attribute(options = {}) {
     checkOptions('attribute', options, ['method', 'target', 'igSteps', 'workers', 'onProgress']);
     const { method = 'gradient', target, igSteps, workers = 'auto', onProgress } = options;
@@ -723,13 +734,20 @@ export class SmoothGrad {
    * ready; the passes a failed helper left are done after by the model's worker. null once
    * stop() is called (after the `stops` count it started at). */
   async _integratedGradients(asked, steps, count, stops, onProgress) {
+    const stopped = () => this._stops !== stops;
+    if (stopped()) return null;
     const t0 = performance.now();
+    const { _image: image, _weights: weights } = this;
     const size = igPassSteps({ backend: this.backend, adapter: this.adapter, model: this.model, precision: this.precision });
     const queues = splitRange(steps, count).map(([start, end]) => passes(start, end, size));
     const shares = [];
     let done = 0;
     let failed = false;
-    const stopped = () => this._stops !== stops;
+    // Settles once the work is given up (stop(), or the owner failed): helpers still starting
+    // are not waited for then.
+    let giveUp;
+    const givenUp = new Promise((resolve) => { giveUp = resolve; });
+    this._onStop.add(giveUp);
     const drive = async (call, queue, index) => {
       while (queue.length && !stopped() && !failed) {
         const stepRange = queue[0];
@@ -744,23 +762,29 @@ export class SmoothGrad {
     const owner = (op, args) => this._call(op, args);
     const helpers = count > 1 ? this._helpersFor(count - 1).catch(asHelper) : null;
     const outcomes = await Promise.allSettled([
-      drive(owner, queues[0], 0).catch((error) => { failed = true; throw error; }),
+      drive(owner, queues[0], 0).catch((error) => { failed = true; giveUp(); throw error; }),
       ...queues.slice(1).map(async (queue, i) => {
-        const worker = (await helpers)[i];
-        return drive((op, args) => worker.call(op, args).catch(asHelper), queue, i + 1);
+        const ready = await Promise.race([helpers, givenUp]);
+        if (ready) await drive((op, args) => ready[i].call(op, args).catch(asHelper), queue, i + 1);
       }),
-    ]);
+    ]).finally(() => this._onStop.delete(giveUp));
     // Disposed meanwhile (whatever the cut-off calls said): no helper failed.
     if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
     if (outcomes[0].status === 'rejected') throw outcomes[0].reason;
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failure) this._dropHelpers();
+    if (stopped()) return null;
     if (failure) {
-      this._dropHelpers();
       this._notice(`A helper worker failed (${failure.reason.message}): the model's worker does its Integrated Gradients steps.`, 'warn');
       await drive(owner, queues.flat(), count);
+      if (stopped()) return null;
     }
-    if (stopped()) return null;
-    return this._call('integratedGradientsFromShares', { shares: shares.filter(Boolean) });
+    const map = await this._call('integratedGradientsFromShares', { shares: shares.filter(Boolean) });
+    // The passes are calls of their own: another image or weights may have come between two.
+    if (this._image !== image || this._weights !== weights) {
+      throw new SmoothGradError('StateError', 'The image or the weights changed while Integrated Gradients was computed: ask for its map again.');
+    }
+    return map;
   }
 
   /** SmoothGrad of `method`: the map averaged over `samples` noisy copies (noise σ = noiseLevel ×
@@ -900,12 +924,16 @@ export class SmoothGrad {
     if (outcomes[0].status === 'rejected') throw outcomes[0].reason;
     const left = outcomes.flatMap((outcome, i) => (outcome.status === 'rejected'
       ? [{ range: [shares[i][0] + (sums[i]?.count ?? 0), shares[i][1]], error: outcome.reason }] : []));
-    if (left.length) {
-      this._dropHelpers();
+    if (left.length) this._dropHelpers();
+    if (left.length && !this._stopRequested) {
       this._notice(`A helper worker failed (${left[0].error.message}): the model's worker does the samples it had left.`, 'warn');
     }
     for (const { range } of left) {
       if (range[0] >= range[1]) continue;
+      if (this._stopRequested) {
+        stopped = true;
+        break;
+      }
       // The owner's sums so far stay beside the run it starts for these samples.
       sums.push(sums[0]);
       sums[0] = null;
@@ -933,6 +961,7 @@ export class SmoothGrad {
   stop() {
     this._stopRequested = true;
     this._stops += 1;
+    for (const giveUp of this._onStop) giveUp();
   }
 
   /** Renders a map ([3, 224, 224]) to RGBA 224×224: options sign (abs | positive | negative |

@@ -470,7 +470,12 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
   for (const method of methods) {
     const map = attribution?.method === method && attribution.target === target
       ? attribution.map : await plainMap(sg, { method, target, igSteps }, generation);
-    if (!current(generation) || !map) return;
+    if (!current(generation)) return;
+    if (!map) {
+      // Stopped: the methods not mapped this time show nothing rather than an older map.
+      clearCanvases((key) => METHODS.includes(key) && !(key in state.maps));
+      return;
+    }
     state.maps[method] = map;
     exposed.maps[method] = map;
     await draw(method);

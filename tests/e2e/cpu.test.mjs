@@ -155,6 +155,25 @@ test('Integrated Gradients runs a pass at a time with progress, shared by worker
   await context.close();
 });
 
+test('stop() while Integrated Gradients\' helpers start: null, and the next shared run gets them started', async () => {
+  const { page, context, errors } = await openFixturePage();
+  const r = await page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    const map = await sg.attribute({ method: 'integrated-gradients', target: 3, igSteps: 30, workers: 3, onProgress: () => sg.stop() });
+    const run = await sg.explain({ method: 'gradient', samples: 6, microBatch: 1, workers: 3 });
+    const alone = await sg.explain({ method: 'gradient', samples: 6, microBatch: 1, workers: 1 });
+    return { map, workers: run.workers, done: run.done, mean: Array.from(run.maps.mean), alone: Array.from(alone.maps.mean),
+      messages: window.__smoothgrad.messages.map((m) => m.text) };
+  });
+  assert.equal(r.map, null);
+  assert.equal(r.workers, 3);
+  assert.equal(r.done, 6);
+  assert.ok(relativeError(r.mean, r.alone) < 1e-5);
+  assert.ok(!r.messages.some((m) => /helper worker failed/.test(m)), r.messages.join('\n'));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('the page shows Integrated Gradients\' progress, and Stop ends it with no map and the page usable', async () => {
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
     methods: 'integrated-gradients', igSteps: '400', autorun: '0' });
