@@ -151,6 +151,22 @@ test('Integrated Gradients runs a pass at a time with progress, shared by worker
   assert.deepEqual(stopped.ticks.map((tick) => tick.done), [10]);
   const again = await integratedGradients(1);
   assert.deepEqual(again.map, alone.map, 'a stop ends only the call it came during');
+
+  // A new image between two passes: an error, not a map of both.
+  const mixed = await page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    const bytes = new Uint8Array(await (await fetch('/fixtures/chelsea.png')).arrayBuffer());
+    let newImage = null;
+    try {
+      await sg.attribute({ method: 'integrated-gradients', target: 3, igSteps: 23, workers: 1,
+        onProgress: () => { newImage ??= sg.setImage(bytes); } });
+      return 'a map';
+    } catch (error) {
+      await newImage;
+      return `${error.kind}: ${error.message}`;
+    }
+  });
+  assert.match(mixed, /^StateError: The image or the weights changed while Integrated Gradients was computed/);
   assert.deepEqual(errors, []);
   await context.close();
 });
