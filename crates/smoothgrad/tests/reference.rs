@@ -190,6 +190,16 @@ fn gauss_legendre_points_are_captums() {
 }
 
 #[test]
+fn a_range_of_the_points_is_that_range_of_all_of_them() {
+    for quadrature in [Quadrature::GaussLegendre, Quadrature::RiemannTrapezoid] {
+        for (steps, range) in [(50, 10..23), (50, 0..50), (1, 0..1)] {
+            let steps = NonZeroUsize::new(steps).unwrap();
+            assert_eq!(quadrature.points_in(steps, range.clone()), quadrature.points(steps)[range.clone()], "{quadrature:?} {range:?}");
+        }
+    }
+}
+
+#[test]
 fn smoothgrad_of_gradient_matches_recorded_noise_reference() {
     pollster::block_on(check_smoothgrad(&Gradient, "gradient", 3, &device()));
 }

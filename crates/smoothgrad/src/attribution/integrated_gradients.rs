@@ -27,18 +27,25 @@ pub enum Quadrature {
 impl Quadrature {
     /// The interpolation coefficients α ∈ [0, 1] and their weights, for `steps` points.
     pub fn points(self, steps: NonZeroUsize) -> Vec<(f64, f64)> {
+        self.points_in(steps, 0..steps.get())
+    }
+
+    /// Points `range` of [`Self::points`], computed alone: each Gauss–Legendre node is found on
+    /// its own, and all 4096 of them take a quarter of a second (natively), so a worker taking a pass at a
+    /// time finds only its pass's.
+    pub fn points_in(self, steps: NonZeroUsize, range: Range<usize>) -> Vec<(f64, f64)> {
         let steps = steps.get();
         match self {
-            Self::GaussLegendre => gauss_legendre(steps)
+            Self::GaussLegendre => gauss_legendre(steps, range)
                 .into_iter()
                 .map(|(node, weight)| (0.5 * (node + 1.0), 0.5 * weight))
                 .collect(),
-            Self::RiemannTrapezoid if steps == 1 => vec![(1.0, 1.0)],
+            Self::RiemannTrapezoid if steps == 1 => range.map(|_| (1.0, 1.0)).collect(),
             // Captum's rule: points at i/(n−1) but weights 1/n, halved at both ends (they sum
             // to (n−1)/n); kept so that results match Captum's.
             Self::RiemannTrapezoid => {
                 let weight = 1.0 / steps as f64;
-                (0..steps)
+                range
                     .map(|index| {
                         let ends = index == 0 || index == steps - 1;
                         let alpha = index as f64 / (steps - 1) as f64;
@@ -50,13 +57,14 @@ impl Quadrature {
     }
 }
 
-/// Gauss–Legendre nodes and weights on [−1, 1], by Newton's method on the Legendre polynomial.
+/// Gauss–Legendre nodes and weights on [−1, 1], by Newton's method on the Legendre polynomial:
+/// those of `range` among `points`.
 ///
 /// Written out because the quadrature crates pull in a linear-algebra stack for what is
 /// fifty numbers; the test compares them with NumPy's `leggauss` as Captum uses it.
-fn gauss_legendre(points: usize) -> Vec<(f64, f64)> {
+fn gauss_legendre(points: usize, range: Range<usize>) -> Vec<(f64, f64)> {
     let n = points as f64;
-    (0..points)
+    range
         .map(|index| {
             // Tricomi's approximation of the root is close enough for Newton to converge.
             let mut x = (std::f64::consts::PI * (index as f64 + 0.75) / (n + 0.5)).cos();
@@ -156,8 +164,9 @@ impl IntegratedGradients {
         let input = input.without_autodiff();
         let baseline = self.baseline_for(&input);
         let delta = input - baseline.clone();
-        let points = self.quadrature.points(self.steps);
-        let share = points[steps]
+        let share = self
+            .quadrature
+            .points_in(self.steps, steps)
             .chunks(self.batch_size.get())
             .map(|chunk| {
                 let device = delta.device();
