@@ -40,7 +40,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   smoothing: 'mean', workers: 'auto',
 });
 /** Integrated Gradients' path points in one forward+backward pass (the core crate's
- * IntegratedGradients::batch_size): "auto" gives each worker at least one pass. */
+ * IntegratedGradients::batch_size): "auto" gives it no more workers than passes. */
 const IG_STEPS_PER_PASS = 10;
 /** CPU workers sharing a run at most: beyond a few, the cores' shared memory bandwidth gains
  * little. Each holds its own model and activations: a ResNet-50 worker's wasm heap reaches
@@ -399,8 +399,7 @@ export class SmoothGrad {
     this._others = undefined; // the helpers' sums of the last run, for smoothed()
     this._weights = null; // kept for restarts: {bytes} | {random}
     this._image = null; // kept for restarts: {bytes} | {rgba, width, height}
-    this._stopRequested = false;
-    this._stops = 0; // stop() calls so far: an attribute() ends when it changes
+    this._stops = 0; // stop() calls so far: a run or attribute() ends when it changes (_stopWatch)
     this._onStop = new Set(); // called by stop(): running attribute()s stop waiting for helpers
     this.crop = null; // ImageData of the 224×224 centre crop the model sees
     this.lastClassification = null;
@@ -718,23 +717,22 @@ export class SmoothGrad {
   async attribute(options = {}) {
     checkOptions('attribute', options, ['method', 'target', 'igSteps', 'workers', 'onProgress']);
     const { method = 'gradient', target, igSteps, workers = 'auto', onProgress } = options;
-    const stops = this._stops;
+    const stopped = this._stopWatch();
     const asked = withIgSteps({ method, target: await this._defaultTarget(target) }, method, igSteps);
     const steps = asked.igSteps ?? DEFAULT_OPTIONS.igSteps;
     const count = this._workerCount(workers, method === 'integrated-gradients' ? steps : 1, IG_STEPS_PER_PASS);
     // Steps the wasm refuses go to it whole, for its message.
     const validSteps = Number.isInteger(steps) && steps >= 1 && steps <= MAX_IG_STEPS;
     if (method !== 'integrated-gradients' || !validSteps) return this._call('attribute', { options: asked });
-    return this._integratedGradients(asked, steps, count, stops, onProgress);
+    return this._integratedGradients(asked, steps, count, stopped, onProgress);
   }
 
   /** Integrated Gradients (`asked`: {target, igSteps}) a pass at a time, its `steps` split between
    * `count` workers: each carries its share of the path's gradients from pass to pass, and the
    * model's worker makes the map of them all. That worker starts at once, helpers once they are
    * ready; the passes a failed helper left are done after by the model's worker. null once
-   * stop() is called (after the `stops` count it started at). */
-  async _integratedGradients(asked, steps, count, stops, onProgress) {
-    const stopped = () => this._stops !== stops;
+   * `stopped()`. */
+  async _integratedGradients(asked, steps, count, stopped, onProgress) {
     if (stopped()) return null;
     const t0 = performance.now();
     const { _image: image, _weights: weights } = this;
@@ -797,8 +795,8 @@ export class SmoothGrad {
    * stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed}. The same seed gives
    * the same map whatever the micro-batch and the number of workers. */
   async explain(options = {}) {
-    // Cleared before anything is awaited, so a stop() from then on ends this run.
-    this._stopRequested = false;
+    // Taken before anything is awaited, so a stop() from then on ends this run.
+    const stopRequested = this._stopWatch();
     checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']);
     const o = { ...DEFAULT_OPTIONS, ...options };
     const target = await this._defaultTarget(o.target);
@@ -819,7 +817,7 @@ export class SmoothGrad {
           const elapsedMs = performance.now() - t0;
           return { elapsedMs, samplesPerSecond: done / Math.max(elapsedMs / 1000, 1e-9) };
         };
-        const run = await this._share(start, workers, smoothingNow, (step) => {
+        const run = await this._share(start, workers, smoothingNow, stopRequested, (step) => {
           try {
             o.onProgress?.({ ...step, total: Number(o.samples), microBatch, workers, ...rate(step.done) });
           } catch (e) { console.error(e); }
@@ -838,21 +836,21 @@ export class SmoothGrad {
         }
         // Cut off by a restart another call caused: nothing to change, run it again.
         if (error.restarted) {
-          if (reruns >= 1 || this._stopRequested) throw error;
+          if (reruns >= 1 || stopRequested()) throw error;
           reruns += 1;
           this._notice('The model restarted during SmoothGrad: running it again.', 'warn');
           continue;
         }
         // An unexplained trap mid-run is most often memory too (an allocation failure in the
         // wasm heap aborts without a panic message): halve the micro-batch for both.
-        if ((error.kind === 'OutOfMemory' || error.kind === 'Crash') && microBatch > 1 && !this._stopRequested) {
+        if ((error.kind === 'OutOfMemory' || error.kind === 'Crash') && microBatch > 1 && !stopRequested()) {
           const smaller = Math.max(1, Math.floor(microBatch / 2));
           const what = error.kind === 'Crash' ? 'The model stopped' : `Out of ${this.backend === 'webgpu' ? 'GPU ' : ''}memory`;
           this._notice(`${what} at micro-batch ${microBatch}: retrying with micro-batch ${smaller}.`, 'warn');
           microBatch = smaller;
           continue;
         }
-        if ((error.kind === 'DeviceLost' || error.kind === 'Crash') && deviceRetries < 1 && !this._stopRequested) {
+        if ((error.kind === 'DeviceLost' || error.kind === 'Crash') && deviceRetries < 1 && !stopRequested()) {
           deviceRetries += 1;
           this._notice(`${error.message} Running SmoothGrad again.`, 'warn');
           continue;
@@ -874,7 +872,7 @@ export class SmoothGrad {
    * map merged with the others' latest sums; returns {maps, done, stopped}. A helper that fails
    * mid-run leaves the samples it had not done to the model's worker; one that fails to start
    * is thrown with `helper: true`: the run can go on without it. */
-  async _share(start, workers, smoothingNow, onStep) {
+  async _share(start, workers, smoothingNow, stopRequested, onStep) {
     const restarts = this._restarts;
     const helpers = workers > 1 ? await this._helpersFor(workers - 1).catch(asHelper) : [];
     const owner = async (op, args) => {
@@ -901,7 +899,7 @@ export class SmoothGrad {
     const drive = async (call, index) => {
       for (;;) {
         if (failed || this._disposed) return;
-        if (this._stopRequested) { stopped = true; return; }
+        if (stopRequested()) { stopped = true; return; }
         const smoothing = smoothingNow();
         const others = pooled ? sums.filter((part, j) => j !== index && part) : undefined;
         const step = await call('step', { smoothing, others });
@@ -925,12 +923,12 @@ export class SmoothGrad {
     const left = outcomes.flatMap((outcome, i) => (outcome.status === 'rejected'
       ? [{ range: [shares[i][0] + (sums[i]?.count ?? 0), shares[i][1]], error: outcome.reason }] : []));
     if (left.length) this._dropHelpers();
-    if (left.length && !this._stopRequested) {
+    if (left.length && !stopRequested()) {
       this._notice(`A helper worker failed (${left[0].error.message}): the model's worker does the samples it had left.`, 'warn');
     }
     for (const { range } of left) {
       if (range[0] >= range[1]) continue;
-      if (this._stopRequested) {
+      if (stopRequested()) {
         stopped = true;
         break;
       }
@@ -951,6 +949,12 @@ export class SmoothGrad {
     return { maps, done, stopped };
   }
 
+  /** Whether stop() was called since: what a run or an attribute() asks before each step. */
+  _stopWatch() {
+    const stops = this._stops;
+    return () => this._stops !== stops;
+  }
+
   /** The last run's running map for another smoothing (mean | mean-of-squares | variance | abs-mean). */
   async smoothed(smoothing = 'mean') {
     return this._call('smoothed', { smoothing, others: this._others });
@@ -959,7 +963,6 @@ export class SmoothGrad {
   /** Ends a running explain() after its current micro-batch, and an attribute() of Integrated
    * Gradients after its current pass. */
   stop() {
-    this._stopRequested = true;
     this._stops += 1;
     for (const giveUp of this._onStop) giveUp();
   }
