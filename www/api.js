@@ -243,6 +243,14 @@ function checkOptions(call, options, known) {
   }
 }
 
+/** Refuses an `onProgress` that is given but is no function: it would only fail at the first tick,
+ * after the work it was to follow had begun. */
+function checkOnProgress(call, onProgress) {
+  if (onProgress !== undefined && onProgress !== null && typeof onProgress !== 'function') {
+    throw new SmoothGradError('OptionsError', `${call}()'s onProgress must be a function (got ${typeof onProgress}).`);
+  }
+}
+
 /** `options` for the wasm, with `igSteps` where `method` is Integrated Gradients (the only one
  * that takes them) and they were given. */
 function withIgSteps(options, method, igSteps) {
@@ -575,6 +583,7 @@ export class SmoothGrad {
   async loadWeights(source, options = {}) {
     checkOptions('loadWeights', options, ['onProgress', 'cache']);
     const { onProgress, cache = 'cross-origin' } = options;
+    checkOnProgress('loadWeights', onProgress);
     let bytes = await toBytes(source);
     let url = null;
     let fromCache = false;
@@ -709,14 +718,15 @@ export class SmoothGrad {
    * workers and onProgress. Integrated Gradients is computed a pass of its steps at a time (10,
    * fewer on a GPU with small buffer limits: igPassSteps):
    * onProgress({done, total, elapsedMs, workers}) follows each pass (done and total count
-   * steps); on the CPU backend `workers` share the steps ('auto' as explain(): one per core,
-   * no more than it has passes); stop() ends it after the current pass, and it then resolves to
+   * steps, `workers` those sharing them that have not failed); on the CPU backend `workers` share
+   * the steps ('auto' as explain(): one per core, no more than it has passes); stop() ends it after the current pass, and it then resolves to
    * null (a part of the path integral is no map). A new image or weights while it computes make
    * it throw a StateError rather than mix two in one map. classify({attribute}) computes its map
    * in one go, without progress. */
   async attribute(options = {}) {
     checkOptions('attribute', options, ['method', 'target', 'igSteps', 'workers', 'onProgress']);
     const { method = 'gradient', target, igSteps, workers = 'auto', onProgress } = options;
+    checkOnProgress('attribute', onProgress);
     const stopped = this._stopWatch();
     const asked = withIgSteps({ method, target: await this._defaultTarget(target) }, method, igSteps);
     const steps = asked.igSteps ?? DEFAULT_OPTIONS.igSteps;
@@ -741,6 +751,7 @@ export class SmoothGrad {
     const shares = [];
     let done = 0;
     let failed = false;
+    let working = count; // less the helpers that failed
     // Settles once the work is given up (stop(), or the owner failed): helpers still starting
     // are not waited for then.
     let giveUp;
@@ -753,7 +764,7 @@ export class SmoothGrad {
         queue.shift();
         done += stepRange[1] - stepRange[0];
         try {
-          onProgress?.({ done, total: steps, elapsedMs: performance.now() - t0, workers: count });
+          onProgress?.({ done, total: steps, elapsedMs: performance.now() - t0, workers: working });
         } catch (e) { console.error(e); }
       }
     };
@@ -762,8 +773,13 @@ export class SmoothGrad {
     const outcomes = await Promise.allSettled([
       drive(owner, queues[0], 0).catch((error) => { failed = true; giveUp(); throw error; }),
       ...queues.slice(1).map(async (queue, i) => {
-        const ready = await Promise.race([helpers, givenUp]);
-        if (ready) await drive((op, args) => ready[i].call(op, args).catch(asHelper), queue, i + 1);
+        try {
+          const ready = await Promise.race([helpers, givenUp]);
+          if (ready) await drive((op, args) => ready[i].call(op, args).catch(asHelper), queue, i + 1);
+        } catch (error) {
+          working -= 1;
+          throw error;
+        }
       }),
     ]).finally(() => this._onStop.delete(giveUp));
     // Disposed meanwhile (whatever the cut-off calls said): no helper failed.
@@ -792,12 +808,14 @@ export class SmoothGrad {
    * samplesPerSecond, microBatch, workers}) after every micro-batch; stop() ends the run early
    * (result.stopped). `smoothing` (a name or a function returning one, read at each step) picks
    * the running map's variant; the result has all four in `maps`. Returns {map, maps, done, total,
-   * stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed}. The same seed gives
-   * the same map whatever the micro-batch and the number of workers. */
+   * stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed}; `workers` there and
+   * in onProgress counts those that have not failed. The same seed gives the same map whatever the
+   * micro-batch and the number of workers. */
   async explain(options = {}) {
     // Taken before anything is awaited, so a stop() from then on ends this run.
     const stopRequested = this._stopWatch();
     checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']);
+    checkOnProgress('explain', options.onProgress);
     const o = { ...DEFAULT_OPTIONS, ...options };
     const target = await this._defaultTarget(o.target);
     let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
@@ -819,11 +837,11 @@ export class SmoothGrad {
         };
         const run = await this._share(start, workers, smoothingNow, stopRequested, (step) => {
           try {
-            o.onProgress?.({ ...step, total: Number(o.samples), microBatch, workers, ...rate(step.done) });
+            o.onProgress?.({ total: Number(o.samples), microBatch, ...step, ...rate(step.done) });
           } catch (e) { console.error(e); }
         });
         return { map: run.maps ? run.maps[smoothingNow()] : null, maps: run.maps, done: run.done, total: Number(o.samples),
-          stopped: run.stopped, ...rate(run.done), microBatch, workers, target, seed: o.seed, method: o.method,
+          stopped: run.stopped, ...rate(run.done), microBatch, workers: run.workers, target, seed: o.seed, method: o.method,
           samples: o.samples, noiseLevel: o.noiseLevel };
       } catch (error) {
         // Disposed meanwhile (whatever the cut-off calls said): nothing to run again.
@@ -869,7 +887,8 @@ export class SmoothGrad {
   }
 
   /** Runs `start` on `workers` workers, each on its share of the samples, every micro-batch's
-   * map merged with the others' latest sums; returns {maps, done, stopped}. A helper that fails
+   * map merged with the others' latest sums; returns {maps, done, stopped, workers} (those that
+   * did not fail; `onStep` gets {done, map, smoothing, workers} likewise). A helper that fails
    * mid-run leaves the samples it had not done to the model's worker; one that fails to start
    * is thrown with `helper: true`: the run can go on without it. */
   async _share(start, workers, smoothingNow, stopRequested, onStep) {
@@ -896,6 +915,7 @@ export class SmoothGrad {
     let reported = 0;
     let stopped = false;
     let failed = false;
+    let working = calls.length; // less the helpers that failed
     const drive = async (call, index) => {
       for (;;) {
         if (failed || this._disposed) return;
@@ -908,7 +928,7 @@ export class SmoothGrad {
         const done = pooled ? count([step.sums, ...others]) : step.done;
         if (done > reported) {
           reported = done;
-          onStep({ done, map: step.map, smoothing });
+          onStep({ done, map: step.map, smoothing, workers: working });
         }
         if (step.done >= step.total) return;
       }
@@ -917,6 +937,7 @@ export class SmoothGrad {
     // owner, after its own share: those it did are in its last sums, kept.
     const outcomes = await Promise.allSettled(calls.map((call, i) => drive(call, i).catch((error) => {
       if (i === 0) failed = true;
+      else working -= 1;
       throw error;
     })));
     if (outcomes[0].status === 'rejected') throw outcomes[0].reason;
@@ -944,9 +965,9 @@ export class SmoothGrad {
     // The last ticks' maps may have missed a share that finished meanwhile.
     if (done > reported) {
       const smoothing = smoothingNow();
-      onStep({ done, map: maps[smoothing], smoothing });
+      onStep({ done, map: maps[smoothing], smoothing, workers: working });
     }
-    return { maps, done, stopped };
+    return { maps, done, stopped, workers: working };
   }
 
   /** Whether stop() was called since: what a run or an attribute() asks before each step. */

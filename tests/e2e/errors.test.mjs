@@ -253,6 +253,36 @@ test('a misspelt option through the API is refused by name, not dropped for its 
   assert.equal(outcomes.classesAfter, 3);
 });
 
+test('an onProgress that is no function is refused before the work starts, not at its first tick', async () => {
+  const outcomes = await site.page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    const refused = async (call) => {
+      try {
+        await call();
+        return null;
+      } catch (e) {
+        return { kind: e.kind, message: e.message };
+      }
+    };
+    const ticks = [];
+    const first = sg.explain({ method: 'gradient', samples: 2, microBatch: 1, onProgress: (p) => ticks.push(p.done) });
+    await first;
+    return {
+      loadWeights: await refused(() => sg.loadWeights('/fixtures/narrow_resnet50.safetensors', { onProgress: 'log' })),
+      attribute: await refused(() => sg.attribute({ method: 'integrated-gradients', igSteps: 3, onProgress: {} })),
+      explain: await refused(() => sg.explain({ method: 'gradient', samples: 2, onProgress: true })),
+      ticks,
+    };
+  });
+  const expected = { loadWeights: 'string', attribute: 'object', explain: 'boolean' };
+  for (const [call, type] of Object.entries(expected)) {
+    assert.equal(outcomes[call]?.kind, 'OptionsError', `${call}: ${JSON.stringify(outcomes[call])}`);
+    assert.match(outcomes[call].message, new RegExp(`^${call}\\(\\)'s onProgress must be a function \\(got ${type}\\)\\.$`));
+  }
+  assert.deepEqual(outcomes.ticks, [1, 2], 'a function is taken');
+  await stillUsable(catProbabilities);
+});
+
 test('a class index out of range typed as target: the Rust TargetError on the page', async () => {
   await expectError(async () => {
     await site.page.fill('#target', '12');
