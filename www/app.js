@@ -488,19 +488,15 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
 async function plainMap(sg, asked, generation) {
   if (asked.method !== 'integrated-gradients') return sg.attribute({ method: asked.method, target: asked.target });
   const label = METHOD_NAMES[asked.method];
-  const show = (text, fraction) => {
-    if (!current(generation)) return;
-    $('progress').value = fraction;
-    $('progress-text').textContent = text;
-  };
+  const show = (text, fraction) => current(generation) && showProgress(text, fraction);
   let last = { done: 0, total: asked.igSteps, elapsedMs: 0, workers: 1 };
   $('stop').disabled = false;
   show(`${label}: 0/${asked.igSteps} steps`, 0);
   const map = await sg.attribute({ ...asked, onProgress: (p) => {
     last = p;
-    show(`${label}: ${p.done}/${p.total} steps · ${(p.elapsedMs / 1000).toFixed(1)} s${workersText(p.workers)}`, p.done / p.total);
+    show(`${label}: ${p.done}/${p.total} steps · ${seconds(p.elapsedMs)}${workersText(p.workers)}`, p.done / p.total);
   } });
-  const summary = `${label}: ${last.done}/${last.total} steps in ${(last.elapsedMs / 1000).toFixed(1)} s${workersText(last.workers)}`;
+  const summary = `${label}: ${last.done}/${last.total} steps in ${seconds(last.elapsedMs)}${workersText(last.workers)}`;
   if (map) {
     show(summary, 1);
   } else if (current(generation)) {
@@ -523,6 +519,13 @@ async function classifyWithMap(sg, method) {
 }
 
 const workersText = (workers) => (workers > 1 ? ` · ${workers} workers` : '');
+const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
+
+/** The run's progress line, and its bar where `fraction` is given. */
+function showProgress(text, fraction) {
+  if (fraction !== undefined) $('progress').value = fraction;
+  $('progress-text').textContent = text;
+}
 
 async function runSmoothGrad(generation) {
   const sg = state.sg;
@@ -539,7 +542,7 @@ async function runSmoothGrad(generation) {
       igSteps: method === 'integrated-gradients' ? options.igSteps : undefined };
     state.smooth[method] = { maps: null, running: null, params };
     exposed.smoothgrad[method] = null;
-    $('progress').value = 0;
+    showProgress(`${label}: 0/${options.samples} samples`, 0);
     const result = await sg.explain({
       method, target, ...options,
       smoothing: () => controls.smoothing(),
@@ -547,8 +550,7 @@ async function runSmoothGrad(generation) {
         if (!current(generation)) return;
         state.smooth[method].running = p.map;
         Object.assign(params, { done: p.done, microBatch: p.microBatch });
-        $('progress').value = p.done / p.total;
-        $('progress-text').textContent = `${label}: ${p.done}/${p.total} samples · ${(p.elapsedMs / 1000).toFixed(1)} s · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}${workersText(p.workers)}`;
+        showProgress(`${label}: ${p.done}/${p.total} samples · ${seconds(p.elapsedMs)} · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}${workersText(p.workers)}`, p.done / p.total);
         draw(key).catch((e) => showError(e, 'render'));
       },
     });
@@ -559,8 +561,8 @@ async function runSmoothGrad(generation) {
       elapsedMs: result.elapsedMs, samplesPerSecond: result.samplesPerSecond, microBatch: result.microBatch,
       workers: result.workers };
     if (current(generation)) await draw(key);
-    const summary = `${label}: ${result.done}/${result.total} samples in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.samplesPerSecond.toFixed(2)} samples/s, micro-batch ${result.microBatch}${workersText(result.workers)}, ${sg.backend})`;
-    $('progress-text').textContent = result.stopped ? `${summary} — stopped` : summary;
+    const summary = `${label}: ${result.done}/${result.total} samples in ${seconds(result.elapsedMs)} (${result.samplesPerSecond.toFixed(2)} samples/s, micro-batch ${result.microBatch}${workersText(result.workers)}, ${sg.backend})`;
+    showProgress(result.stopped ? `${summary} — stopped` : summary);
     if (result.stopped) {
       say(`Stopped: ${summary}.`, 'info');
       return;
