@@ -4,8 +4,9 @@
 // one worker, and prints JSON: per figure each build's best and median milliseconds and the median
 // of the paired ratios b / a (each round runs both builds back to back, so a ratio is immune to
 // the machine's drift between rounds). With `--weights FILE` (a full-size ResNet-50 checkpoint,
-// served as each site's own), also the page itself, from navigation to its first gradient map,
-// `--pageRounds` visits of each site, alternating:
+// served as each site's own), also `load_weights` (the worker loading that file, as the page's
+// does) and the page itself, from navigation to its first gradient map, `--pageRounds` visits of
+// each site, alternating:
 // - `page_first_visit`: a fresh incognito context each, so nothing is cached, and the weights
 //   arriving at `--weightsMBps` MB/s (default 40, a fast line);
 // - `page_returning_visit`: one browser profile, as a visitor's, served with a static host's
@@ -27,7 +28,9 @@ if (!siteA || !siteB || siteA.startsWith('--') || siteB.startsWith('--')) {
 }
 const options = Object.fromEntries(flags.flatMap((word, index) => (word.startsWith('--') ? [[word.slice(2), flags[index + 1]]] : [])));
 const { weights, pageRounds = '6', weightsMBps = '40', ...workerOptions } = options;
-const query = new URLSearchParams({ backend: 'cpu', rounds: '12', samples: '4', microBatch: '2', ...workerOptions });
+// With weights, the worker also times loading them (`load_weights`), from the same file.
+const query = new URLSearchParams({ backend: 'cpu', rounds: '12', samples: '4', microBatch: '2', ...workerOptions,
+  ...(weights ? { weightsUrl: '/a/weights/resnet50.safetensors' } : {}) });
 
 const median = (values) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
 const rounded = (value, digits = 0) => Number(value.toFixed(digits));

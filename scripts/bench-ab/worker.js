@@ -25,10 +25,13 @@ async function explainer(site, backend) {
   return explainer;
 }
 
-self.onmessage = async ({ data: { backend, rounds, samples, microBatch } }) => {
+self.onmessage = async ({ data: { backend, rounds, samples, microBatch, weightsUrl } }) => {
   try {
     const builds = [await explainer('a', backend), await explainer('b', backend)];
+    // A full-size checkpoint, fetched once: each load copies it into the wasm, as the page's does.
+    const weights = weightsUrl && new Uint8Array(await (await fetch(weightsUrl)).arrayBuffer());
     const work = {
+      ...(weights ? { load_weights: (explainer) => explainer.loadWeights(weights) } : {}),
       forward_b1: (explainer) => explainer.classify(),
       forward_backward_b1: (explainer) => explainer.attribute({ method: 'gradient', target: 0 }),
       classify_and_gradient_b1: classifyAndMap,
