@@ -495,6 +495,8 @@ export class SmoothGrad {
   /** Sends one operation; a trap replaces the worker (state restored) and throws a kind
    * "OutOfMemory", "DeviceLost" or "Crash" SmoothGradError for the caller to retry. */
   async _call(op, args, transfer, retried = false) {
+    // A retry sends `args` again: a retried op must transfer nothing (a transferred buffer is
+    // detached after the first send).
     // A call made while the model restarts waits for the new worker to have the weights and image.
     await this._restarting?.catch(() => {});
     if (this._disposed || !this._worker) throw new SmoothGradError('StateError', DISPOSED.message);
@@ -726,7 +728,8 @@ export class SmoothGrad {
    * workers and onProgress. Integrated Gradients is computed a pass of its steps at a time (10,
    * fewer on a GPU with small buffer limits: igPassSteps):
    * onProgress({done, total, elapsedMs, workers}) follows each pass (done and total count
-   * steps, `workers` those sharing them that have not failed); on the CPU backend `workers` share
+   * steps, `workers` those it still has: once a helper fails, the model's worker finishes alone);
+   * on the CPU backend `workers` share
    * the steps ('auto' as explain(): one per core, no more than it has passes); stop() ends it after the current pass, and it then resolves to
    * null (a part of the path integral is no map). A new image or weights while it computes make
    * it throw a StateError rather than mix two in one map. classify({attribute}) computes its map
@@ -759,7 +762,7 @@ export class SmoothGrad {
     const shares = [];
     let done = 0;
     let failed = false;
-    let working = count; // less the helpers that failed
+    let working = count; // the workers it still has
     // Settles once the work is given up (stop(), or the owner failed): helpers still starting
     // are not waited for then.
     let giveUp;
@@ -794,7 +797,10 @@ export class SmoothGrad {
     if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
     if (outcomes[0].status === 'rejected') throw outcomes[0].reason;
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
-    if (failure) this._dropHelpers();
+    if (failure) {
+      this._dropHelpers();
+      working = 1;
+    }
     if (stopped()) return null;
     if (failure) {
       this._notice(`A helper worker failed (${failure.reason.message}): the model's worker does its Integrated Gradients steps.`, 'warn');
@@ -817,14 +823,15 @@ export class SmoothGrad {
    * (result.stopped). `smoothing` (a name or a function returning one, read at each step) picks
    * the running map's variant; the result has all four in `maps`. Returns {map, maps, done, total,
    * stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed}; `workers` there and
-   * in onProgress counts those that have not failed. The same seed gives the same map whatever the
+   * in onProgress counts those the run still has (once a helper fails, the others are let go and
+   * the model's worker finishes alone). The same seed gives the same map whatever the
    * micro-batch and the number of workers. */
   async explain(options = {}) {
     // Taken before anything is awaited, so a stop() from then on ends this run.
     const stopRequested = this._stopWatch();
     checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']);
-    checkOnProgress('explain', options.onProgress);
     const o = { ...DEFAULT_OPTIONS, ...options };
+    checkOnProgress('explain', o.onProgress);
     const target = await this._defaultTarget(o.target);
     let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
       ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision, method: o.method })
@@ -895,8 +902,8 @@ export class SmoothGrad {
   }
 
   /** Runs `start` on `workers` workers, each on its share of the samples, every micro-batch's
-   * map merged with the others' latest sums; returns {maps, done, stopped, workers} (those that
-   * did not fail; `onStep` gets {done, map, smoothing, workers} likewise). A helper that fails
+   * map merged with the others' latest sums; returns {maps, done, stopped, workers} (those it
+   * still has; `onStep` gets {done, map, smoothing, workers} likewise). A helper that fails
    * mid-run leaves the samples it had not done to the model's worker; one that fails to start
    * is thrown with `helper: true`: the run can go on without it. */
   async _share(start, workers, smoothingNow, stopRequested, onStep) {
@@ -923,7 +930,7 @@ export class SmoothGrad {
     let reported = 0;
     let stopped = false;
     let failed = false;
-    let working = calls.length; // less the helpers that failed
+    let working = calls.length; // the workers it still has
     const drive = async (call, index) => {
       for (;;) {
         if (failed || this._disposed) return;
@@ -951,7 +958,10 @@ export class SmoothGrad {
     if (outcomes[0].status === 'rejected') throw outcomes[0].reason;
     const left = outcomes.flatMap((outcome, i) => (outcome.status === 'rejected'
       ? [{ range: [shares[i][0] + (sums[i]?.count ?? 0), shares[i][1]], error: outcome.reason }] : []));
-    if (left.length) this._dropHelpers();
+    if (left.length) {
+      this._dropHelpers();
+      working = 1;
+    }
     if (left.length && !stopRequested()) {
       this._notice(`A helper worker failed (${left[0].error.message}): the model's worker does the samples it had left.`, 'warn');
     }

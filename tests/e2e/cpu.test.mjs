@@ -85,10 +85,11 @@ test('a run shared by workers gives the one-worker map, in order; a failed helpe
   await failFirstHelper(page, 'step', 1);
   const recovered = await explain(3);
   assert.equal(recovered.done, 6);
-  // The progress and the result count the workers that have not failed.
-  assert.equal(recovered.workers, 2);
+  // The progress and the result count the workers the run still has: once the helper failed, the
+  // model's worker alone.
+  assert.equal(recovered.workers, 1);
   assert.ok(recovered.ticks.some((tick) => tick.workers === 3), JSON.stringify(recovered.ticks));
-  assert.equal(recovered.ticks.at(-1).workers, 2);
+  assert.equal(recovered.ticks.at(-1).workers, 1);
   const recoveredDone = recovered.ticks.map((tick) => tick.done);
   assert.deepEqual(recoveredDone, [...recoveredDone].sort((a, b) => a - b), 'progress goes forward');
   assert.equal(recoveredDone.at(-1), 6);
@@ -148,7 +149,7 @@ test('Integrated Gradients runs a pass at a time with progress, shared by worker
   assert.ok(recoveredError < 1e-5, `after a helper failed: ${recoveredError}`);
   assert.equal(recovered.ticks.at(-1).done, 45, 'every step done once');
   assert.ok(recovered.ticks.some((tick) => tick.workers === 3), JSON.stringify(recovered.ticks));
-  assert.equal(recovered.ticks.at(-1).workers, 2, 'the workers that have not failed');
+  assert.equal(recovered.ticks.at(-1).workers, 1, 'the model\'s worker alone, after the helper failed');
   const messages = await page.evaluate(() => window.__smoothgrad.messages.map((m) => m.text ?? m));
   assert.ok(messages.some((m) => /A helper worker failed .*panicked at a helper: test.*the model's worker does its Integrated Gradients steps/.test(m)), messages.join('\n'));
 

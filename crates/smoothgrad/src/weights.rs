@@ -117,15 +117,14 @@ pub fn load_checkpoint_bytes(mut model: ResNet, bytes: Vec<u8>) -> Result<ResNet
 ///
 /// Not burn-store's `SafetensorsStore`: its 0.22.1 parses the whole header again for every
 /// tensor it reads (320 times for ResNet-50) and copies every tensor twice (out of the file, then
-/// again to align it), most of a load's time. Here the header is parsed once and an f32 tensor
-/// copied once.
+/// again to align it), most of a load's time. Here the header is parsed once for all of them and
+/// an f32 tensor copied once.
 fn safetensors_tensors(bytes: Vec<u8>) -> Result<Vec<PackTensor>, WeightsError> {
     const LENGTH_BYTES: usize = 8;
     let unreadable = |error: safetensors::SafeTensorError| WeightsError::Unreadable(error.to_string());
     let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(unreadable)?;
     let data_start = LENGTH_BYTES + header_len;
     let bytes = Arc::new(bytes);
-    // In the file's order: a HashMap's would make "first: …" in an error differ from run to run.
     metadata
         .offset_keys()
         .into_iter()
