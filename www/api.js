@@ -729,9 +729,9 @@ export class SmoothGrad {
    * fewer on a GPU with small buffer limits: igPassSteps):
    * onProgress({done, total, elapsedMs, workers}) follows each pass (done and total count
    * steps, `workers` those it still has: once a helper fails, the model's worker finishes alone);
-   * on the CPU backend `workers` share
-   * the steps ('auto' as explain(): one per core, no more than it has passes); stop() ends it after the current pass, and it then resolves to
-   * null (a part of the path integral is no map). A new image or weights while it computes make
+   * on the CPU backend `workers` share the steps ('auto' as explain(): one per core, no more than
+   * it has passes); stop() ends it after the current pass, and it then resolves to null (a part
+   * of the path integral is no map). A new image or weights while it computes make
    * it throw a StateError rather than mix two in one map. classify({attribute}) computes its map
    * in one go, without progress. */
   async attribute(options = {}) {

@@ -216,18 +216,33 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
   }
 });
 
+/** Gives the page `window.refused(call)`: null once `call()` resolves, else the {kind, message} it
+ * threw. Set again before each use, as a test may have reloaded the page. */
+function defineRefused() {
+  window.refused = async (call) => {
+    try {
+      await call();
+      return null;
+    } catch (e) {
+      return { kind: e.kind, message: e.message };
+    }
+  };
+}
+
+/** Each call named in `expected` was refused (by `window.refused`) with an OptionsError whose
+ * message matches. */
+function assertOptionsErrors(outcomes, expected) {
+  for (const [call, message] of Object.entries(expected)) {
+    assert.equal(outcomes[call]?.kind, 'OptionsError', `${call}: ${JSON.stringify(outcomes[call])}`);
+    assert.match(outcomes[call].message, message);
+  }
+}
+
 test('a misspelt option through the API is refused by name, not dropped for its default', async () => {
+  await site.page.evaluate(defineRefused);
   const outcomes = await site.page.evaluate(async () => {
     const { SmoothGrad } = await import('/www/api.js');
     const sg = window.__smoothgrad.api;
-    const refused = async (call) => {
-      try {
-        await call();
-        return null;
-      } catch (e) {
-        return { kind: e.kind, message: e.message };
-      }
-    };
     return {
       create: await refused(() => SmoothGrad.create({ backend: 'cpu', precison: 'f16' })),
       loadWeights: await refused(() => sg.loadWeights('/fixtures/narrow_resnet50.safetensors', { onprogress: () => {} })),
@@ -246,27 +261,16 @@ test('a misspelt option through the API is refused by name, not dropped for its 
     explain: /explain\(\) has no option 'noiselevel' \(did you mean 'noiseLevel'\?\): it takes method, samples, noiseLevel, /,
     render: /render\(\) has no option 'colourmap': it takes sign, clipPercentile, gamma, colormap, overlay\./,
   };
-  for (const [call, message] of Object.entries(expected)) {
-    assert.equal(outcomes[call]?.kind, 'OptionsError', `${call}: ${JSON.stringify(outcomes[call])}`);
-    assert.match(outcomes[call].message, message);
-  }
+  assertOptionsErrors(outcomes, expected);
   assert.equal(outcomes.classesAfter, 3);
 });
 
 test('an onProgress that is no function is refused before the work starts, not at its first tick', async () => {
+  await site.page.evaluate(defineRefused);
   const outcomes = await site.page.evaluate(async () => {
     const sg = window.__smoothgrad.api;
-    const refused = async (call) => {
-      try {
-        await call();
-        return null;
-      } catch (e) {
-        return { kind: e.kind, message: e.message };
-      }
-    };
     const ticks = [];
-    const first = sg.explain({ method: 'gradient', samples: 2, microBatch: 1, onProgress: (p) => ticks.push(p.done) });
-    await first;
+    await sg.explain({ method: 'gradient', samples: 2, microBatch: 1, onProgress: (p) => ticks.push(p.done) });
     return {
       loadWeights: await refused(() => sg.loadWeights('/fixtures/narrow_resnet50.safetensors', { onProgress: 'log' })),
       attribute: await refused(() => sg.attribute({ method: 'integrated-gradients', igSteps: 3, onProgress: {} })),
@@ -274,11 +278,11 @@ test('an onProgress that is no function is refused before the work starts, not a
       ticks,
     };
   });
-  const expected = { loadWeights: 'string', attribute: 'object', explain: 'boolean' };
-  for (const [call, type] of Object.entries(expected)) {
-    assert.equal(outcomes[call]?.kind, 'OptionsError', `${call}: ${JSON.stringify(outcomes[call])}`);
-    assert.match(outcomes[call].message, new RegExp(`^${call}\\(\\)'s onProgress must be a function \\(got ${type}\\)\\.$`));
-  }
+  assertOptionsErrors(outcomes, {
+    loadWeights: /^loadWeights\(\)'s onProgress must be a function \(got string\)\.$/,
+    attribute: /^attribute\(\)'s onProgress must be a function \(got object\)\.$/,
+    explain: /^explain\(\)'s onProgress must be a function \(got boolean\)\.$/,
+  });
   assert.deepEqual(outcomes.ticks, [1, 2], 'a function is taken');
   await stillUsable(catProbabilities);
 });

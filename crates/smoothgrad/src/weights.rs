@@ -7,6 +7,7 @@ use burn::store::{
     ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, bridge,
 };
 use burn::tensor::{BoolStore, DType, Shape, TensorData};
+use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::resnet::{BlockKind, ResNet, ResNetConfig};
@@ -99,6 +100,8 @@ fn adapter() -> impl ModuleAdapter + 'static {
 }
 
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+/// A safetensors file begins with its header's length, in this many bytes.
+const HEADER_LENGTH_BYTES: usize = 8;
 
 /// Loads a checkpoint held in memory into `model`, whose configuration must match it.
 ///
@@ -107,7 +110,6 @@ pub fn load_checkpoint_bytes(mut model: ResNet, bytes: Vec<u8>) -> Result<ResNet
     if bytes.starts_with(ZIP_MAGIC) {
         return load_pth_bytes(model, &bytes);
     }
-    check_safetensors_header(&bytes)?;
     let (tensors, _) = key_remapper().remap(safetensors_tensors(bytes)?);
     let result = model.apply(tensors, None, Some(Box::new(adapter())), true);
     checked(model, result)
@@ -120,10 +122,8 @@ pub fn load_checkpoint_bytes(mut model: ResNet, bytes: Vec<u8>) -> Result<ResNet
 /// again to align it), most of a load's time. Here the header is parsed once for all of them and
 /// an f32 tensor copied once.
 fn safetensors_tensors(bytes: Vec<u8>) -> Result<Vec<PackTensor>, WeightsError> {
-    const LENGTH_BYTES: usize = 8;
-    let unreadable = |error: safetensors::SafeTensorError| WeightsError::Unreadable(error.to_string());
-    let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(unreadable)?;
-    let data_start = LENGTH_BYTES + header_len;
+    let (header_len, metadata) = safetensors_header(&bytes)?;
+    let data_start = HEADER_LENGTH_BYTES + header_len;
     let bytes = Arc::new(bytes);
     metadata
         .offset_keys()
@@ -193,9 +193,7 @@ pub fn checkpoint_config(bytes: &[u8]) -> Result<ResNetConfig, WeightsError> {
     if bytes.starts_with(ZIP_MAGIC) {
         return Err(WeightsError::PthUnsupported);
     }
-    check_safetensors_header(bytes)?;
-    let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|error| WeightsError::NotACheckpoint(error.to_string()))?;
+    let (_, metadata) = safetensors_header(bytes)?;
     let tensors = metadata.tensors();
     let first_dim = |name: &str| tensors.get(name).and_then(|info| info.shape.first().copied());
     let mut layers = [0usize; 4];
@@ -276,10 +274,12 @@ fn check_plausible(layers: [usize; 4], base_width: usize, num_classes: usize, fi
     Ok(())
 }
 
-fn check_safetensors_header(bytes: &[u8]) -> Result<(), WeightsError> {
+/// The safetensors header `bytes` begins with: its length, and what it says of each tensor.
+/// Errors say whether the file is cut off or has bytes appended, which safetensors does not.
+fn safetensors_header(bytes: &[u8]) -> Result<(usize, Metadata), WeightsError> {
     use safetensors::SafeTensorError;
-    match safetensors::SafeTensors::deserialize(bytes) {
-        Ok(_) => Ok(()),
+    match SafeTensors::read_metadata(bytes) {
+        Ok(header) => Ok(header),
         Err(SafeTensorError::MetadataIncompleteBuffer) => {
             let (len, expected) = (bytes.len(), announced_len(bytes));
             Err(match expected {
@@ -298,10 +298,9 @@ fn check_safetensors_header(bytes: &[u8]) -> Result<(), WeightsError> {
 /// and the data its tensors' offsets reach. safetensors reports a size that differs from it, too
 /// short or too long, as one error.
 fn announced_len(bytes: &[u8]) -> Option<usize> {
-    const LENGTH_BYTES: usize = 8;
-    let header_len = u64::from_le_bytes(bytes.get(..LENGTH_BYTES)?.try_into().ok()?);
-    let header_end = LENGTH_BYTES.checked_add(usize::try_from(header_len).ok()?)?;
-    let metadata: safetensors::tensor::Metadata = serde_json::from_slice(bytes.get(LENGTH_BYTES..header_end)?).ok()?;
+    let header_len = u64::from_le_bytes(bytes.get(..HEADER_LENGTH_BYTES)?.try_into().ok()?);
+    let header_end = HEADER_LENGTH_BYTES.checked_add(usize::try_from(header_len).ok()?)?;
+    let metadata: Metadata = serde_json::from_slice(bytes.get(HEADER_LENGTH_BYTES..header_end)?).ok()?;
     header_end.checked_add(metadata.data_len())
 }
 
