@@ -817,8 +817,8 @@ export class SmoothGrad {
 
   /** SmoothGrad of `method`: the map averaged over `samples` noisy copies (noise σ = noiseLevel ×
    * the input's range), `microBatch` copies at a time ('auto': from the GPU's limits), shared by
-   * `workers` workers on the CPU backend ('auto': one per core, see autoWorkers; always 1 on
-   * WebGPU). The running map is passed to onProgress({done, total, map, elapsedMs,
+   * `workers` workers on the CPU backend ('auto': one per core, see autoWorkers; a number, at
+   * most one per core or MAX_CPU_WORKERS, whichever is more; always 1 on WebGPU). The running map is passed to onProgress({done, total, map, elapsedMs,
    * samplesPerSecond, microBatch, workers}) after every micro-batch; stop() ends the run early
    * (result.stopped). `smoothing` (a name or a function returning one, read at each step) picks
    * the running map's variant; the result has all four in `maps`. Returns {map, maps, done, total,
@@ -898,7 +898,14 @@ export class SmoothGrad {
     if (!Number.isInteger(requested) || requested < 1) {
       throw new SmoothGradError('OptionsError', `workers must be 'auto' or a whole number ≥ 1 (got ${requested}).`);
     }
-    return this.backend === 'cpu' ? Math.min(requested, Math.max(1, Math.floor(samples) || 1)) : 1;
+    if (this.backend !== 'cpu') return 1;
+    // Each worker holds a model of its own (a third of a GB for ResNet-50): far more than the
+    // cores would take the tab's memory and gain nothing.
+    const cap = Math.max(MAX_CPU_WORKERS, globalThis.navigator?.hardwareConcurrency || 1);
+    if (requested > cap) {
+      this._notice(`workers: ${requested} is more than this device runs at once; ${cap} share the run (one per core, at least ${MAX_CPU_WORKERS}).`, 'info');
+    }
+    return Math.min(requested, cap, Math.max(1, Math.floor(samples) || 1));
   }
 
   /** Runs `start` on `workers` workers, each on its share of the samples, every micro-batch's

@@ -197,6 +197,21 @@ test('stop() while Integrated Gradients\' helpers start: null, and the next shar
   await context.close();
 });
 
+test('more workers than the device runs at once: as many as it does, with a notice', async () => {
+  const { page, context, errors } = await openFixturePage();
+  const r = await page.evaluate(async () => {
+    const { MAX_CPU_WORKERS } = await import('/www/api.js');
+    const cap = Math.max(MAX_CPU_WORKERS, navigator.hardwareConcurrency);
+    const run = await window.__smoothgrad.api.explain({ method: 'gradient', samples: cap + 1, microBatch: 1, workers: 1000 });
+    return { cap, workers: run.workers, done: run.done, messages: window.__smoothgrad.messages.map((m) => m.text).join('\n') };
+  });
+  assert.equal(r.workers, r.cap);
+  assert.equal(r.done, r.cap + 1);
+  assert.match(r.messages, new RegExp(`workers: 1000 is more than this device runs at once; ${r.cap} share the run`));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('the page shows Integrated Gradients\' progress, and Stop ends it with no map and the page usable', async () => {
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
     methods: 'integrated-gradients', igSteps: '400', autorun: '0' });
