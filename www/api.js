@@ -31,6 +31,8 @@ export const METHOD_NAMES = Object.freeze({
 export const SMOOTHINGS = Object.freeze(['mean', 'mean-of-squares', 'variance', 'abs-mean']);
 /** The float types the network can compute in: f16 on a WebGPU adapter with `shader-f16` only. */
 export const PRECISIONS = Object.freeze(['f32', 'f16']);
+/** What runs the network: 'auto' picks WebGPU on a hardware adapter, else the CPU. */
+export const BACKENDS = Object.freeze(['auto', 'webgpu', 'cpu']);
 export const DEFAULT_DISPLAY = Object.freeze({
   sign: 'abs', clipPercentile: 99, gamma: 1, colormap: 'viridis', overlay: 0,
 });
@@ -253,6 +255,14 @@ function checkOnProgress(call, onProgress) {
 
 /** `options` for the wasm, with `igSteps` where `method` is Integrated Gradients (the only one
  * that takes them) and they were given. */
+/** `value` must be one of `choices` (the Rust checks' wording). */
+function checkChoice(what, value, choices) {
+  if (!choices.includes(value)) {
+    throw new SmoothGradError('OptionsError', `unknown ${what} '${value}': choose one of ${choices.join(', ')}`);
+  }
+  return value;
+}
+
 function withIgSteps(options, method, igSteps) {
   return igSteps !== undefined && method === 'integrated-gradients' ? { ...options, igSteps } : options;
 }
@@ -381,9 +391,8 @@ export class SmoothGrad {
   static async create(options = {}) {
     checkOptions('create', options, ['backend', 'precision', 'onNotice', 'onBackendChange']);
     const { backend = 'auto', precision = 'f32', onNotice, onBackendChange } = options;
-    if (!PRECISIONS.includes(precision)) {
-      throw new SmoothGradError('OptionsError', `unknown precision '${precision}': choose one of ${PRECISIONS.join(', ')}`);
-    }
+    checkChoice('backend', backend, BACKENDS);
+    checkChoice('precision', precision, PRECISIONS);
     const sg = new SmoothGrad(onNotice);
     sg.onBackendChange = onBackendChange;
     sg.requestedPrecision = precision;
@@ -704,6 +713,9 @@ export class SmoothGrad {
   async classify(input, options = {}) {
     checkOptions('classify', options, ['topK', 'attribute', 'igSteps']);
     const { topK = 5, attribute, igSteps } = options;
+    if (!Number.isInteger(topK) || topK < 1) {
+      throw new SmoothGradError('OptionsError', `topK must be a whole number ≥ 1 (got ${topK}).`);
+    }
     if (input !== undefined) await this.setImage(input);
     const asked = attribute === undefined ? undefined : withIgSteps({ attribute }, attribute, igSteps);
     const { logits, probabilities, target, map } = await this._call('classify', { options: asked });
@@ -832,12 +844,13 @@ export class SmoothGrad {
     checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']);
     const o = { ...DEFAULT_OPTIONS, ...options };
     checkOnProgress('explain', o.onProgress);
+    const smoothingNow = () => checkChoice('smoothing', (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean', SMOOTHINGS);
+    smoothingNow(); // a wrong one is refused before the run starts
     const target = await this._defaultTarget(o.target);
     let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
       ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision, method: o.method })
       : o.microBatch;
     let workers = this._workerCount(o.workers, Number(o.samples), microBatch);
-    const smoothingNow = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean';
     this._others = undefined;
     let deviceRetries = 0;
     let reruns = 0; // after a restart another call caused
@@ -1003,7 +1016,7 @@ export class SmoothGrad {
 
   /** The last run's running map for another smoothing (mean | mean-of-squares | variance | abs-mean). */
   async smoothed(smoothing = 'mean') {
-    return this._call('smoothed', { smoothing, others: this._others });
+    return this._call('smoothed', { smoothing: checkChoice('smoothing', smoothing, SMOOTHINGS), others: this._others });
   }
 
   /** Ends a running explain() after its current micro-batch, and an attribute() of Integrated

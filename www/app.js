@@ -8,7 +8,7 @@
 // For tests and the console, window.__smoothgrad mirrors the page's state and results.
 
 import {
-  SmoothGrad, SmoothGradError, METHODS, METHOD_NAMES, SMOOTHINGS, DEFAULT_DISPLAY, PRECISIONS, className,
+  SmoothGrad, SmoothGradError, METHODS, METHOD_NAMES, SMOOTHINGS, DEFAULT_DISPLAY, PRECISIONS, BACKENDS, className,
   autoMicroBatch, MAX_IMAGE_BYTES, MAX_IG_STEPS, WEBGPU_BROWSERS,
 } from './api.js';
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
@@ -834,13 +834,13 @@ async function main() {
   buildGrid();
   wire();
   const requested = params.get('backend') ?? 'auto';
-  if (!['auto', 'webgpu', 'cpu'].includes(requested)) {
+  if (!BACKENDS.includes(requested)) {
     say(`Unknown backend “${requested}” (use auto, webgpu or cpu): choosing automatically.`, 'warn');
   }
   const precision = params.get('precision') ?? 'f32';
   if (!PRECISIONS.includes(precision)) say(`Unknown precision “${precision}” (use ${PRECISIONS.join(' or ')}): computing in f32.`, 'warn');
   const created = SmoothGrad.create({
-    backend: ['auto', 'webgpu', 'cpu'].includes(requested) ? requested : 'auto',
+    backend: BACKENDS.includes(requested) ? requested : 'auto',
     precision: PRECISIONS.includes(precision) ? precision : 'f32',
     onNotice: (message, level) => say(message, level),
     onBackendChange: () => showBackend(),

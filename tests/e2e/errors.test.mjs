@@ -198,8 +198,13 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
     [{ workers: 1.5 }, 'OptionsError'],
     [{ method: 'saliency' }, 'OptionsError'],
     [{ target: 10 }, 'TargetError'],
+    // A value of the wrong type is named by its option, in JS's words.
+    [{ samples: 2.5 }, 'OptionsError', /^samples: invalid type: floating point `2\.5`, expected a whole number ≥ 0$/],
+    [{ seed: -1 }, 'OptionsError', /^seed: invalid type: floating point `-1(\.0)?`, expected a whole number ≥ 0$/],
+    // Not a name: it used to reach the wasm as an empty string, and the model crashed.
+    [{ smoothing: 3 }, 'OptionsError', /^unknown smoothing '3': choose one of mean, mean-of-squares, variance, abs-mean$/],
   ];
-  for (const [options, kind] of cases) {
+  for (const [options, kind, message = /.{10}/] of cases) {
     const error = await site.page.evaluate(async (o) => {
       try {
         await window.__smoothgrad.api.explain({ method: 'gradient', samples: 2, microBatch: 1, ...o });
@@ -212,8 +217,31 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
     assert.ok(error, `explain(${JSON.stringify(options)}) did not fail`);
     assert.equal(error.name, 'SmoothGradError');
     assert.equal(error.kind, kind, `${JSON.stringify(options)}: ${error.message}`);
-    assert.ok(error.message.length > 10);
+    assert.match(error.message, message);
   }
+});
+
+test('a backend, a topK or a smoothing that is none: refused by name before any work', async () => {
+  await site.page.evaluate(defineRefused);
+  const outcomes = await site.page.evaluate(async () => {
+    const { SmoothGrad } = await import('/www/api.js');
+    const sg = window.__smoothgrad.api;
+    return {
+      create: await refused(() => SmoothGrad.create({ backend: 'gpu' })),
+      topKZero: await refused(() => sg.classify(undefined, { topK: 0 })),
+      topKText: await refused(() => sg.classify(undefined, { topK: 'all' })),
+      smoothed: await refused(() => sg.smoothed(3)),
+      explain: await refused(() => sg.explain({ method: 'gradient', samples: 2, smoothing: () => 'median' })),
+    };
+  });
+  assertOptionsErrors(outcomes, {
+    create: /^unknown backend 'gpu': choose one of auto, webgpu, cpu$/,
+    topKZero: /^topK must be a whole number ≥ 1 \(got 0\)\.$/,
+    topKText: /^topK must be a whole number ≥ 1 \(got all\)\.$/,
+    smoothed: /^unknown smoothing '3': choose one of mean, mean-of-squares, variance, abs-mean$/,
+    explain: /^unknown smoothing 'median': /,
+  });
+  await stillUsable(catProbabilities);
 });
 
 /** Gives the page `window.refused(call)`: null once `call()` resolves, else the {kind, message} it

@@ -140,8 +140,21 @@ struct DrawOptions {
 
 /// Options from JS. serde-wasm-bindgen reads only the fields a struct names, so a misspelt one
 /// is never seen here (`deny_unknown_fields` cannot refuse it): `www/api.js` refuses those.
+/// A wrong value is named by its option (`samples: invalid type: …`), in JS's words for Rust's
+/// integer types.
 fn options_from<T: for<'de> Deserialize<'de>>(value: JsValue) -> Result<T, JsValue> {
-    serde_wasm_bindgen::from_value(value).map_err(|error| ErrorKind::Options.error(error))
+    serde_path_to_error::deserialize(serde_wasm_bindgen::Deserializer::from(value)).map_err(|error| {
+        // serde-wasm-bindgen's errors are JS Errors, whose text starts "Error: ".
+        let text = error.inner().to_string();
+        let text = text.strip_prefix("Error: ").unwrap_or(&text);
+        let text = ["usize", "u64"].iter().fold(text.to_owned(), |text, rust| {
+            text.replace(&format!("expected {rust}"), "expected a whole number ≥ 0")
+        });
+        match error.path().iter().next() {
+            None => ErrorKind::Options.error(text),
+            Some(_) => ErrorKind::Options.error(format!("{}: {text}", error.path())),
+        }
+    })
 }
 
 fn parse<T: std::str::FromStr>(name: &str) -> Result<T, JsValue>
@@ -406,12 +419,17 @@ impl Explainer {
     /// `"abs-mean"`): `Float32Array` `[3, 224, 224]`. Awaiting it waits for the queued steps.
     /// `others`, when given, are the [sums](Explainer::sums) of other workers' shares of the
     /// same run, merged in first.
-    pub fn smoothed(&self, smoothing: &str, others: Option<Array>) -> Result<Promise, JsValue> {
+    pub fn smoothed(&self, smoothing: JsValue, others: Option<Array>) -> Result<Promise, JsValue> {
+        // Not `&str`: wasm-bindgen's glue passes any other value as a string of no length, and
+        // the module traps.
+        let smoothing = smoothing
+            .as_string()
+            .ok_or_else(|| ErrorKind::Options.error(format!("a smoothing is a name, not {smoothing:?}")))?;
         let mut sums = self.run()?.sums().clone();
         for other in others.iter().flat_map(Array::iter) {
             sums = sums.merge(self.sums_from_js(&other)?);
         }
-        let map = sums.map(parse(smoothing)?);
+        let map = sums.map(parse(&smoothing)?);
         Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
     }
 

@@ -17,10 +17,14 @@ fn options(json: &str) -> JsValue {
     js_sys::JSON::parse(json).unwrap()
 }
 
+/// The error a call threw.
+fn error<T>(result: Result<T, JsValue>) -> js_sys::Error {
+    result.err().expect("an error").dyn_into::<js_sys::Error>().expect("a JS Error")
+}
+
 /// The `name` of the error a call threw.
 fn error_name<T>(result: Result<T, JsValue>) -> String {
-    let error = result.err().expect("an error").dyn_into::<js_sys::Error>().expect("a JS Error");
-    String::from(error.name())
+    String::from(error(result).name())
 }
 
 async fn values(promise: Promise) -> Vec<f32> {
@@ -59,7 +63,7 @@ fn run_to_end(explainer: &mut Explainer, more: &str) -> usize {
 /// SmoothGrad's mean map after running every step.
 async fn smoothgrad(explainer: &mut Explainer) -> Vec<f32> {
     assert_eq!(run_to_end(explainer, ""), 2);
-    values(explainer.smoothed("mean", None).unwrap()).await
+    values(explainer.smoothed("mean".into(), None).unwrap()).await
 }
 
 #[wasm_bindgen_test]
@@ -130,7 +134,7 @@ async fn warming_up_changes_no_model_image_or_run() {
     JsFuture::from(explainer.warm_up()).await.unwrap();
     assert_eq!(values(explainer.attribute(options(gradient)).unwrap()).await, map);
     explainer.step().unwrap();
-    assert_eq!(values(explainer.smoothed("mean", None).unwrap()).await, expected_run, "the run was disturbed");
+    assert_eq!(values(explainer.smoothed("mean".into(), None).unwrap()).await, expected_run, "the run was disturbed");
 }
 
 #[wasm_bindgen_test]
@@ -141,9 +145,9 @@ async fn workers_sharing_a_run_merge_into_the_whole_run() {
     assert_eq!(run_to_end(&mut rest, r#","sampleRange":[1,3]"#), 1);
     let sums = JsFuture::from(first.sums().unwrap()).await.unwrap();
     assert_eq!(Reflect::get(&sums, &"count".into()).unwrap(), 1);
-    let merged = values(rest.smoothed("mean", Some(Array::of1(&sums))).unwrap()).await;
+    let merged = values(rest.smoothed("mean".into(), Some(Array::of1(&sums))).unwrap()).await;
     assert!(compare::max_relative_error(&merged, &expected) < 1e-5, "merged shares differ from the whole run");
-    let alone = values(rest.smoothed("mean", None).unwrap()).await;
+    let alone = values(rest.smoothed("mean".into(), None).unwrap()).await;
     assert!(compare::max_relative_error(&alone, &expected) > 1e-2, "a share alone is not the whole run");
 
     let truncated = Object::new();
@@ -151,7 +155,10 @@ async fn workers_sharing_a_run_merge_into_the_whole_run() {
     for key in ["sum", "sumOfSquares"] {
         Reflect::set(&truncated, &key.into(), &Float32Array::new_with_length(10)).unwrap();
     }
-    assert_eq!(error_name(rest.smoothed("mean", Some(Array::of1(&truncated)))), "OptionsError");
+    assert_eq!(error_name(rest.smoothed("mean".into(), Some(Array::of1(&truncated)))), "OptionsError");
+    // Not a name: refused, where a `&str` parameter took it for an empty string and trapped.
+    assert_eq!(error_name(rest.smoothed(JsValue::from(3), None)), "OptionsError");
+    assert_eq!(error_name(rest.smoothed("median".into(), None)), "OptionsError");
     assert_eq!(error_name(first.start(options(&format!(r#"{{{RUN},"sampleRange":[2,4]}}"#)))), "OptionsError");
 }
 
@@ -235,8 +242,11 @@ async fn every_mistake_is_a_named_error_and_the_explainer_stays_usable() {
     ] {
         assert_eq!(error_name(explainer.start(options(json))), kind, "{json}");
     }
+    // A value of the wrong type is named by its option, in JS's words.
+    let message = String::from(error(explainer.start(options(r#"{"method":"gradient","target":0,"seed":1.5}"#))).message());
+    assert_eq!(message, "seed: invalid type: floating point `1.5`, expected a whole number ≥ 0");
     assert_eq!(error_name(explainer.step()), "StateError");
-    assert_eq!(error_name(explainer.smoothed("median", None)), "StateError");
+    assert_eq!(error_name(explainer.smoothed("median".into(), None)), "StateError");
     let map = values(explainer.attribute(options(r#"{"method":"guided-backprop","target":2}"#)).unwrap()).await;
     assert_eq!(map.len(), 3 * 224 * 224);
     assert_eq!(error_name(explainer.render(&map, options(r#"{"colormap":"rainbow"}"#))), "OptionsError");
