@@ -235,7 +235,9 @@ function runCutOff() {
 }
 
 /** Refuses an option `call` does not take: a misspelt one (`noiselevel`) would otherwise be
- * dropped and its default used without a word. */
+ * dropped and its default used without a word. Returns the options given a value: one left
+ * undefined or null takes its default, as it does in the wasm (before, `samples: undefined` ran
+ * 50 samples and reported a total of NaN). */
 function checkOptions(call, options, known) {
   for (const key of Object.keys(options ?? {})) {
     if (known.includes(key)) continue;
@@ -243,6 +245,7 @@ function checkOptions(call, options, known) {
     throw new SmoothGradError('OptionsError',
       `${call}() has no option '${key}'${meant ? ` (did you mean '${meant}'?)` : ''}: it takes ${known.join(', ')}.`);
   }
+  return Object.fromEntries(Object.entries(options ?? {}).filter(([, value]) => value !== undefined && value !== null));
 }
 
 /** Refuses an `onProgress` that is given but is no function: it would only fail at the first tick,
@@ -253,8 +256,6 @@ function checkOnProgress(call, onProgress) {
   }
 }
 
-/** `options` for the wasm, with `igSteps` where `method` is Integrated Gradients (the only one
- * that takes them) and they were given. */
 /** `value` must be one of `choices` (the Rust checks' wording). */
 function checkChoice(what, value, choices) {
   if (!choices.includes(value)) {
@@ -263,6 +264,8 @@ function checkChoice(what, value, choices) {
   return value;
 }
 
+/** `options` for the wasm, with `igSteps` where `method` is Integrated Gradients (the only one
+ * that takes them) and they were given. */
 function withIgSteps(options, method, igSteps) {
   return igSteps !== undefined && method === 'integrated-gradients' ? { ...options, igSteps } : options;
 }
@@ -389,8 +392,8 @@ export class SmoothGrad {
    * for what the user should know (fallbacks, restarts, retries), onBackendChange() when a
    * restart ends on another backend or precision (`backend`, `precision` say which). */
   static async create(options = {}) {
-    checkOptions('create', options, ['backend', 'precision', 'onNotice', 'onBackendChange']);
-    const { backend = 'auto', precision = 'f32', onNotice, onBackendChange } = options;
+    const { backend = 'auto', precision = 'f32', onNotice, onBackendChange } =
+      checkOptions('create', options, ['backend', 'precision', 'onNotice', 'onBackendChange']);
     checkChoice('backend', backend, BACKENDS);
     checkChoice('precision', precision, PRECISIONS);
     const sg = new SmoothGrad(onNotice);
@@ -600,8 +603,7 @@ export class SmoothGrad {
    * for the default: weights/resnet50.safetensors beside the site, else the Hugging Face hub.
    * onProgress({loaded, total, fromCache, url}) reports the download. Returns the model info. */
   async loadWeights(source, options = {}) {
-    checkOptions('loadWeights', options, ['onProgress', 'cache']);
-    const { onProgress, cache = 'cross-origin' } = options;
+    const { onProgress, cache = 'cross-origin' } = checkOptions('loadWeights', options, ['onProgress', 'cache']);
     checkOnProgress('loadWeights', onProgress);
     let bytes = await toBytes(source);
     let url = null;
@@ -711,8 +713,7 @@ export class SmoothGrad {
    * one forward pass, so the first map of a new image comes sooner than classify() then
    * attribute(). */
   async classify(input, options = {}) {
-    checkOptions('classify', options, ['topK', 'attribute', 'igSteps']);
-    const { topK = 5, attribute, igSteps } = options;
+    const { topK = 5, attribute, igSteps } = checkOptions('classify', options, ['topK', 'attribute', 'igSteps']);
     if (!Number.isInteger(topK) || topK < 1) {
       throw new SmoothGradError('OptionsError', `topK must be a whole number ≥ 1 (got ${topK}).`);
     }
@@ -747,8 +748,8 @@ export class SmoothGrad {
    * it throw a StateError rather than mix two in one map. classify({attribute}) computes its map
    * in one go, without progress. */
   async attribute(options = {}) {
-    checkOptions('attribute', options, ['method', 'target', 'igSteps', 'workers', 'onProgress']);
-    const { method = 'gradient', target, igSteps, workers = 'auto', onProgress } = options;
+    const { method = 'gradient', target, igSteps, workers = 'auto', onProgress } =
+      checkOptions('attribute', options, ['method', 'target', 'igSteps', 'workers', 'onProgress']);
     checkOnProgress('attribute', onProgress);
     const stopped = this._stopWatch();
     const asked = withIgSteps({ method, target: await this._defaultTarget(target) }, method, igSteps);
@@ -841,8 +842,7 @@ export class SmoothGrad {
   async explain(options = {}) {
     // Taken before anything is awaited, so a stop() from then on ends this run.
     const stopRequested = this._stopWatch();
-    checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']);
-    const o = { ...DEFAULT_OPTIONS, ...options };
+    const o = { ...DEFAULT_OPTIONS, ...checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']) };
     checkOnProgress('explain', o.onProgress);
     const smoothingNow = () => checkChoice('smoothing', (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean', SMOOTHINGS);
     smoothingNow(); // a wrong one is refused before the run starts
@@ -1030,8 +1030,10 @@ export class SmoothGrad {
    * signed), clipPercentile, gamma, colormap (viridis | grey | red-blue), overlay (0..1, over the
    * input crop). Draws into `canvas` when given; returns the ImageData. */
   async render(map, canvas, display = {}) {
-    checkOptions('render', display, Object.keys(DEFAULT_DISPLAY));
-    const options = { ...DEFAULT_DISPLAY, ...display };
+    const options = { ...DEFAULT_DISPLAY, ...checkOptions('render', display, Object.keys(DEFAULT_DISPLAY)) };
+    if (canvas && typeof canvas.getContext !== 'function') {
+      throw new SmoothGradError('OptionsError', `render() draws into a canvas (or none), not ${typeof canvas === 'object' ? 'this object' : `the ${typeof canvas} '${canvas}'`}.`);
+    }
     const rgba = await this._call('render', { map, options });
     const image = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), SIDE, SIDE);
     if (canvas) {

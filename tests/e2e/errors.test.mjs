@@ -266,6 +266,25 @@ function assertOptionsErrors(outcomes, expected) {
   }
 }
 
+test('options left undefined or null take their defaults, as the wasm\'s do; a canvas that is none is refused', async () => {
+  await site.page.evaluate(defineRefused);
+  const r = await site.page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    const run = await sg.explain({ method: undefined, samples: 2, noiseLevel: undefined, seed: null, workers: null, smoothing: null });
+    const map = await sg.attribute({ method: null, target: undefined });
+    return {
+      run: { method: run.method, noiseLevel: run.noiseLevel, seed: run.seed, total: run.total, done: run.done, mapLength: run.map.length },
+      classes: (await sg.classify(undefined, { topK: null })).top.length,
+      mapLength: map.length,
+      canvas: await refused(() => sg.render(map, 'nope')),
+    };
+  });
+  assert.deepEqual(r.run, { method: 'gradient', noiseLevel: 0.15, seed: 0, total: 2, done: 2, mapLength: 3 * 224 * 224 });
+  assert.equal(r.classes, 5);
+  assert.equal(r.mapLength, 3 * 224 * 224);
+  assertOptionsErrors({ canvas: r.canvas }, { canvas: /^render\(\) draws into a canvas \(or none\), not the string 'nope'\.$/ });
+});
+
 test('a misspelt option through the API is refused by name, not dropped for its default', async () => {
   await site.page.evaluate(defineRefused);
   const outcomes = await site.page.evaluate(async () => {
