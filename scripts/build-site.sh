@@ -2,6 +2,9 @@
 # Builds the static site into dist/ (or $1): index.html, www/ and the wasm modules in www/pkg/.
 # Any static host serves dist/ as it is; weights/*.safetensors are copied in when present.
 set -euo pipefail
+# Also inside $(module …): without it a failed cargo build there went unnoticed, and the site
+# was built with the module of the build before.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 out=${1:-dist}
 scripts/setup.sh

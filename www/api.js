@@ -44,10 +44,11 @@ export const DEFAULT_OPTIONS = Object.freeze({
 /** Integrated Gradients' path points in one forward+backward pass (the core crate's
  * IntegratedGradients::batch_size): "auto" gives it no more workers than passes. */
 const IG_STEPS_PER_PASS = 10;
-/** CPU workers sharing a run at most: beyond a few, the cores' shared memory bandwidth gains
- * little. Each holds its own model and activations: a ResNet-50 worker's wasm heap reaches
- * ≈ 0.33 GB at micro-batch 4 (www/bench.html), and "auto" keeps them to a quarter of the
- * device's memory where the browser tells it (navigator.deviceMemory). */
+/** CPU workers sharing a run at most for "auto": beyond a few, the cores' shared memory
+ * bandwidth gains little. Each holds its own model and activations: a ResNet-50 worker's wasm
+ * heap reaches ≈ 0.33 GB at micro-batch 4 (www/bench.html), and "auto" keeps them to a quarter of
+ * the device's memory where the browser tells it (navigator.deviceMemory). A count asked for may
+ * go up to one per core, or this many where the cores are fewer. */
 export const MAX_CPU_WORKERS = 4;
 const WORKER_MEMORY_GB = 0.35;
 /** torchvision's ImageNet checkpoint (IMAGENET1K_V1), served with CORS by the Hugging Face hub. */
@@ -259,7 +260,7 @@ function checkOnProgress(call, onProgress) {
 /** `value` must be one of `choices` (the Rust checks' wording). */
 function checkChoice(what, value, choices) {
   if (!choices.includes(value)) {
-    throw new SmoothGradError('OptionsError', `unknown ${what} '${value}': choose one of ${choices.join(', ')}`);
+    throw new SmoothGradError('OptionsError', `unknown ${what} '${String(value)}': choose one of ${choices.join(', ')}`);
   }
   return value;
 }
@@ -715,7 +716,7 @@ export class SmoothGrad {
   async classify(input, options = {}) {
     const { topK = 5, attribute, igSteps } = checkOptions('classify', options, ['topK', 'attribute', 'igSteps']);
     if (!Number.isInteger(topK) || topK < 1) {
-      throw new SmoothGradError('OptionsError', `topK must be a whole number ≥ 1 (got ${topK}).`);
+      throw new SmoothGradError('OptionsError', `topK must be a whole number ≥ 1 (got ${String(topK)}).`);
     }
     if (input !== undefined) await this.setImage(input);
     const asked = attribute === undefined ? undefined : withIgSteps({ attribute }, attribute, igSteps);
@@ -743,7 +744,7 @@ export class SmoothGrad {
    * onProgress({done, total, elapsedMs, workers}) follows each pass (done and total count
    * steps, `workers` those it still has: once a helper fails, the model's worker finishes alone);
    * on the CPU backend `workers` share the steps ('auto' as explain(): one per core, no more than
-   * it has passes); stop() ends it after the current pass, and it then resolves to null (a part
+   * it has passes; a number as explain()'s); stop() ends it after the current pass, and it then resolves to null (a part
    * of the path integral is no map). A new image or weights while it computes make
    * it throw a StateError rather than mix two in one map. classify({attribute}) computes its map
    * in one go, without progress. */
@@ -831,10 +832,11 @@ export class SmoothGrad {
   /** SmoothGrad of `method`: the map averaged over `samples` noisy copies (noise σ = noiseLevel ×
    * the input's range), `microBatch` copies at a time ('auto': from the GPU's limits), shared by
    * `workers` workers on the CPU backend ('auto': one per core, see autoWorkers; a number, at
-   * most one per core or MAX_CPU_WORKERS, whichever is more; always 1 on WebGPU). The running map is passed to onProgress({done, total, map, elapsedMs,
-   * samplesPerSecond, microBatch, workers}) after every micro-batch; stop() ends the run early
-   * (result.stopped). `smoothing` (a name or a function returning one, read at each step) picks
-   * the running map's variant; the result has all four in `maps`. Returns {map, maps, done, total,
+   * most one per core or MAX_CPU_WORKERS, whichever is more; always 1 on WebGPU). The running
+   * map is passed to onProgress({done, total, map, elapsedMs, samplesPerSecond, microBatch,
+   * workers}) after every micro-batch; stop() ends the run early (result.stopped). `smoothing` (a
+   * name, or a function returning one, read at each step: an answer that is no name keeps the
+   * last one) picks the running map's variant; the result has all four in `maps`. Returns {map, maps, done, total,
    * stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed}; `workers` there and
    * in onProgress counts those the run still has (once a helper fails, the others are let go and
    * the model's worker finishes alone). The same seed gives the same map whatever the
@@ -844,8 +846,15 @@ export class SmoothGrad {
     const stopRequested = this._stopWatch();
     const o = { ...DEFAULT_OPTIONS, ...checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']) };
     checkOnProgress('explain', o.onProgress);
-    const smoothingNow = () => checkChoice('smoothing', (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean', SMOOTHINGS);
-    smoothingNow(); // a wrong one is refused before the run starts
+    const smoothingAsked = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean';
+    // A wrong one is refused before the run starts; mid-run, failing the run for it would throw
+    // away what it had summed.
+    let smoothing = checkChoice('smoothing', smoothingAsked(), SMOOTHINGS);
+    const smoothingNow = () => {
+      const asked = smoothingAsked();
+      if (SMOOTHINGS.includes(asked)) smoothing = asked;
+      return smoothing;
+    };
     const target = await this._defaultTarget(o.target);
     let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
       ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision, method: o.method })
@@ -912,13 +921,14 @@ export class SmoothGrad {
       throw new SmoothGradError('OptionsError', `workers must be 'auto' or a whole number ≥ 1 (got ${requested}).`);
     }
     if (this.backend !== 'cpu') return 1;
+    const count = Math.min(requested, Math.max(1, Math.floor(samples) || 1));
     // Each worker holds a model of its own (a third of a GB for ResNet-50): far more than the
-    // cores would take the tab's memory and gain nothing.
+    // cores would take the tab's memory and gain nothing. Not capped by navigator.deviceMemory
+    // as "auto" is: a count asked for is the caller's to size.
     const cap = Math.max(MAX_CPU_WORKERS, globalThis.navigator?.hardwareConcurrency || 1);
-    if (requested > cap) {
-      this._notice(`workers: ${requested} is more than this device runs at once; ${cap} share the run (one per core, at least ${MAX_CPU_WORKERS}).`, 'info');
-    }
-    return Math.min(requested, cap, Math.max(1, Math.floor(samples) || 1));
+    if (count <= cap) return count;
+    this._notice(`workers: ${requested} is more than this device runs at once; ${cap} share the run (one per core, at least ${MAX_CPU_WORKERS}).`, 'info');
+    return cap;
   }
 
   /** Runs `start` on `workers` workers, each on its share of the samples, every micro-batch's
@@ -1015,8 +1025,8 @@ export class SmoothGrad {
   }
 
   /** The last run's running map for another smoothing (mean | mean-of-squares | variance | abs-mean). */
-  async smoothed(smoothing = 'mean') {
-    return this._call('smoothed', { smoothing: checkChoice('smoothing', smoothing, SMOOTHINGS), others: this._others });
+  async smoothed(smoothing) {
+    return this._call('smoothed', { smoothing: checkChoice('smoothing', smoothing ?? 'mean', SMOOTHINGS), others: this._others });
   }
 
   /** Ends a running explain() after its current micro-batch, and an attribute() of Integrated

@@ -232,6 +232,12 @@ test('a backend, a topK or a smoothing that is none: refused by name before any 
       topKText: await refused(() => sg.classify(undefined, { topK: 'all' })),
       smoothed: await refused(() => sg.smoothed(3)),
       explain: await refused(() => sg.explain({ method: 'gradient', samples: 2, smoothing: () => 'median' })),
+      // A function's later answer that is no name keeps the last one, and the run its sums.
+      keptVariance: await (async () => {
+        let asked = 0;
+        const run = await sg.explain({ method: 'gradient', samples: 2, microBatch: 1, smoothing: () => (asked++ ? 'median' : 'variance') });
+        return run.map === run.maps.variance && run.done === 2;
+      })(),
     };
   });
   assertOptionsErrors(outcomes, {
@@ -241,6 +247,7 @@ test('a backend, a topK or a smoothing that is none: refused by name before any 
     smoothed: /^unknown smoothing '3': choose one of mean, mean-of-squares, variance, abs-mean$/,
     explain: /^unknown smoothing 'median': /,
   });
+  assert.equal(outcomes.keptVariance, true);
   await stillUsable(catProbabilities);
 });
 

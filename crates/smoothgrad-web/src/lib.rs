@@ -141,14 +141,15 @@ struct DrawOptions {
 /// Options from JS. serde-wasm-bindgen reads only the fields a struct names, so a misspelt one
 /// is never seen here (`deny_unknown_fields` cannot refuse it): `www/api.js` refuses those.
 /// A wrong value is named by its option (`samples: invalid type: …`), in JS's words for Rust's
-/// integer types.
+/// number types.
 fn options_from<T: for<'de> Deserialize<'de>>(value: JsValue) -> Result<T, JsValue> {
     serde_path_to_error::deserialize(serde_wasm_bindgen::Deserializer::from(value)).map_err(|error| {
         // serde-wasm-bindgen's errors are JS Errors, whose text starts "Error: ".
         let text = error.inner().to_string();
         let text = text.strip_prefix("Error: ").unwrap_or(&text);
-        let text = ["usize", "u64"].iter().fold(text.to_owned(), |text, rust| {
-            text.replace(&format!("expected {rust}"), "expected a whole number ≥ 0")
+        let words = [("usize", "a whole number ≥ 0"), ("u64", "a whole number ≥ 0"), ("f64", "a number")];
+        let text = words.iter().fold(text.to_owned(), |text, (rust, js)| {
+            text.replace(&format!("expected {rust}"), &format!("expected {js}"))
         });
         match error.path().iter().next() {
             None => ErrorKind::Options.error(text),
@@ -424,7 +425,7 @@ impl Explainer {
         // the module traps.
         let smoothing = smoothing
             .as_string()
-            .ok_or_else(|| ErrorKind::Options.error(format!("a smoothing is a name, not {smoothing:?}")))?;
+            .ok_or_else(|| ErrorKind::Options.error(format!("a smoothing is a name, not a {}", smoothing.js_typeof().as_string().unwrap_or_default())))?;
         let mut sums = self.run()?.sums().clone();
         for other in others.iter().flat_map(Array::iter) {
             sums = sums.merge(self.sums_from_js(&other)?);

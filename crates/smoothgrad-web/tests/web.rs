@@ -157,7 +157,8 @@ async fn workers_sharing_a_run_merge_into_the_whole_run() {
     }
     assert_eq!(error_name(rest.smoothed("mean".into(), Some(Array::of1(&truncated)))), "OptionsError");
     // Not a name: refused, where a `&str` parameter took it for an empty string and trapped.
-    assert_eq!(error_name(rest.smoothed(JsValue::from(3), None)), "OptionsError");
+    let not_a_name = error(rest.smoothed(JsValue::from(3), None));
+    assert_eq!((String::from(not_a_name.name()), String::from(not_a_name.message())), ("OptionsError".into(), "a smoothing is a name, not a number".into()));
     assert_eq!(error_name(rest.smoothed("median".into(), None)), "OptionsError");
     assert_eq!(error_name(first.start(options(&format!(r#"{{{RUN},"sampleRange":[2,4]}}"#)))), "OptionsError");
 }

@@ -91,8 +91,9 @@ const RENAMED: [(&str, &str); 2] = [(".downsample.0.", ".downsample.conv."), (".
 
 /// A checkpoint's tensor name as this crate's modules call it ([`RENAMED`]).
 ///
-/// By plain replacement, not burn-store's `KeyRemapper`: its regular expressions, with the path
-/// filter beside them, brought the `regex` crates into the wasm, 18 % of the CPU module.
+/// By plain replacement, not burn-store's `KeyRemapper`: its regular expressions brought the
+/// `regex` crates into the wasm, and the linker dropped them and burn-store's path filter once
+/// they were gone, 18 % of the CPU module.
 fn module_name(name: &str) -> String {
     RENAMED.iter().fold(name.to_owned(), |name, (from, to)| name.replace(from, to))
 }
