@@ -744,10 +744,10 @@ export class SmoothGrad {
    * onProgress({done, total, elapsedMs, workers}) follows each pass (done and total count
    * steps, `workers` those it still has: once a helper fails, the model's worker finishes alone);
    * on the CPU backend `workers` share the steps ('auto' as explain(): one per core, no more than
-   * it has passes; a number as explain()'s); stop() ends it after the current pass, and it then resolves to null (a part
-   * of the path integral is no map). A new image or weights while it computes make
-   * it throw a StateError rather than mix two in one map. classify({attribute}) computes its map
-   * in one go, without progress. */
+   * it has passes; a number as explain()'s); stop() ends it after the current pass, and it then
+   * resolves to null (a part of the path integral is no map). A new image or weights while it
+   * computes make it throw a StateError rather than mix two in one map. classify({attribute})
+   * computes its map in one go, without progress. */
   async attribute(options = {}) {
     const { method = 'gradient', target, igSteps, workers = 'auto', onProgress } =
       checkOptions('attribute', options, ['method', 'target', 'igSteps', 'workers', 'onProgress']);
@@ -836,11 +836,11 @@ export class SmoothGrad {
    * map is passed to onProgress({done, total, map, elapsedMs, samplesPerSecond, microBatch,
    * workers}) after every micro-batch; stop() ends the run early (result.stopped). `smoothing` (a
    * name, or a function returning one, read at each step: an answer that is no name keeps the
-   * last one) picks the running map's variant; the result has all four in `maps`. Returns {map, maps, done, total,
-   * stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed}; `workers` there and
-   * in onProgress counts those the run still has (once a helper fails, the others are let go and
-   * the model's worker finishes alone). The same seed gives the same map whatever the
-   * micro-batch and the number of workers. */
+   * last one) picks the running map's variant; the result has all four in `maps`. Returns {map,
+   * maps, done, total, stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed};
+   * `workers` there and in onProgress counts those the run still has (once a helper fails, the
+   * others are let go and the model's worker finishes alone). The same seed gives the same map
+   * whatever the micro-batch and the number of workers. */
   async explain(options = {}) {
     // Taken before anything is awaited, so a stop() from then on ends this run.
     const stopRequested = this._stopWatch();
