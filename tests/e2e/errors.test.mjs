@@ -204,15 +204,10 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
     // Not a name: it used to reach the wasm as an empty string, and the model crashed.
     [{ smoothing: 3 }, 'OptionsError', /^unknown smoothing '3': choose one of mean, mean-of-squares, variance, abs-mean$/],
   ];
+  await site.page.evaluate(defineRefused);
   for (const [options, kind, message = /.{10}/] of cases) {
-    const error = await site.page.evaluate(async (o) => {
-      try {
-        await window.__smoothgrad.api.explain({ method: 'gradient', samples: 2, microBatch: 1, ...o });
-        return null;
-      } catch (e) {
-        return { kind: e.kind, name: e.name, message: e.message };
-      }
-    }, options);
+    const error = await site.page.evaluate(
+      (o) => refused(() => window.__smoothgrad.api.explain({ method: 'gradient', samples: 2, microBatch: 1, ...o })), options);
     console.log(`explain(${JSON.stringify(options)}) → ${JSON.stringify(error)}`);
     assert.ok(error, `explain(${JSON.stringify(options)}) did not fail`);
     assert.equal(error.name, 'SmoothGradError');
@@ -251,15 +246,15 @@ test('a backend, a topK or a smoothing that is none: refused by name before any 
   await stillUsable(catProbabilities);
 });
 
-/** Gives the page `window.refused(call)`: null once `call()` resolves, else the {kind, message} it
- * threw. Set again before each use, as a test may have reloaded the page. */
+/** Gives the page `window.refused(call)`: null once `call()` resolves, else the {kind, name,
+ * message} it threw. Set again before each use, as a test may have reloaded the page. */
 function defineRefused() {
   window.refused = async (call) => {
     try {
       await call();
       return null;
     } catch (e) {
-      return { kind: e.kind, message: e.message };
+      return { kind: e.kind, name: e.name, message: e.message };
     }
   };
 }
