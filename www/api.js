@@ -166,6 +166,14 @@ export function autoWorkers({ backend, samples, microBatch }) {
   return Math.max(1, Math.min(cores, byMemory, MAX_CPU_WORKERS, batches));
 }
 
+/** A micro-batch asked for, at most `samples`: the size that runs and is reported (a run of 50
+ * at micro-batch 1e6 said 1e6), and where halving after running out of memory starts (from 1e6,
+ * fifteen runs of 50 samples before one smaller than 50). Anything but whole numbers is left for
+ * the wasm to refuse by name. */
+function atMostSamples(microBatch, samples) {
+  return Number.isInteger(microBatch) && Number.isInteger(samples) && samples >= 1 ? Math.min(microBatch, samples) : microBatch;
+}
+
 /** 0..total (samples, steps) split into `parts` contiguous shares [start, end), as even as can be. */
 function splitRange(total, parts) {
   return Array.from({ length: parts }, (_, i) => [Math.floor((i * total) / parts), Math.floor(((i + 1) * total) / parts)]);
@@ -846,7 +854,7 @@ export class SmoothGrad {
     const stopRequested = this._stopWatch();
     const o = { ...DEFAULT_OPTIONS, ...checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']) };
     checkOnProgress('explain', o.onProgress);
-    const smoothingAsked = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing) || 'mean';
+    const smoothingAsked = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing);
     // A wrong one is refused before the run starts; mid-run, failing the run for it would throw
     // away what it had summed.
     let smoothing = checkChoice('smoothing', smoothingAsked(), SMOOTHINGS);
@@ -856,9 +864,9 @@ export class SmoothGrad {
       return smoothing;
     };
     const target = await this._defaultTarget(o.target);
-    let microBatch = o.microBatch === 'auto' || o.microBatch === undefined
+    let microBatch = o.microBatch === 'auto'
       ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision, method: o.method })
-      : o.microBatch;
+      : atMostSamples(o.microBatch, o.samples);
     let workers = this._workerCount(o.workers, Number(o.samples), microBatch);
     this._others = undefined;
     let deviceRetries = 0;
@@ -938,7 +946,6 @@ export class SmoothGrad {
    * is thrown with `helper: true`: the run can go on without it. */
   async _share(start, workers, smoothingNow, stopRequested, onStep) {
     const restarts = this._restarts;
-    const helpers = workers > 1 ? await this._helpersFor(workers - 1).catch(asHelper) : [];
     const owner = async (op, args) => {
       // A worker that replaced the run's after a trap elsewhere has no run to go on with.
       if (this._restarts !== restarts) throw runCutOff();
@@ -948,13 +955,15 @@ export class SmoothGrad {
         throw this._restarts !== restarts && error.kind === 'StateError' ? runCutOff() : error;
       }
     };
+    const pooled = workers > 1;
+    const shares = splitRange(Number(start.samples), workers);
+    const startShare = (call, i) => call('start', { options: pooled ? { ...start, sampleRange: shares[i] } : start });
+    // The owner first, before any helper is started: it refuses bad options (`samples: 2.5`)
+    // before helpers load the weights for nothing.
+    await startShare(owner, 0);
+    const helpers = pooled ? await this._helpersFor(workers - 1).catch(asHelper) : [];
     const calls = [owner, ...helpers.map((worker) => (op, args) => worker.call(op, args).catch(asHelper))];
-    const pooled = calls.length > 1;
-    const shares = splitRange(Number(start.samples), calls.length);
-    // The owner first: it refuses bad options before any helper is asked.
-    const starts = calls.map((call, i) => () => call('start', { options: pooled ? { ...start, sampleRange: shares[i] } : start }));
-    await starts[0]();
-    await Promise.all(starts.slice(1).map((startShare) => startShare()));
+    await Promise.all(calls.slice(1).map((call, i) => startShare(call, i + 1)));
     const sums = calls.map(() => null); // each worker's latest {count, sum, sumOfSquares}
     const count = (parts) => parts.reduce((n, part) => n + (part?.count ?? 0), 0);
     let reported = 0;
@@ -1009,7 +1018,7 @@ export class SmoothGrad {
     }
     this._others = pooled ? sums.slice(1).filter(Boolean) : undefined;
     const done = pooled ? count(sums) : reported;
-    const maps = done > 0 ? await owner('smoothedAll', { others: this._others }) : null;
+    const maps = done > 0 ? await owner('smoothedAll', { others: this._others, smoothings: SMOOTHINGS }) : null;
     // The last ticks' maps may have missed a share that finished meanwhile.
     if (done > reported) {
       const smoothing = smoothingNow();

@@ -13,8 +13,6 @@ let explainer = null;
 let trapped = null; // the panic message once the instance trapped: it cannot be used any more
 let simulated = null; // test hook: {op, message} makes that op fail as a trap would
 
-const SMOOTHINGS = ['mean', 'mean-of-squares', 'variance', 'abs-mean'];
-
 // A wasm-bindgen result may be a plain object, a Map (serde-wasm-bindgen) or a class instance
 // (getters on its prototype, which postMessage would drop): copy the named fields out.
 function field(value, key) {
@@ -87,9 +85,10 @@ const ops = {
   smoothed({ smoothing, others }) {
     return explainer.smoothed(smoothing, others);
   },
-  async smoothedAll({ others }) {
+  // The map of each of `smoothings` (api.js's SMOOTHINGS).
+  async smoothedAll({ others, smoothings }) {
     const maps = {};
-    for (const smoothing of SMOOTHINGS) maps[smoothing] = await explainer.smoothed(smoothing, others);
+    for (const smoothing of smoothings) maps[smoothing] = await explainer.smoothed(smoothing, others);
     return maps;
   },
   render({ map, options }) {

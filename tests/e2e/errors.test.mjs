@@ -203,6 +203,9 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
     [{ seed: -1 }, 'OptionsError', /^seed: invalid type: floating point `-1(\.0)?`, expected a whole number ≥ 0$/],
     // Not a name: it used to reach the wasm as an empty string, and the model crashed.
     [{ smoothing: 3 }, 'OptionsError', /^unknown smoothing '3': choose one of mean, mean-of-squares, variance, abs-mean$/],
+    // Falsy, they used to run as 'mean'.
+    [{ smoothing: 0 }, 'OptionsError', /^unknown smoothing '0': /],
+    [{ smoothing: '' }, 'OptionsError', /^unknown smoothing '': /],
   ];
   await site.page.evaluate(defineRefused);
   for (const [options, kind, message = /.{10}/] of cases) {
@@ -244,6 +247,23 @@ test('a backend, a topK or a smoothing that is none: refused by name before any 
   });
   assert.equal(outcomes.keptVariance, true);
   await stillUsable(catProbabilities);
+});
+
+test('options the wasm refuses start no helper worker; a micro-batch above the samples is reported as the one that ran', async () => {
+  await site.page.evaluate(defineRefused);
+  const r = await site.page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    sg._dropHelpers();
+    const error = await refused(() => sg.explain({ method: 'gradient', samples: 2.5, microBatch: 1, workers: 2 }));
+    const helpers = sg._helpers.length;
+    const run = await sg.explain({ method: 'gradient', samples: 2, microBatch: 1000, workers: 1 });
+    return { error, helpers, microBatch: run.microBatch, done: run.done };
+  });
+  assert.equal(r.error?.kind, 'OptionsError', JSON.stringify(r.error));
+  assert.match(r.error.message, /^samples: invalid type: floating point `2\.5`/);
+  // Before, two workers' run started its helper first, which then loaded the weights for nothing.
+  assert.equal(r.helpers, 0);
+  assert.deepEqual({ microBatch: r.microBatch, done: r.done }, { microBatch: 2, done: 2 });
 });
 
 /** Gives the page `window.refused(call)`: null once `call()` resolves, else the {kind, name,
