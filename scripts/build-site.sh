@@ -12,12 +12,11 @@ scripts/setup.sh
 target_dir=${CARGO_TARGET_DIR:-target}
 
 # Builds one wasm module (www/wasm-modules.js names them) and prints its path: $1 cargo's target
-# directory, the rest cargo's feature flags.
+# directory, $2 the backend's feature (crates/smoothgrad-site).
 module() {
   local dir=$1
-  shift
-  cargo build -p smoothgrad-web --profile web --target wasm32-unknown-unknown --target-dir "$dir" "$@" >&2
-  local wasm="$dir/wasm32-unknown-unknown/web/smoothgrad_web.wasm"
+  cargo build -p smoothgrad-site --profile web --target wasm32-unknown-unknown --target-dir "$dir" --no-default-features --features "$2" >&2
+  local wasm="$dir/wasm32-unknown-unknown/web/smoothgrad_site.wasm"
   # Debian's binaryen (scripts/setup.sh installs it): a smaller, faster module (WebGPU's 35 → 24
   # MB). Before wasm-bindgen, not after: run on wasm-bindgen's output, wasm-opt 108 breaks its
   # externref table ("Table.set(): Argument 1 is invalid"). Optional: the site works without it.
@@ -36,12 +35,12 @@ module() {
   fi
   echo "$wasm"
 }
-# WebGPU (with the CPU backend too): exactly the features the wasm tests build (scripts/test.sh;
-# "default" would count as another feature set), so the two share one build of burn and wgpu.
-webgpu=$(module "$target_dir/wasm" --no-default-features --features webgpu,cpu)
+# WebGPU alone, in the wasm tests' target directory (scripts/test.sh): wgpu and CubeCL are built
+# once for both, and only burn's own crates again without the CPU backend (2 min on 2 cores).
+webgpu=$(module "$target_dir/wasm" webgpu)
 # The CPU backend alone, in a target directory of its own: cargo names a path crate's cdylib
 # without a hash, so two feature sets in one directory would overwrite each other's module.
-cpu=$(module "$target_dir/wasm-cpu" --no-default-features --features cpu)
+cpu=$(module "$target_dir/wasm-cpu" cpu)
 
 # The old site stays whole until the modules are built.
 rm -rf "$out"

@@ -4,7 +4,7 @@
 Usage: scripts/wasm-code-by-crate.py FILE.wasm [TOP]   (default TOP 30)
 
 Read cargo's module before wasm-opt and wasm-bindgen, which drop the names:
-target/wasm-cpu/wasm32-unknown-unknown/web/smoothgrad_web.wasm (CPU) or target/wasm/… (WebGPU).
+target/wasm-cpu/wasm32-unknown-unknown/web/smoothgrad_site.wasm (CPU) or target/wasm/… (WebGPU).
 A function counts for the first crate in its (legacy-mangled) path: an `impl Trait for Type`
 counts for Type's crate.
 """

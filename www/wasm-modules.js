@@ -1,6 +1,6 @@
-// The site's two builds of the wasm (scripts/build-site.sh): one with burn's CPU backend alone,
-// a fraction of the size, for the machines without hardware WebGPU, and one with WebGPU (which
-// carries the CPU backend too). A worker loads only the one its backend needs.
+// The site's two builds of the wasm (scripts/build-site.sh), one backend each: burn's CPU backend,
+// a fraction of the size, for the machines without hardware WebGPU, and WebGPU. A worker loads
+// only the one its backend needs.
 
 /** The wasm-bindgen output name of each backend's module, in www/pkg/. */
 export const WASM_MODULES = Object.freeze({ webgpu: 'smoothgrad_web', cpu: 'smoothgrad_web_cpu' });

@@ -379,6 +379,22 @@ test('the CPU module carries the CPU backend alone: asked for WebGPU it says so'
   await context.close();
 });
 
+test('the WebGPU module carries the WebGPU backend alone: asked for the CPU it says so', async () => {
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/fixtures/CREDITS.md`);
+  const got = await page.evaluate(async (name) => {
+    const { default: init, Explainer } = await import(`/www/pkg/${name}.js`);
+    await init();
+    return Explainer.create('cpu', null).then(() => null, (e) => ({ name: e.name, message: e.message }));
+  }, WASM_MODULES.webgpu);
+  // Before, it carried the CPU backend too: 2.3 MB of its 23 MB that no page used.
+  assert.deepEqual(got, {
+    name: 'BackendError',
+    message: 'this WebAssembly module was built without the cpu backend: load the one built with it',
+  });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('weights by default: not on the site → the Hugging Face hub with progress, then from Cache Storage; offline → random offered; a cut-off file is not cached, and one cached before is replaced; a throwing progress callback is not a failed download', async () => {
   const { readFile } = await import('node:fs/promises');
   const { join } = await import('node:path');

@@ -5,10 +5,10 @@
 //! at once; those that read results back return a `Promise`, because every read in a browser
 //! is asynchronous. Errors are JS `Error`s whose `name` says what kind of mistake it was.
 //!
-//! The features `webgpu` and `cpu` choose the backends a module carries (both by default). The
-//! site ships two modules, one with both for WebGPU and one with the CPU backend alone, a fifth
-//! of the size (a quarter gzipped), for the machines without a hardware GPU
-//! (`scripts/build-site.sh`).
+//! The features `webgpu` and `cpu` choose the backends a module carries (both by default, as the
+//! wasm tests run). The site ships two modules, each with one backend (`crates/smoothgrad-site`,
+//! `scripts/build-site.sh`): the CPU one, a fifth of the size (a quarter gzipped), is for the
+//! machines without a hardware GPU.
 
 use std::sync::Mutex;
 
