@@ -12,10 +12,11 @@ stage "native tests (CPU)"
 cargo test -p smoothgrad --no-default-features --features flex,pytorch
 
 stage "wasm tests: build"
-# The site's profile (`web`), both backends, and both crates in ONE cargo call: the tests run the
-# code that ships, and wgpu + CubeCL compile once (25 min cold on 2 cores), shared by both test
-# files and the site's WebGPU module (which rebuilds only burn's own crates, without the CPU backend). Two calls compiled them twice (cargo gave the core crate's
-# test alone another profile hash for every dependency), and CI ran past its 90 minutes.
+# The site's profile (`web`), both backends, and both crates in ONE cargo call: the tests run
+# code compiled as the site's is, and wgpu + CubeCL compile once (25 min cold on 2 cores), shared
+# by both test files and the site's WebGPU module (which rebuilds only burn's own crates, without
+# the CPU backend). Two calls compiled them twice (cargo gave the core crate's test alone another
+# profile hash for every dependency), and CI ran past its 90 minutes.
 artifacts=$(mktemp)
 cargo test -p smoothgrad -p smoothgrad-web --profile web --target wasm32-unknown-unknown \
   --target-dir "$target_dir/wasm" --no-default-features --features smoothgrad-web/webgpu,smoothgrad-web/cpu \
