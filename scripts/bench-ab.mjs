@@ -96,7 +96,8 @@ try {
   await page.waitForFunction(() => window.__abResult, null, { timeout: 0, polling: 1000 });
   const { times, error } = await page.evaluate(() => window.__abResult);
   if (error) throw new Error(error);
-  // `--pageRounds 0`: the compute figures alone (an empty list had no median, and the run's figures were lost).
+  // `--pageRounds 0`: the compute figures alone (an empty list had no median, and the run's
+  // figures were lost).
   if (weights && Number(pageRounds) > 0) Object.assign(times, await pageVisits(browser, Number(pageRounds)));
   const figures = Object.fromEntries(Object.entries(times).map(([figure, { a, b }]) => [figure, {
     a: { best_ms: rounded(Math.min(...a)), median_ms: rounded(median(a)) },

@@ -18,8 +18,9 @@ module() {
   cargo build -p smoothgrad-site --profile web --target wasm32-unknown-unknown --target-dir "$dir" --no-default-features --features "$2" >&2
   local wasm="$dir/wasm32-unknown-unknown/web/smoothgrad_site.wasm"
   # Debian's binaryen (scripts/setup.sh installs it): a smaller, faster module (WebGPU's 35 → 24
-  # MB on 2026-11-27). Before wasm-bindgen, not after: run on wasm-bindgen's output, wasm-opt 108 breaks its
-  # externref table ("Table.set(): Argument 1 is invalid"). Optional: the site works without it.
+  # MB on 2026-11-27). Before wasm-bindgen, not after: run on wasm-bindgen's output, wasm-opt 108
+  # breaks its externref table ("Table.set(): Argument 1 is invalid"). Optional: the site works
+  # without it.
   # It takes minutes, so its output is kept beside cargo's under the hash of its input, not by
   # date: cargo gives an artifact it reuses (another checkout's, say) its old date.
   if command -v wasm-opt >/dev/null 2>&1; then
