@@ -289,10 +289,12 @@ function handedOver(bytes) {
 
 /** Rethrows a helper worker's failure marked `helper: true`: the work can go on without it. */
 function asHelper(error) {
-  throw Object.assign(new SmoothGradError(kindOf(error), error.message ?? String(error)), { helper: true });
+  throw Object.assign(new SmoothGradError(kindOf(error), error.panic || (error.message ?? String(error))), { helper: true });
 }
 
+/** The documented kind of a worker's error: a trap (the wasm instance stopped) is a "Crash". */
 function kindOf(error) {
+  if (error.trap) return 'Crash';
   const known = ['WeightsError', 'ImageError', 'OptionsError', 'TargetError', 'StateError', 'BackendError', 'DeviceError'];
   return known.includes(error.name) ? error.name : (error.name || 'Error');
 }
@@ -430,6 +432,7 @@ export class SmoothGrad {
     this.model = null; // {architecture, numClasses, baseWidth}
     this.weightsSource = null; // what loadWeights loaded: {url} | {bytes} | {random: numClasses}
     this._worker = null; // the ModelWorker that owns the run, the model and the image
+    this._startFailure = null; // why the last worker could not start (then _worker is null)
     this._modules = new Map(); // backend → Promise of its compiled wasm module (see _compiled)
     this._helpers = []; // CPU only: more ModelWorkers taking shares of a run, {worker, weights, image}
     this._helpersStarted = Promise.resolve(); // the last _helpersFor()
@@ -476,17 +479,22 @@ export class SmoothGrad {
       worker.terminate();
       this._worker = null;
       if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
+      // A trap's message is "unreachable": the panic says why.
+      const reason = error.panic || error.message;
       // The CPU has a module of its own (a fifth of the size), so it may load where WebGPU's did not.
-      const unloaded = /could not be loaded/.test(error.message);
+      const unloaded = /could not be loaded/.test(reason);
       if (backend === 'webgpu') {
         const instead = 'on the CPU inside WebAssembly instead, which is slower.';
-        this._notice(unloaded ? `${error.message} Running ${instead}` : `WebGPU could not start (${error.message}); running ${instead}`, 'warn');
-        this.backendReason = `WebGPU failed to start: ${error.message}`;
+        this._notice(unloaded ? `${reason} Running ${instead}` : `WebGPU could not start (${reason}); running ${instead}`, 'warn');
+        this.backendReason = `WebGPU failed to start: ${reason}`;
         this._modules.delete('webgpu'); // not needed again: let it be collected
         return this._startWorker('cpu');
       }
-      throw new SmoothGradError(kindOf(error), unloaded
-        ? `${error.message} Build the site with scripts/build-site.sh and serve dist/ over http.` : error.message);
+      // Only a first start can be a site served wrong; a restart's module was there before.
+      const message = unloaded && this.backend === null
+        ? `${reason} Build the site with scripts/build-site.sh and serve dist/ over http.` : reason;
+      this._startFailure = message;
+      throw new SmoothGradError(kindOf(error), message);
     }
   }
 
@@ -520,7 +528,10 @@ export class SmoothGrad {
     // detached after the first send).
     // A call made while the model restarts waits for the new worker to have the weights and image.
     await this._restarting?.catch(() => {});
-    if (this._disposed || !this._worker) throw new SmoothGradError('StateError', DISPOSED.message);
+    if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
+    if (!this._worker) {
+      throw new SmoothGradError('BackendError', `The model could not be started again (${this._startFailure}); reload the page.`);
+    }
     try {
       return await this._raw(op, args, transfer);
     } catch (error) {
@@ -530,9 +541,12 @@ export class SmoothGrad {
         if (RETRIED_OPS.has(op) && !retried) return this._call(op, args, transfer, true);
         if (RUN_OPS.has(op)) throw runCutOff();
       }
-      if (!error.trap) throw new SmoothGradError(kindOf(error), error.message);
+      // A lost device is reported by the wasm (CubeCL's "poisoned" device) without a trap, but
+      // every later call on it would fail too.
+      const lost = error.name === 'DeviceLost';
+      if (!error.trap && !lost) throw new SmoothGradError(kindOf(error), error.message);
       const panic = error.panic || error.message;
-      const kind = /out of memory|outofmemory|oom|allocat/i.test(panic) ? 'OutOfMemory'
+      const kind = lost ? 'DeviceLost' : /out of memory|outofmemory|oom|allocat/i.test(panic) ? 'OutOfMemory'
         : /device.*lost|lost.*device|devicelost/i.test(panic) ? 'DeviceLost' : 'Crash';
       await this._restart(kind, panic);
       // One-shot operations are simply done again on the fresh worker (a SmoothGrad run is
@@ -558,7 +572,7 @@ export class SmoothGrad {
       try {
         await this._sync(this._worker, {});
       } catch (error) {
-        throw new SmoothGradError(error.trap ? 'Crash' : kindOf(error), `The model restarted but could not take back your weights and image (${error.message}); load them again.`);
+        throw new SmoothGradError(kindOf(error), `The model restarted but could not take back your weights and image (${error.panic || error.message}); load them again.`);
       }
     })();
     try {
@@ -568,16 +582,19 @@ export class SmoothGrad {
     }
   }
 
-  /** Sends `worker` the weights and image it lacks (`had`: the ones it was last given). */
+  /** Sends `worker` the weights and image it lacks (`had`: the ones it was last given), and
+   * returns those it was sent: new ones that come while it loads are for the next sync. */
   async _sync(worker, had) {
-    if (had.weights !== this._weights) {
-      if (this._weights?.bytes) await worker.call('loadWeights', ...handedOver(this._weights.bytes));
-      else if (this._weights?.random) await worker.call('loadRandomWeights', { numClasses: this._weights.random });
+    const { _weights: weights, _image: image } = this;
+    if (had.weights !== weights) {
+      if (weights?.bytes) await worker.call('loadWeights', ...handedOver(weights.bytes));
+      else if (weights?.random) await worker.call('loadRandomWeights', { numClasses: weights.random });
     }
-    if (had.image !== this._image) {
-      if (this._image?.bytes) await worker.call('setImage', { bytes: this._image.bytes });
-      else if (this._image?.rgba) await worker.call('setImageRgba', this._image);
+    if (had.image !== image) {
+      if (image?.bytes) await worker.call('setImage', { bytes: image.bytes });
+      else if (image?.rgba) await worker.call('setImageRgba', image);
     }
+    return { weights, image };
   }
 
   /** `count` helper workers on the CPU backend with this model and image; kept between runs.
@@ -596,8 +613,7 @@ export class SmoothGrad {
       await worker.call('init', { backend: 'cpu', module: await this._compiled('cpu') });
     }
     await Promise.all(this._helpers.map(async (helper) => {
-      await this._sync(helper.worker, helper);
-      Object.assign(helper, { weights: this._weights, image: this._image });
+      Object.assign(helper, await this._sync(helper.worker, helper));
     }));
     return this._helpers.map((helper) => helper.worker);
   }
@@ -657,6 +673,10 @@ export class SmoothGrad {
 
   /** A randomly initialised ResNet-50: the pipeline runs, the maps mean nothing. */
   async loadRandomWeights(numClasses = 1000) {
+    // The wasm takes an unsigned integer: 2.5 would build 2 classes, and -1 four billion.
+    if (!Number.isInteger(numClasses) || numClasses < 1) {
+      throw new SmoothGradError('OptionsError', `numClasses must be a whole number ≥ 1 (got ${numClasses}).`);
+    }
     const model = await this._call('loadRandomWeights', { numClasses });
     this._weights = { random: numClasses };
     this.model = model;
@@ -682,6 +702,9 @@ export class SmoothGrad {
                typeof HTMLImageElement !== 'undefined' && input instanceof HTMLImageElement)) {
       const width = input.naturalWidth ?? input.width;
       const height = input.naturalHeight ?? input.height;
+      if (!width || !height) {
+        throw new SmoothGradError('ImageError', 'This image has no pixels yet (0×0): pass it once it has loaded, or give its URL.');
+      }
       const canvas = new OffscreenCanvas(width, height);
       const context = canvas.getContext('2d');
       context.drawImage(input, 0, 0);
@@ -864,14 +887,24 @@ export class SmoothGrad {
       return smoothing;
     };
     const target = await this._defaultTarget(o.target);
-    let microBatch = o.microBatch === 'auto'
-      ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision, method: o.method })
-      : atMostSamples(o.microBatch, o.samples);
-    let workers = this._workerCount(o.workers, Number(o.samples), microBatch);
+    let microBatch;
+    let workers;
+    let plannedFor; // the backend microBatch and workers were worked out for
+    const plan = () => {
+      plannedFor = this.backend;
+      microBatch = o.microBatch === 'auto'
+        ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision, method: o.method })
+        : atMostSamples(o.microBatch, o.samples);
+      workers = this._workerCount(o.workers, Number(o.samples), microBatch);
+    };
+    plan();
     this._others = undefined;
     let deviceRetries = 0;
     let reruns = 0; // after a restart another call caused
     for (;;) {
+      // A restart that fell back from WebGPU to the CPU: "auto" is the CPU's now (the GPU's
+      // micro-batch on one worker ran a fraction as fast, with a far larger heap).
+      if (this.backend !== plannedFor) plan();
       const start = withIgSteps({ method: o.method, target, samples: o.samples, noiseLevel: o.noiseLevel, microBatch, seed: o.seed },
         o.method, o.igSteps);
       try {
@@ -946,13 +979,20 @@ export class SmoothGrad {
    * is thrown with `helper: true`: the run can go on without it. */
   async _share(start, workers, smoothingNow, stopRequested, onStep) {
     const restarts = this._restarts;
+    const { _image: image, _weights: weights } = this;
     const owner = async (op, args) => {
       // A worker that replaced the run's after a trap elsewhere has no run to go on with.
       if (this._restarts !== restarts) throw runCutOff();
       try {
         return await this._call(op, args);
       } catch (error) {
-        throw this._restarts !== restarts && error.kind === 'StateError' ? runCutOff() : error;
+        if (error.kind !== 'StateError') throw error;
+        if (this._restarts !== restarts) throw runCutOff();
+        // setImage() or loadWeights() meanwhile ended the run in the wasm ("call start() first").
+        if (this._image !== image || this._weights !== weights) {
+          throw new SmoothGradError('StateError', 'The image or the weights changed while SmoothGrad ran: ask for its map again.');
+        }
+        throw error;
       }
     };
     const pooled = workers > 1;

@@ -120,8 +120,14 @@ function applyParams() {
     const field = $(id);
     const value = params.get(key);
     const choices = field.tagName === 'SELECT' ? [...field.options].map((option) => option.value) : null;
-    if (choices && !choices.includes(value)) ignored(key, value, choices.join(', '), `keeping ${field.value}`);
-    else field.value = value;
+    if (choices && !choices.includes(value)) return ignored(key, value, choices.join(', '), `keeping ${field.value}`);
+    // A number the run would refuse keeps the default now, rather than failing the first run.
+    try {
+      RUN_FIELDS[id]?.(value);
+    } catch (error) {
+      return say(`${error.message.replace(/\.$/, '')} in the address: keeping ${field.value}.`, 'warn');
+    }
+    field.value = value;
   };
   set('samples-n', 'samples');
   set('noise', 'noise');
@@ -173,33 +179,53 @@ function syncUrl() {
   history.replaceState(null, '', `${location.pathname}?${p}`);
 }
 
+/** Each run setting's form field (by id), read and checked: a wrong value is an OptionsError
+ * that names it. */
+const RUN_FIELDS = {
+  'samples-n': (text) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw badSetting(`samples n must be a whole number ≥ 1 (got “${text}”).`);
+    return n;
+  },
+  noise: (text) => {
+    const noise = Number(text);
+    if (text.trim() === '' || !Number.isFinite(noise) || noise < 0) throw badSetting(`noise σ must be a number ≥ 0 (% of the input range; the paper uses 15), got “${text}”.`);
+    return noise;
+  },
+  'micro-batch': (text) => {
+    const asked = text.trim().toLowerCase();
+    if (asked === 'auto' || asked === '') return 'auto';
+    const microBatch = Number(asked);
+    if (!Number.isInteger(microBatch) || microBatch < 1) throw badSetting(`micro-batch must be “auto” or a whole number ≥ 1 (got “${text}”).`);
+    return microBatch;
+  },
+  seed: (text) => {
+    const seed = Number(text);
+    if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw badSetting(`seed must be a whole number ≥ 0 (got “${text}”).`);
+    return seed;
+  },
+  // The core refuses more than MAX_IG_STEPS.
+  'ig-steps': (text) => {
+    const igSteps = Number(text);
+    if (!Number.isInteger(igSteps) || igSteps < 1 || igSteps > MAX_IG_STEPS) {
+      throw badSetting(`IG steps must be a whole number from 1 to ${MAX_IG_STEPS} (got “${text}”).`);
+    }
+    return igSteps;
+  },
+};
+
+const badSetting = (message) => new SmoothGradError('OptionsError', message);
+const readField = (id) => RUN_FIELDS[id]($(id).value);
+
 /** The form's SmoothGrad settings, checked; throws an OptionsError naming the bad field. */
 function readRunOptions() {
-  const bad = (message) => new SmoothGradError('OptionsError', message);
-  const n = Number($('samples-n').value);
-  if (!Number.isInteger(n) || n < 1) throw bad(`samples n must be a whole number ≥ 1 (got “${$('samples-n').value}”).`);
-  const noise = Number($('noise').value);
-  if ($('noise').value.trim() === '' || !Number.isFinite(noise) || noise < 0) throw bad(`noise σ must be a number ≥ 0 (% of the input range; the paper uses 15), got “${$('noise').value}”.`);
-  const mbText = $('micro-batch').value.trim().toLowerCase();
-  let microBatch = 'auto';
-  if (mbText !== 'auto' && mbText !== '') {
-    microBatch = Number(mbText);
-    if (!Number.isInteger(microBatch) || microBatch < 1) throw bad(`micro-batch must be “auto” or a whole number ≥ 1 (got “${$('micro-batch').value}”).`);
-  }
-  const seed = Number($('seed').value);
-  if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw bad(`seed must be a whole number ≥ 0 (got “${$('seed').value}”).`);
+  const samples = readField('samples-n');
+  const noiseLevel = readField('noise') / 100;
+  const microBatch = readField('micro-batch');
+  const seed = readField('seed');
   // Checked only when Integrated Gradients runs: a bad value there does not stop the others.
-  const igSteps = controls.methods().includes('integrated-gradients') ? readIgSteps() : undefined;
-  return { samples: n, noiseLevel: noise / 100, microBatch, seed, igSteps };
-}
-
-/** The Integrated Gradients steps, checked (the core refuses more than MAX_IG_STEPS). */
-function readIgSteps() {
-  const igSteps = Number($('ig-steps').value);
-  if (!Number.isInteger(igSteps) || igSteps < 1 || igSteps > MAX_IG_STEPS) {
-    throw new SmoothGradError('OptionsError', `IG steps must be a whole number from 1 to ${MAX_IG_STEPS} (got “${$('ig-steps').value}”).`);
-  }
-  return igSteps;
+  const igSteps = controls.methods().includes('integrated-gradients') ? readField('ig-steps') : undefined;
+  return { samples, noiseLevel, microBatch, seed, igSteps };
 }
 
 // ---------------------------------------------------------------- the map grid
@@ -465,7 +491,7 @@ async function analyse(generation, { classify = true, smoothgrad = autorun() } =
   exposed.maps = {};
   // Read after classifying: a box unticked meanwhile starts no new analysis, so this one obeys it.
   const methods = controls.methods();
-  const igSteps = methods.includes('integrated-gradients') ? readIgSteps() : undefined;
+  const igSteps = methods.includes('integrated-gradients') ? readField('ig-steps') : undefined;
   state.plainIgSteps = igSteps ?? null;
   for (const method of methods) {
     const map = attribution?.method === method && attribution.target === target
@@ -636,15 +662,23 @@ function weightsChanged(load, url) {
   return schedule(async (generation) => {
     if (await load()) {
       if (url) params.set('weights', url); else params.delete('weights');
-      if (state.userTarget !== null && state.userTarget >= state.sg.model.numClasses) {
-        state.userTarget = null;
-        $('target').value = '';
-      }
+      keepTargetInRange();
       syncUrl();
       clearMaps();
       await analyse(generation);
     }
   });
+}
+
+/** A target the loaded model has no class for (the address's, or one typed for other weights)
+ * goes back to the top-1, with a warning: every image would fail on it. */
+function keepTargetInRange() {
+  const classes = state.sg.model.numClasses;
+  if (state.userTarget === null || state.userTarget < classes) return;
+  say(`Target ${state.userTarget} is not a class of this model (0–${classes - 1}): explaining the top-1 class.`, 'warn');
+  state.userTarget = null;
+  $('target').value = '';
+  syncUrl();
 }
 
 async function readImageSource(source) {
@@ -695,7 +729,7 @@ function parseTarget(text) {
   if (value === '') return null;
   const numeric = /^(-?\d+)\s*(:.*)?$/.exec(value);
   if (numeric) return Number(numeric[1]);
-  const numClasses = state.sg.model?.numClasses ?? 1000;
+  const numClasses = state.sg?.model?.numClasses ?? 1000; // the backend may still be starting
   const lower = value.toLowerCase();
   for (let i = 0; i < numClasses; i += 1) if (className(i, numClasses).toLowerCase() === lower) return i;
   throw new SmoothGradError('TargetError', `No class is called “${value}”; pick one from the list or type its number (0–${numClasses - 1}).`);
@@ -863,7 +897,9 @@ async function main() {
   // after them and wins; what was picked while the backend started replaces them.
   if (!state.picked.weights) {
     schedule(async (generation) => {
-      if (await loadWeights(weightsParam ?? undefined, weightsParam ?? undefined)) await analyse(generation);
+      if (!(await loadWeights(weightsParam ?? undefined, weightsParam ?? undefined))) return;
+      keepTargetInRange();
+      await analyse(generation);
     });
   }
   if (state.picked.image) return;

@@ -138,10 +138,28 @@ function describe(e) {
 }
 
 let queue = Promise.resolve();
+let running = null; // the id of the call in flight
+
+// A panic in code the browser calls back (wgpu's error handler, a future woken by a GPU promise)
+// traps outside any call, and the call waiting for that code is never answered: it is answered
+// here as trapped, so that the page replaces this worker (its later calls are cut off with it).
+function trappedOutside(error) {
+  if (!(error instanceof WebAssembly.RuntimeError)) return false;
+  const described = describe(error);
+  if (running !== null) self.postMessage({ id: running, ok: false, error: described });
+  return true;
+}
+self.addEventListener('error', (event) => {
+  if (trappedOutside(event.error)) event.preventDefault();
+});
+self.addEventListener('unhandledrejection', (event) => {
+  if (trappedOutside(event.reason)) event.preventDefault();
+});
 
 self.onmessage = (event) => {
   const { id, op, args } = event.data;
   queue = queue.then(async () => {
+    running = id;
     try {
       if (!(op in ops)) throw Object.assign(new Error(`unknown operation ${op}`), { name: 'StateError' });
       if (trapped !== null) {
@@ -161,6 +179,8 @@ self.onmessage = (event) => {
       self.postMessage({ id, ok: true, result }, transferables(result));
     } catch (e) {
       self.postMessage({ id, ok: false, error: describe(e) });
+    } finally {
+      running = null;
     }
   });
 };

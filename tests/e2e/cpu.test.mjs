@@ -197,6 +197,20 @@ test('stop() while Integrated Gradients\' helpers start: null, and the next shar
   await context.close();
 });
 
+test('random weights: the workers sharing a run hold the same network, so the map is the one-worker map', async () => {
+  const { page, context, errors } = await openFixturePage();
+  const maps = await page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    await sg.loadRandomWeights(10);
+    const explain = async (workers) => Array.from((await sg.explain({ method: 'gradient', samples: 2, microBatch: 1, seed: 3, workers })).map);
+    return { alone: await explain(1), shared: await explain(2) };
+  });
+  const error = relativeError(maps.shared, maps.alone);
+  assert.ok(error < 1e-5, `2 workers vs 1: max|a-b|/max|b| ${error}`);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('more workers than the device runs at once: as many as it does, with a notice', async () => {
   const { page, context, errors } = await openFixturePage();
   const r = await page.evaluate(async () => {

@@ -188,6 +188,34 @@ test('nonsense parameters in the address: each named in a warning, the defaults 
   await context.close();
 });
 
+test('numbers in the address that a run would refuse, and a target the model has no class for: each named in a warning, the default kept', async () => {
+  const q = new URLSearchParams(QUERY);
+  const asked = { samples: '0', noise: '-5', microBatch: 'fast', seed: '-1', igSteps: '9999', target: '5000', methods: 'gradient,integrated-gradients' };
+  for (const [key, value] of Object.entries(asked)) q.set(key, value);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${q}`);
+  await waitForTasks(page, 2);
+  const s = await page.evaluate(() => ({
+    messages: window.__smoothgrad.messages.map((m) => m.text).join('\n'), lastError: window.__smoothgrad.lastError,
+    target: window.__smoothgrad.target, top1: window.__smoothgrad.top5[0].index,
+    fields: ['samples-n', 'noise', 'micro-batch', 'seed', 'ig-steps'].map((id) => document.getElementById(id).value),
+  }));
+  for (const message of [
+    /samples n must be a whole number ≥ 1 \(got “0”\) in the address: keeping 50\./,
+    /noise σ must be a number ≥ 0 \(.*\), got “-5” in the address: keeping 15\./,
+    /micro-batch must be “auto” or a whole number ≥ 1 \(got “fast”\) in the address: keeping auto\./,
+    /seed must be a whole number ≥ 0 \(got “-1”\) in the address: keeping 0\./,
+    /IG steps must be a whole number from 1 to 4096 \(got “9999”\) in the address: keeping 50\./,
+    /Target 5000 is not a class of this model \(0–9\): explaining the top-1 class\./,
+  ]) assert.match(s.messages, message);
+  assert.deepEqual(s.fields, ['50', '15', 'auto', '0', '50']);
+  assert.equal(s.lastError, null, JSON.stringify(s.lastError));
+  assert.equal(s.target, s.top1);
+  const address = new URL(page.url()).searchParams;
+  assert.deepEqual(['samples', 'noise', 'microBatch', 'seed', 'igSteps', 'target'].map((key) => address.get(key)), ['50', '15', 'auto', '0', '50', null]);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('nonsense parameters through the API reach the Rust checks', async () => {
   const cases = [
     [{ samples: 0 }, 'OptionsError'],
@@ -219,7 +247,7 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
   }
 });
 
-test('a backend, a topK or a smoothing that is none: refused by name before any work', async () => {
+test('a backend, a topK, a smoothing or a class count that is none: refused by name before any work', async () => {
   await site.page.evaluate(defineRefused);
   const outcomes = await site.page.evaluate(async () => {
     const { SmoothGrad } = await import('/www/api.js');
@@ -230,6 +258,9 @@ test('a backend, a topK or a smoothing that is none: refused by name before any 
       topKText: await refused(() => sg.classify(undefined, { topK: 'all' })),
       smoothed: await refused(() => sg.smoothed(3)),
       explain: await refused(() => sg.explain({ method: 'gradient', samples: 2, smoothing: () => 'median' })),
+      // The wasm would have built 2 classes, and four billion for -1.
+      randomClasses: await refused(() => sg.loadRandomWeights(2.5)),
+      randomNegative: await refused(() => sg.loadRandomWeights(-1)),
       // A function's later answer that is no name keeps the last one, and the run its sums.
       keptVariance: await (async () => {
         let asked = 0;
@@ -244,6 +275,8 @@ test('a backend, a topK or a smoothing that is none: refused by name before any 
     topKText: /^topK must be a whole number ≥ 1 \(got all\)\.$/,
     smoothed: /^unknown smoothing '3': choose one of mean, mean-of-squares, variance, abs-mean$/,
     explain: /^unknown smoothing 'median': /,
+    randomClasses: /^numClasses must be a whole number ≥ 1 \(got 2\.5\)\.$/,
+    randomNegative: /^numClasses must be a whole number ≥ 1 \(got -1\)\.$/,
   });
   assert.equal(outcomes.keptVariance, true);
   await stillUsable(catProbabilities);
@@ -305,6 +338,26 @@ test('options left undefined or null take their defaults, as the wasm\'s do; a c
   assert.equal(r.classes, 5);
   assert.equal(r.mapLength, 3 * 224 * 224);
   assertOptionsErrors({ canvas: r.canvas }, { canvas: /^render\(\) draws into a canvas \(or none\), not the string 'nope'\.$/ });
+});
+
+test('the image set while SmoothGrad runs (API): the run fails saying so; an <img> not loaded yet is refused', async () => {
+  await site.page.evaluate(defineRefused);
+  const r = await site.page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    const bytes = new Uint8Array(await (await fetch('/fixtures/chelsea.png')).arrayBuffer());
+    let ticked;
+    const ticking = new Promise((resolve) => { ticked = resolve; });
+    const run = refused(() => sg.explain({ method: 'gradient', samples: 1000, microBatch: 1, workers: 1, onProgress: () => ticked() }));
+    await ticking;
+    await sg.setImage(bytes);
+    return { run: await run, unloaded: await refused(() => sg.setImage(new Image())) };
+  });
+  // It said "no SmoothGrad run: call start() first", a call the API's user never makes.
+  assert.deepEqual(r.run, { kind: 'StateError', name: 'SmoothGradError',
+    message: 'The image or the weights changed while SmoothGrad ran: ask for its map again.' });
+  assert.equal(r.unloaded.kind, 'ImageError', JSON.stringify(r.unloaded));
+  assert.match(r.unloaded.message, /^This image has no pixels yet \(0×0\)/);
+  await stillUsable(catProbabilities);
 });
 
 test('a misspelt option through the API is refused by name, not dropped for its default', async () => {

@@ -116,15 +116,17 @@ export async function startServer({ mounts = {}, site = true, cacheable = false,
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((ok) => server.close(ok)) };
 }
 
-/** Writes `body` in 1 MiB chunks spaced to arrive at `bytesPerSecond`. */
+/** Writes `body` in 1 MiB chunks spaced to arrive at `bytesPerSecond`, or slower where the
+ * browser reads slower: a chunk waits for the last one to drain, so none pile up in the server. */
 function sendSlowly(response, body, bytesPerSecond) {
   const chunk = 1 << 20;
   const started = Date.now();
   const next = (offset) => {
     if (offset >= body.length || response.destroyed) return response.end();
-    response.write(body.subarray(offset, offset + chunk));
+    const drained = response.write(body.subarray(offset, offset + chunk));
     const due = started + (1000 * (offset + chunk)) / bytesPerSecond;
-    setTimeout(() => next(offset + chunk), Math.max(0, due - Date.now()));
+    const later = () => setTimeout(() => next(offset + chunk), Math.max(0, due - Date.now()));
+    if (drained) later(); else response.once('drain', later);
   };
   next(0);
 }
@@ -171,19 +173,53 @@ export function wasmFetched(requests) {
   return requests.map((url) => new URL(url).pathname).filter((path) => path.endsWith('.wasm')).map((path) => path.split('/').pop());
 }
 
-/** Makes WebGPU fail to start in the page's model workers (as where the adapter gives no
- * device), from the `from`-th worker on (1: all of them); earlier ones start normally. */
-export async function failWebGPUInWorkers(context, { from = 1 } = {}) {
+/** Serves www/worker.js to `context`'s pages as `patch(source, n)` returns it for the `n`-th
+ * worker (from 1); each patch is checked to change the source where it is applied. */
+async function patchWorkers(context, patch) {
   let workers = 0;
   await context.route('**/www/worker.js', async (route) => {
     workers += 1;
     const response = await route.fetch();
-    const source = await response.text();
-    const failing = source.replace('explainer = await wasm.Explainer.create(backend, adapter);',
-      "if (backend === 'webgpu') throw Object.assign(new Error('no device: simulated'), { name: 'BackendError' });\n    $&");
-    assert.notEqual(failing, source, 'worker.js no longer has the line this patches');
-    await route.fulfill({ response, body: workers >= from ? failing : source });
+    await route.fulfill({ response, body: patch(await response.text(), workers) });
   });
+}
+
+/** Makes WebGPU fail to start in the page's model workers (as where the adapter gives no
+ * device), from the `from`-th worker on (1: all of them); earlier ones start normally. */
+export async function failWebGPUInWorkers(context, { from = 1 } = {}) {
+  const line = 'explainer = await wasm.Explainer.create(backend, adapter);';
+  await patchWorkers(context, (source, n) => {
+    assert.ok(source.includes(line), 'worker.js no longer has the line this patches');
+    return n < from ? source : source.replace(line,
+      "if (backend === 'webgpu') throw Object.assign(new Error('no device: simulated'), { name: 'BackendError' });\n    $&");
+  });
+}
+
+/** How a WebGPU device fails in failDeviceInWorkers: `lost` destroys it (as a GPU reset loses
+ * it); `outOfMemory` has it report the error an allocation that failed would, as a browser does,
+ * in a task of its own: while the call runs (it waits for the GPU's results). */
+const DEVICE_FAILURES = {
+  lost: 'device.destroy()',
+  outOfMemory: "setTimeout(() => device.dispatchEvent(new GPUUncapturedErrorEvent('uncapturederror', { error: new GPUOutOfMemoryError('simulated') })))",
+};
+
+/** Makes the first model worker's WebGPU device fail for real (`failure`: a DEVICE_FAILURES key)
+ * when that worker receives its (`after` + 1)-th call of `op`, before it runs it: the wasm sees
+ * what wgpu tells it. The workers after it keep theirs. */
+export async function failDeviceInWorkers(context, { op, after = 0, failure }) {
+  const fail = `{
+    let device = null;
+    let left = ${after};
+    const requestDevice = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      device = await requestDevice.apply(this, args);
+      return device;
+    };
+    self.addEventListener('message', (event) => {
+      if (event.data.op === ${JSON.stringify(op)} && left-- === 0) ${DEVICE_FAILURES[failure]};
+    });
+  }\n`;
+  await patchWorkers(context, (source, n) => (n === 1 ? fail + source : source));
 }
 
 /** Waits until the page has finished `count` tasks in all (weights, images, runs) and is idle. */

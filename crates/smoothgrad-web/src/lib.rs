@@ -34,6 +34,7 @@ enum ErrorKind {
     State,
     Backend,
     Device,
+    DeviceLost,
 }
 
 impl ErrorKind {
@@ -46,6 +47,7 @@ impl ErrorKind {
             Self::State => "StateError",
             Self::Backend => "BackendError",
             Self::Device => "DeviceError",
+            Self::DeviceLost => "DeviceLost",
         }
     }
 
@@ -241,10 +243,13 @@ impl Explainer {
         self.set_model(model, &config)
     }
 
-    /// A ResNet-50 with random weights: its maps mean nothing, but every step can be tried.
+    /// A ResNet-50 with random weights: its maps mean nothing, but every step can be tried. The
+    /// same network on every call with a backend: the workers that share a run, and one that
+    /// replaces a crashed worker, hold the network the others do.
     #[wasm_bindgen(js_name = loadRandomWeights)]
     pub fn load_random_weights(&mut self, num_classes: usize) -> Result<JsValue, JsValue> {
         let config = ResNetConfig::resnet50(num_classes);
+        self.device.seed(RANDOM_WEIGHTS_SEED);
         self.set_model(config.init(&self.device), &config)
     }
 
@@ -534,6 +539,9 @@ impl Explainer {
 #[cfg(not(any(feature = "webgpu", feature = "cpu")))]
 compile_error!("build the web crate with a backend: the `webgpu` feature, `cpu`, or both");
 
+/// Seeds the device's generator for [`Explainer::load_random_weights`].
+const RANDOM_WEIGHTS_SEED: u64 = 0x5EED;
+
 /// [`Explainer::warm_up`]'s network: ResNet-50's layers at a quarter of the width (a sixteenth of
 /// the multiply-adds), a few classes.
 const WARM_UP_BASE_WIDTH: usize = 16;
@@ -591,14 +599,22 @@ fn checked_steps(steps: usize) -> Result<std::num::NonZeroUsize, JsValue> {
     })
 }
 
-/// Reads a tensor back into a `Float32Array`.
+/// Reads a tensor back into a `Float32Array`. A lost GPU device (CubeCL says "poisoned": every
+/// later call on it fails) is a `DeviceLost` error, for the page to start a new worker.
 async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Float32Array, JsValue> {
-    let data = tensor
-        .into_data_async()
-        .await
-        .map_err(|error| ErrorKind::Device.error(format!("the device failed: {error:?}")))?;
+    let data = tensor.into_data_async().await.map_err(|error| match error.is_device_poisoned() {
+        true => ErrorKind::DeviceLost.error(loss_cause(error.reason())),
+        false => ErrorKind::Device.error(format!("the device failed: {error:?}")),
+    })?;
     let values = data.try_to_vec::<f32>().map_err(|error| ErrorKind::Device.error(format!("{error:?}")))?;
     Ok(Float32Array::from(values.as_slice()))
+}
+
+/// What the browser said of a lost device ("Destroyed: Device was destroyed."), out of CubeCL's
+/// report around it ("The device is poisoned", "Caused by:", a backtrace).
+fn loss_cause(reason: &str) -> &str {
+    let cause = reason.split_once("Caused by:").map_or(reason, |(_, cause)| cause);
+    cause.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or(reason)
 }
 
 fn set(object: &Object, key: &str, value: &JsValue) -> Result<(), JsValue> {
