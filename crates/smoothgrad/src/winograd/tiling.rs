@@ -25,6 +25,8 @@ pub trait Tiling<const M: usize, const N: usize> {
     fn output(m: [f32; N]) -> [f32; M];
     /// Where the points make `G` times a flipped kernel a permutation of `G g`'s rows, that
     /// permutation: the input gradient's kernels are then the forward's, read in another order.
+    /// Only the CPU backend's convolutions read it.
+    #[cfg_attr(not(feature = "flex"), allow(dead_code))]
     const FLIP: Option<[usize; N]>;
 }
 
