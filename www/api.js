@@ -10,8 +10,8 @@
 //   await sg.render(result.map, canvas, { sign: 'abs', colormap: 'viridis' });
 //
 // The model runs in a dedicated worker (www/worker.js) that owns the wasm module. If that
-// instance traps (GPU out of memory, device lost), the worker is replaced, the weights, image and
-// settings are sent again, and a SmoothGrad run is retried (with half the micro-batch after an
+// instance traps (GPU out of memory, a panic) or its GPU device is lost, the worker is replaced,
+// the weights, image and settings are sent again, and a SmoothGrad run is retried (with half the micro-batch after an
 // out-of-memory); `onNotice` tells the user. Every failure is a SmoothGradError with a `.kind`.
 // On the CPU backend a SmoothGrad run is shared by several such workers, one per core: wasm
 // threads would need a cross-origin-isolated page (special headers), which not every static host
@@ -63,6 +63,8 @@ const CACHE_NAME = 'smoothgrad-weights-v1';
 const RETRIED_OPS = new Set(['classify', 'attribute', 'render', 'integratedGradientsShare', 'integratedGradientsFromShares']);
 // A SmoothGrad run's calls: its state lives in one worker, so a restart ends the run.
 const RUN_OPS = new Set(['start', 'step', 'smoothedAll']);
+/** The most classes loadRandomWeights() builds. */
+const MAX_RANDOM_CLASSES = 100_000;
 const DISPOSED = { name: 'StateError', message: 'This SmoothGrad instance was disposed.', trap: false };
 const SIDE = 224;
 
@@ -288,6 +290,9 @@ function handedOver(bytes) {
 }
 
 /** Rethrows a helper worker's failure marked `helper: true`: the work can go on without it. */
+/** `text` without its full stop, to be wrapped in parentheses within a sentence. */
+const inner = (text) => String(text).replace(/\.$/, '');
+
 function asHelper(error) {
   throw Object.assign(new SmoothGradError(kindOf(error), error.panic || (error.message ?? String(error))), { helper: true });
 }
@@ -521,8 +526,8 @@ export class SmoothGrad {
     return this._worker.call(op, args, transfer);
   }
 
-  /** Sends one operation; a trap replaces the worker (state restored) and throws a kind
-   * "OutOfMemory", "DeviceLost" or "Crash" SmoothGradError for the caller to retry. */
+  /** Sends one operation; a trap or a lost device replaces the worker (state restored) and
+   * throws a kind "OutOfMemory", "DeviceLost" or "Crash" SmoothGradError for the caller to retry. */
   async _call(op, args, transfer, retried = false) {
     // A retry sends `args` again: a retried op must transfer nothing (a transferred buffer is
     // detached after the first send).
@@ -530,7 +535,7 @@ export class SmoothGrad {
     await this._restarting?.catch(() => {});
     if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
     if (!this._worker) {
-      throw new SmoothGradError('BackendError', `The model could not be started again (${this._startFailure}); reload the page.`);
+      throw new SmoothGradError('BackendError', `The model could not be started again (${inner(this._startFailure)}); reload the page.`);
     }
     try {
       return await this._raw(op, args, transfer);
@@ -545,9 +550,10 @@ export class SmoothGrad {
       // every later call on it would fail too.
       const lost = error.name === 'DeviceLost';
       if (!error.trap && !lost) throw new SmoothGradError(kindOf(error), error.message);
-      const panic = error.panic || error.message;
+      const panic = inner(error.panic || error.message);
       const kind = lost ? 'DeviceLost' : /out of memory|outofmemory|oom|allocat/i.test(panic) ? 'OutOfMemory'
         : /device.*lost|lost.*device|devicelost/i.test(panic) ? 'DeviceLost' : 'Crash';
+      const failed = this.backend === 'webgpu' ? 'GPU' : 'model'; // before a restart that may fall back
       await this._restart(kind, panic);
       // One-shot operations are simply done again on the fresh worker (a SmoothGrad run is
       // retried by explain(), which may also halve its micro-batch).
@@ -555,7 +561,7 @@ export class SmoothGrad {
         this._notice('The model was restarted; trying again.', 'info');
         return this._call(op, args, transfer, true);
       }
-      const what = kind === 'OutOfMemory' ? `The ${this.backend === 'webgpu' ? 'GPU' : 'model'} ran out of memory`
+      const what = kind === 'OutOfMemory' ? `The ${failed} ran out of memory`
         : kind === 'DeviceLost' ? 'The GPU device was lost' : 'The model crashed';
       throw new SmoothGradError(kind, `${what} (${panic}). The model was restarted with your weights, image and settings.`, { panic });
     }
@@ -572,7 +578,7 @@ export class SmoothGrad {
       try {
         await this._sync(this._worker, {});
       } catch (error) {
-        throw new SmoothGradError(kindOf(error), `The model restarted but could not take back your weights and image (${error.panic || error.message}); load them again.`);
+        throw new SmoothGradError(kindOf(error), `The model restarted but could not take back your weights and image (${inner(error.panic || error.message)}); load them again.`);
       }
     })();
     try {
@@ -672,10 +678,12 @@ export class SmoothGrad {
   }
 
   /** A randomly initialised ResNet-50: the pipeline runs, the maps mean nothing. */
-  async loadRandomWeights(numClasses = 1000) {
-    // The wasm takes an unsigned integer: 2.5 would build 2 classes, and -1 four billion.
-    if (!Number.isInteger(numClasses) || numClasses < 1) {
-      throw new SmoothGradError('OptionsError', `numClasses must be a whole number ≥ 1 (got ${numClasses}).`);
+  async loadRandomWeights(numClasses) {
+    numClasses ??= 1000;
+    // The wasm takes a 32-bit unsigned integer: 2.5 would build 2 classes, -1 four billion and
+    // 2³² none. The cap is a classifier layer of 800 MB.
+    if (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > MAX_RANDOM_CLASSES) {
+      throw new SmoothGradError('OptionsError', `numClasses must be a whole number from 1 to ${MAX_RANDOM_CLASSES} (got ${numClasses}).`);
     }
     const model = await this._call('loadRandomWeights', { numClasses });
     this._weights = { random: numClasses };
@@ -703,7 +711,11 @@ export class SmoothGrad {
       const width = input.naturalWidth ?? input.width;
       const height = input.naturalHeight ?? input.height;
       if (!width || !height) {
-        throw new SmoothGradError('ImageError', 'This image has no pixels yet (0×0): pass it once it has loaded, or give its URL.');
+        // An <img> whose file has loaded with no pixels could not be fetched or decoded.
+        const broken = input.complete && Boolean(input.currentSrc || input.src);
+        throw new SmoothGradError('ImageError', broken
+          ? 'This <img> has no pixels: its file could not be loaded or decoded.'
+          : `This image has no pixels yet (${width}×${height}): pass it once it has loaded, or give its URL.`);
       }
       const canvas = new OffscreenCanvas(width, height);
       const context = canvas.getContext('2d');
@@ -930,6 +942,12 @@ export class SmoothGrad {
           workers = 1;
           continue;
         }
+        // A restart that fell back from WebGPU to the CPU: whatever failed on the GPU, run it
+        // again on the CPU with its own settings (once: the backend changes only that way).
+        if (this.backend !== plannedFor && !stopRequested()) {
+          this._notice(`${inner(error.message)}. Running SmoothGrad again on the CPU.`, 'warn');
+          continue;
+        }
         // Cut off by a restart another call caused: nothing to change, run it again.
         if (error.restarted) {
           if (reruns >= 1 || stopRequested()) throw error;
@@ -980,19 +998,22 @@ export class SmoothGrad {
   async _share(start, workers, smoothingNow, stopRequested, onStep) {
     const restarts = this._restarts;
     const { _image: image, _weights: weights } = this;
+    // Why the run cannot go on, if it cannot: setImage() or loadWeights() ended it in the wasm
+    // (which says "call start() first"), or a worker that replaced the run's after a trap
+    // elsewhere has no run (explain() runs it again: on the same image and weights only).
+    const ended = () => {
+      if (this._image !== image || this._weights !== weights) {
+        return new SmoothGradError('StateError', 'The image or the weights changed while SmoothGrad ran: ask for its map again.');
+      }
+      return this._restarts !== restarts ? runCutOff() : null;
+    };
     const owner = async (op, args) => {
-      // A worker that replaced the run's after a trap elsewhere has no run to go on with.
-      if (this._restarts !== restarts) throw runCutOff();
+      const before = ended();
+      if (before) throw before;
       try {
         return await this._call(op, args);
       } catch (error) {
-        if (error.kind !== 'StateError') throw error;
-        if (this._restarts !== restarts) throw runCutOff();
-        // setImage() or loadWeights() meanwhile ended the run in the wasm ("call start() first").
-        if (this._image !== image || this._weights !== weights) {
-          throw new SmoothGradError('StateError', 'The image or the weights changed while SmoothGrad ran: ask for its map again.');
-        }
-        throw error;
+        throw (error.kind === 'StateError' && ended()) || error;
       }
     };
     const pooled = workers > 1;

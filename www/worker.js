@@ -3,6 +3,8 @@
 // worker). Speaks a small request/response protocol with www/api.js:
 //   main → worker  {id, op, args}
 //   worker → main  {id, ok: true, result} | {id, ok: false, error: {name, message, trap, panic}}
+// A call can be answered twice (as trapped by a trap outside it, then by its own end): the first
+// answer counts.
 // Calls into the Explainer run one at a time (a queue): the Rust object is borrowed by each call,
 // and an async call (classify, smoothed, ...) must finish before the next one starts.
 
@@ -122,11 +124,15 @@ function describe(e) {
   if (e?.name === 'Trap') return { name: 'Trap', message: e.message, trap: true, panic: trapped };
   const isTrap = e instanceof WebAssembly.RuntimeError || e?.simulatedTrap === true;
   if (isTrap) {
-    let panic = e.simulatedTrap ? e.message : undefined;
-    if (panic === undefined) {
-      try { panic = wasm?.takePanicMessage?.(); } catch { /* the instance is gone */ }
+    // The first trap's panic says why: a GPU out of memory is often followed by more errors
+    // (about the buffer that was never made), each a panic of its own.
+    if (trapped === null) {
+      let panic = e.simulatedTrap ? e.message : undefined;
+      if (panic === undefined) {
+        try { panic = wasm?.takePanicMessage?.(); } catch { /* the instance is gone */ }
+      }
+      trapped = panic ?? String(e?.message ?? e);
     }
-    trapped = panic ?? String(e?.message ?? e);
     return { name: 'Trap', message: String(e?.message ?? e), trap: true, panic: trapped };
   }
   if (e instanceof Error) return { name: e.name || 'Error', message: e.message, trap: false };

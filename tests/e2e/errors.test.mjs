@@ -258,9 +258,10 @@ test('a backend, a topK, a smoothing or a class count that is none: refused by n
       topKText: await refused(() => sg.classify(undefined, { topK: 'all' })),
       smoothed: await refused(() => sg.smoothed(3)),
       explain: await refused(() => sg.explain({ method: 'gradient', samples: 2, smoothing: () => 'median' })),
-      // The wasm would have built 2 classes, and four billion for -1.
+      // The wasm would have built 2 classes, four billion for -1 and none for 2³².
       randomClasses: await refused(() => sg.loadRandomWeights(2.5)),
       randomNegative: await refused(() => sg.loadRandomWeights(-1)),
+      randomWrapped: await refused(() => sg.loadRandomWeights(2 ** 32)),
       // A function's later answer that is no name keeps the last one, and the run its sums.
       keptVariance: await (async () => {
         let asked = 0;
@@ -275,8 +276,9 @@ test('a backend, a topK, a smoothing or a class count that is none: refused by n
     topKText: /^topK must be a whole number ≥ 1 \(got all\)\.$/,
     smoothed: /^unknown smoothing '3': choose one of mean, mean-of-squares, variance, abs-mean$/,
     explain: /^unknown smoothing 'median': /,
-    randomClasses: /^numClasses must be a whole number ≥ 1 \(got 2\.5\)\.$/,
-    randomNegative: /^numClasses must be a whole number ≥ 1 \(got -1\)\.$/,
+    randomClasses: /^numClasses must be a whole number from 1 to 100000 \(got 2\.5\)\.$/,
+    randomNegative: /^numClasses must be a whole number from 1 to 100000 \(got -1\)\.$/,
+    randomWrapped: /^numClasses must be a whole number from 1 to 100000 \(got 4294967296\)\.$/,
   });
   assert.equal(outcomes.keptVariance, true);
   await stillUsable(catProbabilities);

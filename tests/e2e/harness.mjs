@@ -174,7 +174,7 @@ export function wasmFetched(requests) {
 }
 
 /** Serves www/worker.js to `context`'s pages as `patch(source, n)` returns it for the `n`-th
- * worker (from 1); each patch is checked to change the source where it is applied. */
+ * worker (from 1). */
 async function patchWorkers(context, patch) {
   let workers = 0;
   await context.route('**/www/worker.js', async (route) => {
@@ -195,28 +195,33 @@ export async function failWebGPUInWorkers(context, { from = 1 } = {}) {
   });
 }
 
-/** How a WebGPU device fails in failDeviceInWorkers: `lost` destroys it (as a GPU reset loses
- * it); `outOfMemory` has it report the error an allocation that failed would, as a browser does,
- * in a task of its own: while the call runs (it waits for the GPU's results). */
-const DEVICE_FAILURES = {
-  lost: 'device.destroy()',
-  outOfMemory: "setTimeout(() => device.dispatchEvent(new GPUUncapturedErrorEvent('uncapturederror', { error: new GPUOutOfMemoryError('simulated') })))",
-};
-
-/** Makes the first model worker's WebGPU device fail for real (`failure`: a DEVICE_FAILURES key)
- * when that worker receives its (`after` + 1)-th call of `op`, before it runs it: the wasm sees
- * what wgpu tells it. The workers after it keep theirs. */
+/** Makes the first model worker's WebGPU device fail for real once that worker has received its
+ * (`after` + 1)-th call of `op`, so that the wasm sees what wgpu tells it: `failure` 'lost'
+ * destroys the device before the call runs (as a GPU reset loses it); 'outOfMemory' has it report
+ * the error an allocation that failed would, while the call waits for its results (the next
+ * readback). The workers after it keep theirs. */
 export async function failDeviceInWorkers(context, { op, after = 0, failure }) {
+  assert.ok(['lost', 'outOfMemory'].includes(failure), failure);
   const fail = `{
     let device = null;
     let left = ${after};
+    let atReadback = false;
     const requestDevice = GPUAdapter.prototype.requestDevice;
     GPUAdapter.prototype.requestDevice = async function (...args) {
       device = await requestDevice.apply(this, args);
       return device;
     };
+    const mapAsync = GPUBuffer.prototype.mapAsync;
+    GPUBuffer.prototype.mapAsync = function (...args) {
+      if (atReadback) {
+        atReadback = false;
+        device.dispatchEvent(new GPUUncapturedErrorEvent('uncapturederror', { error: new GPUOutOfMemoryError('simulated') }));
+      }
+      return mapAsync.apply(this, args);
+    };
     self.addEventListener('message', (event) => {
-      if (event.data.op === ${JSON.stringify(op)} && left-- === 0) ${DEVICE_FAILURES[failure]};
+      if (event.data.op !== ${JSON.stringify(op)} || left-- !== 0) return;
+      if (${JSON.stringify(failure)} === 'lost') device.destroy(); else atReadback = true;
     });
   }\n`;
   await patchWorkers(context, (source, n) => (n === 1 ? fail + source : source));
