@@ -11,8 +11,8 @@
 //
 // The model runs in a dedicated worker (www/worker.js) that owns the wasm module. If that
 // instance traps (GPU out of memory, a panic) or its GPU device is lost, the worker is replaced,
-// the weights, image and settings are sent again, and a SmoothGrad run is retried (with half the micro-batch after an
-// out-of-memory); `onNotice` tells the user. Every failure is a SmoothGradError with a `.kind`.
+// the weights, image and settings are sent again, and a SmoothGrad run is retried (with half the
+// micro-batch after an out-of-memory); `onNotice` tells the user. Every failure is a SmoothGradError with a `.kind`.
 // On the CPU backend a SmoothGrad run is shared by several such workers, one per core: wasm
 // threads would need a cross-origin-isolated page (special headers), which not every static host
 // can send, while the samples are independent and each worker can take a share of them (as of
@@ -289,10 +289,10 @@ function handedOver(bytes) {
   return [{ bytes: copy }, [copy.buffer]];
 }
 
-/** Rethrows a helper worker's failure marked `helper: true`: the work can go on without it. */
-/** `text` without its full stop, to be wrapped in parentheses within a sentence. */
-const inner = (text) => String(text).replace(/\.$/, '');
+/** `text` without its full stop, to be wrapped in parentheses or go on within a sentence. */
+export const withoutFullStop = (text) => String(text).replace(/\.$/, '');
 
+/** Rethrows a helper worker's failure marked `helper: true`: the work can go on without it. */
 function asHelper(error) {
   throw Object.assign(new SmoothGradError(kindOf(error), error.panic || (error.message ?? String(error))), { helper: true });
 }
@@ -535,7 +535,7 @@ export class SmoothGrad {
     await this._restarting?.catch(() => {});
     if (this._disposed) throw new SmoothGradError('StateError', DISPOSED.message);
     if (!this._worker) {
-      throw new SmoothGradError('BackendError', `The model could not be started again (${inner(this._startFailure)}); reload the page.`);
+      throw new SmoothGradError('BackendError', `The model could not be started again (${withoutFullStop(this._startFailure)}); reload the page.`);
     }
     try {
       return await this._raw(op, args, transfer);
@@ -550,7 +550,7 @@ export class SmoothGrad {
       // every later call on it would fail too.
       const lost = error.name === 'DeviceLost';
       if (!error.trap && !lost) throw new SmoothGradError(kindOf(error), error.message);
-      const panic = inner(error.panic || error.message);
+      const panic = withoutFullStop(error.panic || error.message);
       const kind = lost ? 'DeviceLost' : /out of memory|outofmemory|oom|allocat/i.test(panic) ? 'OutOfMemory'
         : /device.*lost|lost.*device|devicelost/i.test(panic) ? 'DeviceLost' : 'Crash';
       const failed = this.backend === 'webgpu' ? 'GPU' : 'model'; // before a restart that may fall back
@@ -578,7 +578,7 @@ export class SmoothGrad {
       try {
         await this._sync(this._worker, {});
       } catch (error) {
-        throw new SmoothGradError(kindOf(error), `The model restarted but could not take back your weights and image (${inner(error.panic || error.message)}); load them again.`);
+        throw new SmoothGradError(kindOf(error), `The model restarted but could not take back your weights and image (${withoutFullStop(error.panic || error.message)}); load them again.`);
       }
     })();
     try {
@@ -914,9 +914,6 @@ export class SmoothGrad {
     let deviceRetries = 0;
     let reruns = 0; // after a restart another call caused
     for (;;) {
-      // A restart that fell back from WebGPU to the CPU: "auto" is the CPU's now (the GPU's
-      // micro-batch on one worker ran a fraction as fast, with a far larger heap).
-      if (this.backend !== plannedFor) plan();
       const start = withIgSteps({ method: o.method, target, samples: o.samples, noiseLevel: o.noiseLevel, microBatch, seed: o.seed },
         o.method, o.igSteps);
       try {
@@ -943,9 +940,11 @@ export class SmoothGrad {
           continue;
         }
         // A restart that fell back from WebGPU to the CPU: whatever failed on the GPU, run it
-        // again on the CPU with its own settings (once: the backend changes only that way).
+        // again on the CPU with the CPU's "auto" (the GPU's micro-batch on one worker ran a
+        // fraction as fast, with a far larger heap). Once: the backend changes only that way.
         if (this.backend !== plannedFor && !stopRequested()) {
-          this._notice(`${inner(error.message)}. Running SmoothGrad again on the CPU.`, 'warn');
+          this._notice(`${withoutFullStop(error.message)}. Running SmoothGrad again on the CPU.`, 'warn');
+          plan();
           continue;
         }
         // Cut off by a restart another call caused: nothing to change, run it again.

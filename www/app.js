@@ -9,7 +9,7 @@
 
 import {
   SmoothGrad, SmoothGradError, METHODS, METHOD_NAMES, SMOOTHINGS, DEFAULT_DISPLAY, PRECISIONS, BACKENDS, className,
-  autoMicroBatch, MAX_IMAGE_BYTES, MAX_IG_STEPS, WEBGPU_BROWSERS,
+  autoMicroBatch, MAX_IMAGE_BYTES, MAX_IG_STEPS, WEBGPU_BROWSERS, withoutFullStop,
 } from './api.js';
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
 
@@ -125,7 +125,7 @@ function applyParams() {
     try {
       RUN_FIELDS[id]?.(value);
     } catch (error) {
-      return say(`${error.message.replace(/\.$/, '')} in the address: keeping ${field.value}.`, 'warn');
+      return say(`${withoutFullStop(error.message)} in the address: keeping ${field.value}.`, 'warn');
     }
     field.value = value;
   };

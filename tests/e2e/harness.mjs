@@ -201,7 +201,8 @@ export async function failWebGPUInWorkers(context, { from = 1 } = {}) {
  * the error an allocation that failed would, while the call waits for its results (the next
  * readback). The workers after it keep theirs. */
 export async function failDeviceInWorkers(context, { op, after = 0, failure }) {
-  assert.ok(['lost', 'outOfMemory'].includes(failure), failure);
+  const act = { lost: 'device.destroy()', outOfMemory: 'atReadback = true' }[failure];
+  assert.ok(act, failure);
   const fail = `{
     let device = null;
     let left = ${after};
@@ -220,8 +221,7 @@ export async function failDeviceInWorkers(context, { op, after = 0, failure }) {
       return mapAsync.apply(this, args);
     };
     self.addEventListener('message', (event) => {
-      if (event.data.op !== ${JSON.stringify(op)} || left-- !== 0) return;
-      if (${JSON.stringify(failure)} === 'lost') device.destroy(); else atReadback = true;
+      if (event.data.op === ${JSON.stringify(op)} && left-- === 0) ${act};
     });
   }\n`;
   await patchWorkers(context, (source, n) => (n === 1 ? fail + source : source));

@@ -1,10 +1,10 @@
 // A GPU failure on WebGPU (SwiftShader): the wasm instance traps or its device is lost, the
 // worker is replaced by a new one with a new WebGPU device and the same weights, image and
-// settings, and the classification is done again. The trap is provoked through the worker's test hook
-// `simulateTrap`; a real device loss by destroying the worker's WebGPU device, and a real GPU
-// out-of-memory error by having that device report one, so that wgpu and CubeCL handle them as
-// they would a GPU's (failDeviceInWorkers). (The out-of-memory retry on the CPU backend is in
-// errors.test.mjs.)
+// settings, and the classification is done again. The trap is provoked through the worker's
+// test hook `simulateTrap`; a real device loss by destroying the worker's WebGPU device, and a
+// real GPU out-of-memory error by having that device report one, so that wgpu and CubeCL handle
+// them as they would a GPU's (failDeviceInWorkers). (The out-of-memory retry on the CPU backend
+// is in errors.test.mjs.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useSite, openPage, pageState, waitForTasks, completed, failWebGPUInWorkers, failDeviceInWorkers } from './harness.mjs';
