@@ -5,8 +5,9 @@
 // of the paired ratios b / a (each round runs both builds back to back, so a ratio is immune to
 // the machine's drift between rounds). With `--weights FILE` (a full-size ResNet-50 checkpoint,
 // served as each site's own), also `load_weights` (the worker loading that file, as the page's
-// does) and the page itself, from navigation to its first gradient map, `--pageRounds` visits of
-// each site, alternating:
+// does), `load_weights_then_map` (loading it, then the first classes and map on it, whose pass
+// is the first over those weights) and the page itself, from navigation to its first gradient
+// map, `--pageRounds` visits of each site, alternating:
 // - `page_first_visit`: a fresh incognito context each, so nothing is cached, and the weights
 //   arriving at `--weightsMBps` MB/s (default 40, a fast line);
 // - `page_returning_visit`: one browser profile, as a visitor's, served with a static host's

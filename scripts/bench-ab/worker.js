@@ -31,7 +31,15 @@ self.onmessage = async ({ data: { backend, rounds, samples, microBatch, weightsU
     // A full-size checkpoint, fetched once: each load copies it into the wasm, as the page's does.
     const weights = weightsUrl && new Uint8Array(await (await fetch(weightsUrl)).arrayBuffer());
     const work = {
-      ...(weights ? { load_weights: (explainer) => explainer.loadWeights(weights) } : {}),
+      ...(weights ? {
+        load_weights: (explainer) => explainer.loadWeights(weights),
+        // The page's first map after new weights: that pass also transforms the CPU's Winograd
+        // kernels (kept after, while the weights live), which the figures below never see.
+        load_weights_then_map: async (explainer) => {
+          await explainer.loadWeights(weights);
+          await classifyAndMap(explainer);
+        },
+      } : {}),
       forward_b1: (explainer) => explainer.classify(),
       forward_backward_b1: (explainer) => explainer.attribute({ method: 'gradient', target: 0 }),
       classify_and_gradient_b1: classifyAndMap,
