@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
   useSite, openPage, waitForTasks, pageArrays, referenceQuery, compareWithReference, relativeError, failWebGPUInWorkers,
-  wasmFetched,
+  wasmFetched, slowWeightsInWorkers,
 } from './harness.mjs';
 import { WASM_MODULES } from '../../www/wasm-modules.js';
 
@@ -36,10 +36,11 @@ test('no WebGPU: backend=auto falls back to the CPU, says so, and matches the na
   await context.close();
 });
 
+const FIXTURE_QUERY = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
+
 /** The page on the CPU backend with the fixture model and image, classified, nothing else run. */
 async function openFixturePage() {
-  const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
-  const opened = await openPage(site.browser, `${site.server.url}/?${q}`);
+  const opened = await openPage(site.browser, `${site.server.url}/?${FIXTURE_QUERY}`);
   await waitForTasks(opened.page, 2);
   return opened;
 }
@@ -207,6 +208,40 @@ test('random weights: the workers sharing a run hold the same network, so the ma
   });
   const error = relativeError(maps.shared, maps.alone);
   assert.ok(error < 1e-5, `2 workers vs 1: max|a-b|/max|b| ${error}`);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('weights loaded while a helper loads the old ones: that run is cut off, and the next shared run sends the helper the new weights, so its map is the one-worker map', async () => {
+  const { page, context, errors } = await openPage(site.browser, 'about:blank');
+  await slowWeightsInWorkers(context, { ms: 1500 });
+  await page.goto(`${site.server.url}/?${FIXTURE_QUERY}`);
+  await waitForTasks(page, 2);
+  const r = await page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    // The same network with its weights rounded to bf16: other maps.
+    const other = new Uint8Array(await (await fetch('/fixtures/narrow_resnet50_bf16.safetensors')).arrayBuffer());
+    const options = { method: 'gradient', samples: 4, microBatch: 1, seed: 5 };
+    const cut = sg.explain({ ...options, workers: 2 }).then(() => null, (error) => error.message);
+    while (!sg._helpers.length) await new Promise((resolve) => setTimeout(resolve, 1));
+    const helper = sg._helpers[0].worker;
+    await new Promise((loading) => {
+      const call = helper.call.bind(helper);
+      helper.call = (op, ...rest) => {
+        if (op === 'loadWeights') loading();
+        return call(op, ...rest);
+      };
+    });
+    await sg.loadWeights(other);
+    const cutOff = await cut;
+    const shared = await sg.explain({ ...options, workers: 2 });
+    const alone = await sg.explain({ ...options, workers: 1 });
+    return { cutOff, workers: shared.workers, shared: Array.from(shared.map), alone: Array.from(alone.map) };
+  });
+  assert.match(r.cutOff ?? '', /The image or the weights changed while SmoothGrad ran/);
+  assert.equal(r.workers, 2);
+  const error = relativeError(r.shared, r.alone);
+  assert.ok(error < 1e-5, `2 workers vs 1 on the new weights: max|a-b|/max|b| ${error}`);
   assert.deepEqual(errors, []);
   await context.close();
 });

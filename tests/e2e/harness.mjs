@@ -195,6 +195,18 @@ export async function failWebGPUInWorkers(context, { from = 1 } = {}) {
   });
 }
 
+/** Makes the model workers from the `from`-th on (on the CPU backend the page's own is the first,
+ * its helpers the next) take `ms` longer to load weights, so that what the page does meanwhile
+ * lands while they load. */
+export async function slowWeightsInWorkers(context, { from = 2, ms }) {
+  const line = '  loadWeights({ bytes }) {';
+  await patchWorkers(context, (source, n) => {
+    assert.ok(source.includes(line), 'worker.js no longer has the line this patches');
+    return n < from ? source
+      : source.replace(line, `  async loadWeights({ bytes }) {\n    await new Promise((resolve) => setTimeout(resolve, ${ms}));`);
+  });
+}
+
 /** Makes the first model worker's WebGPU device fail for real once that worker has received its
  * (`after` + 1)-th call of `op`, so that the wasm sees what wgpu tells it: `failure` 'lost'
  * destroys the device before the call runs (as a GPU reset loses it); 'outOfMemory' has it report
