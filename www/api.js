@@ -12,7 +12,8 @@
 // The model runs in a dedicated worker (www/worker.js) that owns the wasm module. If that
 // instance traps (GPU out of memory, a panic) or its GPU device is lost, the worker is replaced,
 // the weights, image and settings are sent again, and a SmoothGrad run is retried (with half the
-// micro-batch after an out-of-memory); `onNotice` tells the user. Every failure is a SmoothGradError with a `.kind`.
+// micro-batch after an out-of-memory); `onNotice` tells the user. Every failure is a
+// SmoothGradError with a `.kind`.
 // On the CPU backend a SmoothGrad run is shared by several such workers, one per core: wasm
 // threads would need a cross-origin-isolated page (special headers), which not every static host
 // can send, while the samples are independent and each worker can take a share of them (as of

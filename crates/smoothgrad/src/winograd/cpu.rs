@@ -265,6 +265,7 @@ fn transform_weights<T: Tiling<M, N>, const M: usize, const N: usize>(
     // or for flipped kernels the other way round.
     let (fast_len, slow_len) = if flipped { (kernel_in, kernel_out) } else { (kernel_out, kernel_in) };
     let mut block = vec![0.0f32; N * N * FAST * SLOW];
+    let at_row = |r: usize| if flipped { 2 - r } else { r };
     for first_row in (0..slow_len).step_by(SLOW) {
         for first_column in (0..fast_len).step_by(FAST) {
             let (rows, columns) = (SLOW.min(slow_len - first_row), FAST.min(fast_len - first_column));
@@ -273,7 +274,6 @@ fn transform_weights<T: Tiling<M, N>, const M: usize, const N: usize>(
             for o in 0..outs {
                 for i in 0..ins {
                     let kernel = &weight[((first_out + o) * kernel_in + first_in + i) * 9..][..9];
-                    let at_row = |r: usize| if flipped { 2 - r } else { r };
                     let g: [[f32; 3]; 3] =
                         std::array::from_fn(|r| std::array::from_fn(|c| kernel[3 * at_row(r) + at_row(c)]));
                     let at = if flipped { o * FAST + i } else { i * FAST + o };
