@@ -18,7 +18,7 @@ test('no WebGPU: backend=auto falls back to the CPU, says so, and matches the na
   assert.ok(site.reference, 'tests/fixtures/page_reference.json is missing: scripts/e2e.sh writes it');
   const started = Date.now();
   const query = referenceQuery(site.reference, 'auto');
-  const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${query}`, { initScript: NO_WEBGPU });
+  const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${query}`, { prepare: (context) => context.addInitScript(NO_WEBGPU) });
   await waitForTasks(page, 2);
   const got = await pageArrays(page);
   // Only the CPU backend's module is downloaded, once for every worker, never WebGPU's.
@@ -213,9 +213,8 @@ test('random weights: the workers sharing a run hold the same network, so the ma
 });
 
 test('weights loaded while a helper loads the old ones: that run is cut off, and the next shared run sends the helper the new weights, so its map is the one-worker map', async () => {
-  const { page, context, errors } = await openPage(site.browser, 'about:blank');
-  await slowWeightsInWorkers(context, { ms: 1500 });
-  await page.goto(`${site.server.url}/?${FIXTURE_QUERY}`);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${FIXTURE_QUERY}`,
+    { prepare: (context) => slowWeightsInWorkers(context, { ms: 1500 }) });
   await waitForTasks(page, 2);
   const r = await page.evaluate(async () => {
     const sg = window.__smoothgrad.api;
@@ -308,9 +307,8 @@ test('backend=auto on a software adapter (SwiftShader) picks the CPU and says wh
 
 test('WebGPU failing to start in the worker: the CPU takes over, and each notice is given once', async () => {
   const q = new URLSearchParams({ backend: 'webgpu', precision: 'f16', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
-  const { page, context, errors, requests } = await openPage(site.browser, 'about:blank');
-  await failWebGPUInWorkers(context);
-  await page.goto(`${site.server.url}/?${q}`);
+  const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${q}`,
+    { prepare: (context) => failWebGPUInWorkers(context) });
   await waitForTasks(page, 2);
   assert.deepEqual(wasmFetched(requests), ['smoothgrad_web_bg.wasm', 'smoothgrad_web_cpu_bg.wasm'], 'WebGPU\'s module, then the CPU\'s');
   const s = await page.evaluate(() => ({
@@ -330,9 +328,8 @@ test('WebGPU failing to start in the worker: the CPU takes over, and each notice
 
 test('WebGPU\'s module failing to download: the CPU\'s takes over, with a notice that says so', async () => {
   const q = new URLSearchParams({ backend: 'webgpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
-  const { page, context, errors, requests } = await openPage(site.browser, 'about:blank');
-  await context.route('**/smoothgrad_web_bg.wasm', (route) => route.fulfill({ status: 503, body: 'busy' }));
-  await page.goto(`${site.server.url}/?${q}`);
+  const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${q}`,
+    { prepare: (context) => context.route('**/smoothgrad_web_bg.wasm', (route) => route.fulfill({ status: 503, body: 'busy' })) });
   await waitForTasks(page, 2);
   assert.equal(wasmFetched(requests).at(-1), 'smoothgrad_web_cpu_bg.wasm', 'the CPU module last');
   const s = await page.evaluate(() => ({
@@ -349,16 +346,16 @@ test('WebGPU\'s module failing to download: the CPU\'s takes over, with a notice
 
 test('an image picked and a target typed while the weights download are what the page explains', async () => {
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/slow/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', samples: '2', autorun: '0' });
-  const { page, context, errors } = await openPage(site.browser, 'about:blank');
   let release, started;
   const downloading = new Promise((resolve) => { release = resolve; });
   const requested = new Promise((resolve) => { started = resolve; });
-  await context.route('**/fixtures/slow/*', async (route) => {
-    started();
-    await downloading;
-    await route.fulfill({ path: new URL('../fixtures/narrow_resnet50.safetensors', import.meta.url).pathname });
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${q}`, {
+    prepare: (context) => context.route('**/fixtures/slow/*', async (route) => {
+      started();
+      await downloading;
+      await route.fulfill({ path: new URL('../fixtures/narrow_resnet50.safetensors', import.meta.url).pathname });
+    }),
   });
-  await page.goto(`${site.server.url}/?${q}`);
   await requested;
   await page.locator('button.sample[data-sample="coffee.png"]').click();
   release();
@@ -453,15 +450,17 @@ test('weights by default: not on the site → the Hugging Face hub with progress
   const hub = 'https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors';
   const body = await readFile(join(FIXTURES, 'narrow_resnet50.safetensors'));
   const q = new URLSearchParams({ backend: 'cpu', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
+  const url = `${site.server.url}/?${q}`;
+  // The hub's response carrying `sent`, which says it is `length` bytes long.
+  const file = (sent, length = sent.length) => ({ status: 200, body: sent,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(length), 'access-control-allow-origin': '*' } });
 
   // Online: the hub (stood in for by the fixture) serves the file once; the next visit reads the cache.
-  const { page, context } = await openPage(site.browser, 'about:blank');
   let hits = 0;
-  await context.route(hub, (route) => {
+  const { page, context } = await openPage(site.browser, url, { prepare: (context) => context.route(hub, (route) => {
     hits += 1;
-    route.fulfill({ status: 200, body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'access-control-allow-origin': '*' } });
-  });
-  await page.goto(`${site.server.url}/?${q}`);
+    route.fulfill(file(body));
+  }) });
   await waitForTasks(page, 2);
   assert.equal(hits, 1);
   assert.equal(await page.evaluate(() => window.__smoothgrad.weights), hub);
@@ -473,9 +472,7 @@ test('weights by default: not on the site → the Hugging Face hub with progress
   await context.close();
 
   // Offline: a plain message, and random weights offered (not clicked: that is a full ResNet-50).
-  const offline = await openPage(site.browser, 'about:blank');
-  await offline.context.route(hub, (route) => route.abort('internetdisconnected'));
-  await offline.page.goto(`${site.server.url}/?${q}`);
+  const offline = await openPage(site.browser, url, { prepare: (context) => context.route(hub, (route) => route.abort('internetdisconnected')) });
   await waitForTasks(offline.page, 2);
   const lastError = await offline.page.evaluate(() => window.__smoothgrad.lastError);
   assert.equal(lastError.kind, 'NetworkError');
@@ -486,14 +483,11 @@ test('weights by default: not on the site → the Hugging Face hub with progress
   await offline.context.close();
 
   // A cut-off file is refused and not kept: the next visit downloads it again.
-  const broken = await openPage(site.browser, 'about:blank');
   let served = 0;
-  await broken.context.route(hub, (route) => {
+  const broken = await openPage(site.browser, url, { prepare: (context) => context.route(hub, (route) => {
     served += 1;
-    const sent = served === 1 ? body.subarray(0, body.length >> 1) : body;
-    route.fulfill({ status: 200, body: sent, headers: { 'content-type': 'application/octet-stream', 'content-length': String(sent.length), 'access-control-allow-origin': '*' } });
-  });
-  await broken.page.goto(`${site.server.url}/?${q}`);
+    route.fulfill(file(served === 1 ? body.subarray(0, body.length >> 1) : body));
+  }) });
   await waitForTasks(broken.page, 2);
   const truncated = await broken.page.evaluate(() => window.__smoothgrad.lastError);
   assert.equal(truncated.kind, 'WeightsError');
@@ -509,13 +503,13 @@ test('weights by default: not on the site → the Hugging Face hub with progress
   let downloads = 0;
   await stale.context.route(hub, (route) => {
     downloads += 1;
-    route.fulfill({ status: 200, body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'access-control-allow-origin': '*' } });
+    route.fulfill(file(body));
   });
-  await stale.page.evaluate(async (url) => {
+  await stale.page.evaluate(async (hubUrl) => {
     const whole = await (await fetch('/fixtures/narrow_resnet50.safetensors')).arrayBuffer();
-    await (await caches.open('smoothgrad-weights-v1')).put(url, new Response(whole.slice(0, whole.byteLength >> 1)));
+    await (await caches.open('smoothgrad-weights-v1')).put(hubUrl, new Response(whole.slice(0, whole.byteLength >> 1)));
   }, hub);
-  await stale.page.goto(`${site.server.url}/?${q}`);
+  await stale.page.goto(url);
   await waitForTasks(stale.page, 2);
   const recovered = await stale.page.evaluate(() => ({ lastError: window.__smoothgrad.lastError, n: window.__smoothgrad.probabilities?.length,
     messages: window.__smoothgrad.messages.map((m) => m.text).join('\n') }));
@@ -530,10 +524,8 @@ test('weights by default: not on the site → the Hugging Face hub with progress
   await stale.context.close();
 
   // A body shorter than its Content-Length: a NetworkError that says the download stopped.
-  const short = await openPage(site.browser, 'about:blank');
-  await short.context.route(hub, (route) => route.fulfill({ status: 200, body: body.subarray(0, body.length >> 1),
-    headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'access-control-allow-origin': '*' } }));
-  await short.page.goto(`${site.server.url}/?${q}`);
+  const short = await openPage(site.browser, url,
+    { prepare: (context) => context.route(hub, (route) => route.fulfill(file(body.subarray(0, body.length >> 1), body.length))) });
   await waitForTasks(short.page, 2);
   const cut = await short.page.evaluate(() => window.__smoothgrad.lastError);
   assert.equal(cut.kind, 'NetworkError', JSON.stringify(cut));
@@ -543,13 +535,12 @@ test('weights by default: not on the site → the Hugging Face hub with progress
 
   // A progress callback that throws is the caller's bug, not a broken download: downloaded, then from the cache.
   const loud = await openPage(site.browser, `${site.server.url}/fixtures/CREDITS.md`);
-  await loud.context.route(hub, (route) => route.fulfill({ status: 200, body,
-    headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'access-control-allow-origin': '*' } }));
-  const loaded = await loud.page.evaluate(async (url) => {
+  await loud.context.route(hub, (route) => route.fulfill(file(body)));
+  const loaded = await loud.page.evaluate(async (hubUrl) => {
     const { SmoothGrad } = await import('/www/api.js');
     const sg = await SmoothGrad.create({ backend: 'cpu' });
     const fromCache = [];
-    const load = () => sg.loadWeights(url, { onProgress: (p) => { fromCache.push(p.fromCache); throw new Error('the page broke'); } });
+    const load = () => sg.loadWeights(hubUrl, { onProgress: (p) => { fromCache.push(p.fromCache); throw new Error('the page broke'); } });
     const classes = [(await load()).numClasses, (await load()).numClasses];
     sg.dispose();
     return { classes, downloaded: fromCache.includes(false), cached: fromCache.includes(true) };

@@ -150,11 +150,13 @@ export async function launchProfile(directory) {
   return chromium.launchPersistentContext(directory, LAUNCH);
 }
 
-/** Opens the page; the console and page errors are echoed to the test's output, and `requests`
- * lists the URLs its context asked for. */
-export async function openPage(browser, url, { initScript, log = true } = {}) {
+/** Opens the page in a context of its own; `prepare(context)`, where given, runs before the page
+ * is asked for (init scripts, routes, patched workers), so it holds from the first request. The
+ * console and page errors are echoed to the test's output, and `requests` lists the URLs its
+ * context asked for. */
+export async function openPage(browser, url, { prepare, log = true } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1100 }, acceptDownloads: true });
-  if (initScript) await context.addInitScript(initScript);
+  if (prepare) await prepare(context);
   const requests = [];
   context.on('request', (request) => requests.push(request.url()));
   const page = await context.newPage();

@@ -54,9 +54,8 @@ test('a render sent while another call traps is drawn by the restarted worker, n
  * device fails (`failure`, see failDeviceInWorkers) at its second step, then again untroubled:
  * what each returned, and the page's messages. */
 async function smoothGradThroughDeviceFailure(failure, microBatch) {
-  const { page, context, errors } = await openPage(site.browser, 'about:blank');
-  await failDeviceInWorkers(context, { op: 'step', after: 1, failure });
-  await page.goto(`${site.server.url}/?${QUERY}`);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${QUERY}`,
+    { prepare: (context) => failDeviceInWorkers(context, { op: 'step', after: 1, failure }) });
   await waitForTasks(page, 2);
   const outcome = await page.evaluate(async (microBatch) => {
     const sg = window.__smoothgrad.api;
@@ -86,9 +85,8 @@ test('WebGPU out of memory mid-SmoothGrad (reported by the device, as an allocat
 });
 
 test('WebGPU out of memory while a classification runs: it fails at once, not with what the failed device gave; the model restarted, the next one works', async () => {
-  const { page, context, errors } = await openPage(site.browser, 'about:blank');
-  await failDeviceInWorkers(context, { op: 'classify', after: 1, failure: 'outOfMemory' }); // after the page's own
-  await page.goto(`${site.server.url}/?${QUERY}`);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${QUERY}`, // fails after the page's own
+    { prepare: (context) => failDeviceInWorkers(context, { op: 'classify', after: 1, failure: 'outOfMemory' }) });
   await waitForTasks(page, 2);
   const outcome = await page.evaluate(async () => {
     const sg = window.__smoothgrad.api;
@@ -107,9 +105,8 @@ test('WebGPU out of memory while a classification runs: it fails at once, not wi
 });
 
 test('a restart where WebGPU no longer starts: the CPU takes over and the page says so in its badge', async () => {
-  const { page, context, errors } = await openPage(site.browser, 'about:blank');
-  await failWebGPUInWorkers(context, { from: 2 }); // the first worker starts, its replacement cannot
-  await page.goto(`${site.server.url}/?${QUERY}`);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${QUERY}`, // the first worker starts, its replacement cannot
+    { prepare: (context) => failWebGPUInWorkers(context, { from: 2 }) });
   await waitForTasks(page, 2);
   assert.match(await page.locator('#backend-badge').textContent(), /WebGPU/);
   await page.evaluate(() => window.__smoothgrad.api._raw('simulateTrap', {
@@ -127,9 +124,8 @@ test('a restart where WebGPU no longer starts: the CPU takes over and the page s
 });
 
 test('SmoothGrad cut off by a restart that fell back to the CPU runs again with the CPU\'s micro-batch and workers', async () => {
-  const { page, context, errors } = await openPage(site.browser, 'about:blank');
-  await failWebGPUInWorkers(context, { from: 2 });
-  await page.goto(`${site.server.url}/?${QUERY}`);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${QUERY}`,
+    { prepare: (context) => failWebGPUInWorkers(context, { from: 2 }) });
   await waitForTasks(page, 2);
   const outcome = await page.evaluate(async () => {
     const sg = window.__smoothgrad.api;
@@ -153,10 +149,12 @@ test('SmoothGrad cut off by a restart that fell back to the CPU runs again with 
 });
 
 test('a restart where no backend starts any more: the calls after it say so and ask for a reload', async () => {
-  const { page, context, errors } = await openPage(site.browser, 'about:blank');
-  await failWebGPUInWorkers(context, { from: 2 });
-  await context.route('**/www/pkg/smoothgrad_web_cpu*', (route) => route.abort()); // as offline since
-  await page.goto(`${site.server.url}/?${QUERY}`);
+  const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${QUERY}`, {
+    prepare: async (context) => {
+      await failWebGPUInWorkers(context, { from: 2 });
+      await context.route('**/www/pkg/smoothgrad_web_cpu*', (route) => route.abort()); // as offline since
+    },
+  });
   await waitForTasks(page, 2);
   const outcome = await page.evaluate(async () => {
     const sg = window.__smoothgrad.api;
