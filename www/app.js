@@ -520,7 +520,7 @@ async function plainMap(sg, asked, generation) {
   show(`${label}: 0/${asked.igSteps} steps`, 0);
   const map = await sg.attribute({ ...asked, onProgress: (p) => {
     last = p;
-    show(`${label}: ${p.done}/${p.total} steps · ${seconds(p.elapsedMs)}${workersText(p.workers)}`, p.done / p.total);
+    show(`${label}: ${p.done}/${p.total} steps · ${seconds(p.elapsedMs)}${timeLeft(p)}${workersText(p.workers)}`, p.done / p.total);
   } });
   const summary = `${label}: ${last.done}/${last.total} steps in ${seconds(last.elapsedMs)}${workersText(last.workers)}`;
   if (map) {
@@ -546,6 +546,13 @@ async function classifyWithMap(sg, method) {
 
 const workersText = (workers) => (workers > 1 ? ` · ${workers} workers` : '');
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
+
+/** " · about 12 s left" at the rate so far (`done` of `total` in `elapsedMs`), once there is one. */
+function timeLeft({ done, total, elapsedMs }) {
+  if (!(done > 0 && done < total && elapsedMs > 0)) return '';
+  const left = ((total - done) * elapsedMs) / done / 1000;
+  return ` · about ${left < 90 ? `${Math.ceil(left)} s` : `${Math.round(left / 60)} min`} left`;
+}
 
 /** The run's progress line, and its bar where `fraction` is given. */
 function showProgress(text, fraction) {
@@ -576,7 +583,7 @@ async function runSmoothGrad(generation) {
         if (!current(generation)) return;
         state.smooth[method].running = p.map;
         Object.assign(params, { done: p.done, microBatch: p.microBatch });
-        showProgress(`${label}: ${p.done}/${p.total} samples · ${seconds(p.elapsedMs)} · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}${workersText(p.workers)}`, p.done / p.total);
+        showProgress(`${label}: ${p.done}/${p.total} samples · ${seconds(p.elapsedMs)}${timeLeft(p)} · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}${workersText(p.workers)}`, p.done / p.total);
         draw(key).catch((e) => showError(e, 'render'));
       },
     });

@@ -266,7 +266,16 @@ test('the page shows Integrated Gradients\' progress, and Stop ends it with no m
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png',
     methods: 'integrated-gradients', igSteps: '400', autorun: '0' });
   const { page, context, errors } = await openPage(site.browser, `${site.server.url}/?${q}`);
-  await page.waitForFunction(() => /Integrated Gradients: [1-9]\d*\/400 steps · [\d.]+ s/.test(document.querySelector('#progress-text').textContent));
+  // With the time left at the rate so far, once a step has given one.
+  const progress = await (await page.waitForFunction(() => {
+    const text = document.querySelector('#progress-text').textContent;
+    return /Integrated Gradients: [1-9]\d*\/400 steps · [\d.]+ s · about [1-9]\d* (s|min) left/.test(text) && text;
+  })).jsonValue();
+  const [, done, elapsed, left, unit] = progress.match(/(\d+)\/400 steps · ([\d.]+) s · about (\d+) (s|min) left/);
+  const expected = ((400 - Number(done)) * Number(elapsed)) / Number(done);
+  // The elapsed time is shown to 0.1 s, the time left rounded up to a second or to the minute.
+  const tolerance = ((400 - Number(done)) * 0.05) / Number(done) + (unit === 's' ? 1 : 30);
+  assert.ok(Math.abs(Number(left) * (unit === 's' ? 1 : 60) - expected) <= tolerance, `${progress}: ${expected} s left`);
   assert.equal(await page.locator('#stop').isDisabled(), false, 'Stop can end it');
   assert.match(await page.locator('#micro-batch-auto').textContent(), /^\(auto = \d+ on the CPU; 1 for Integrated Gradients\)$/);
   await page.click('#stop');

@@ -524,7 +524,7 @@ test('Stop ends a run early and keeps what was summed', async () => {
   await site.page.fill('#micro-batch', '1');
   const n = await completed(site.page);
   await site.page.click('#run');
-  await site.page.waitForFunction(() => /SmoothGrad \+ Gradient: [1-9]\d*\/400/.test(document.querySelector('#progress-text').textContent), null, { timeout: 120_000 });
+  await site.page.waitForFunction(() => /SmoothGrad \+ Gradient: [1-9]\d*\/400 samples · [\d.]+ s · about [1-9]\d* (s|min) left/.test(document.querySelector('#progress-text').textContent), null, { timeout: 120_000 });
   // Exported mid-run, the map says what it explains and how far the run had got.
   const [json] = await Promise.all([site.page.waitForEvent('download'), site.page.locator('figure[data-key="sg:gradient"] .export button', { hasText: '.json' }).click()]);
   const exported = JSON.parse(await readFile(await json.path(), 'utf8'));
