@@ -12,7 +12,8 @@ out=${1:-dist}
 scripts/setup.sh
 
 target_dir=${CARGO_TARGET_DIR:-target}
-names=${WASM_NAMES:+1}
+names=
+[ "${WASM_NAMES:-0}" = 1 ] && names=1
 
 # Builds one wasm module (www/wasm-modules.js names them) and prints its path: $1 cargo's target
 # directory, $2 the backend's feature (crates/smoothgrad-site).

@@ -6,22 +6,27 @@
 // element-wise ops, memory, autodiff's bookkeeping, …) and of the `--top` functions by self time.
 // The modules must keep their functions' names, which the site's build strips:
 //   WASM_NAMES=1 scripts/build-site.sh /tmp/site-names
-//   node scripts/profile-cpu.mjs /tmp/site-names [--work forward|gradient|smoothgrad] [--runs 6]
+//   node scripts/profile-cpu.mjs /tmp/site-names [--work forward|gradient|smoothgrad] [--runs 7]
 //                                [--weights FILE] [--top 25]
 // It runs on the page's main thread, not in a worker as the page does (the profiler reaches the
 // page alone): the same code, so the shares are the worker's.
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { launch, startServer } from '../tests/e2e/harness.mjs';
 import { WASM_MODULES } from '../www/wasm-modules.js';
 
 const [site, ...flags] = process.argv.slice(2);
 if (!site || site.startsWith('--')) {
-  throw new Error('usage: node scripts/profile-cpu.mjs <site built with WASM_NAMES=1> [--work forward|gradient|smoothgrad] [--runs 6] [--weights FILE] [--top 25]');
+  throw new Error('usage: node scripts/profile-cpu.mjs <site built with WASM_NAMES=1> [--work forward|gradient|smoothgrad] [--runs 7] [--weights FILE] [--top 25]');
 }
 const options = Object.fromEntries(flags.flatMap((word, index) => (word.startsWith('--') ? [[word.slice(2), flags[index + 1]]] : [])));
-const { work = 'gradient', runs = '6', weights, top = '25' } = options;
+const unknown = Object.keys(options).filter((flag) => !['work', 'runs', 'weights', 'top'].includes(flag));
+if (unknown.length) throw new Error(`unknown flag --${unknown[0]}: --work, --runs, --weights or --top`);
+const { work = 'gradient', weights } = options;
+const [runs, top] = [Number(options.runs ?? 7), Number(options.top ?? 25)];
 if (!['forward', 'gradient', 'smoothgrad'].includes(work)) throw new Error(`--work ${work}: forward, gradient or smoothgrad`);
+if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(top) && top >= 1)) throw new Error('--runs and --top take a whole number from 1');
 if (!(await readFile(join(site, `www/pkg/${WASM_MODULES.cpu}_bg.wasm`))).includes('gemm_f32::microkernel')) {
   throw new Error(`${site}'s CPU module has no function names: build it with WASM_NAMES=1 scripts/build-site.sh`);
 }
@@ -36,11 +41,16 @@ const GROUPS = [
   ['pooling', /^burn_flex::ops::pool/],
   ['element-wise ops', /^burn_flex::(ops::(binary|unary|activation|float|mask|comparison|reduce)|simd)/],
   ['copies and layout', /^burn_flex::(tensor|layout|ops::(slice|cat|expand|repeat))|copy/],
-  ['memory (allocation, zeroing)', /alloc|dlmalloc|memcpy|memset|memmove|Bytes/],
+  ['memory (allocation, zeroing)', /^(__rustc\[\w+\]::__r\w*_(alloc|dealloc)|<?dlmalloc)|alloc_with_data|mem(cpy|set|move)|Bytes/],
   ['autodiff bookkeeping', /burn_autodiff/],
 ];
 
-const server = await startServer({ mounts: { '/site/': resolve(site), ...(weights ? { '/weights/': dirname(resolve(weights)) } : {}) }, site: false });
+// /timing/: this checkout's bench-timing.js, as bench-ab.mjs serves it.
+const server = await startServer({
+  mounts: { '/site/': resolve(site), '/timing/': resolve(dirname(fileURLToPath(import.meta.url)), '../www'),
+    ...(weights ? { '/weights/': dirname(resolve(weights)) } : {}) },
+  site: false,
+});
 const browser = await launch();
 try {
   const page = await browser.newPage();
@@ -60,26 +70,19 @@ try {
 
   // Two runs first: V8 compiles the wasm's hot functions again, optimised, as they run.
   const runAll = (count) => page.evaluate(async ({ work, count }) => {
-    const { smoothgrad } = await import('/site/www/bench-timing.js');
-    const run = {
+    const { smoothgrad, times } = await import('/timing/bench-timing.js');
+    return times(count, {
       forward: () => window.explainer.classify(),
       gradient: () => window.explainer.attribute({ method: 'gradient', target: 0 }),
       smoothgrad: () => smoothgrad(window.explainer, 0, 4, 2),
-    }[work];
-    const times = [];
-    for (let index = 0; index < count; index += 1) {
-      const started = performance.now();
-      await run();
-      times.push(performance.now() - started);
-    }
-    return times;
+    }[work]);
   }, { work, count });
   await runAll(2);
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
   await cdp.send('Profiler.start');
-  const times = await runAll(Number(runs));
+  const times = await runAll(runs);
   const { profile } = await cdp.send('Profiler.stop');
 
   const selfMs = new Map();
@@ -89,20 +92,20 @@ try {
     selfMs.set(name, (selfMs.get(name) ?? 0) + (profile.timeDeltas[index] ?? 0) / 1000);
   });
   const total = [...selfMs.values()].reduce((sum, ms) => sum + ms, 0);
-  const share = (ms) => ({ ms_per_run: Number((ms / Number(runs)).toFixed(1)), share: Number((ms / total).toFixed(3)) });
+  const share = (ms) => ({ ms_per_run: Number((ms / runs).toFixed(1)), share: Number((ms / total).toFixed(3)) });
   const groups = new Map();
   for (const [name, ms] of selfMs) {
     const group = GROUPS.find(([, pattern]) => pattern.test(name))?.[0]
-      ?? (/^[a-z_]+::|^<|^_/.test(name) ? 'other wasm' : 'JS, garbage collection, idle');
+      ?? (/^[a-z0-9_]+::|^<|^_/.test(name) ? 'other wasm' : 'JS, garbage collection, idle');
     groups.set(group, (groups.get(group) ?? 0) + ms);
   }
   const sorted = (map) => [...map].sort((a, b) => b[1] - a[1]);
   const median = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
   console.log(JSON.stringify({
-    site, browser: `chromium ${browser.version()}`, work, runs: Number(runs), weights: weights ?? 'random (full size)',
+    site, browser: `chromium ${browser.version()}`, work, runs, weights: weights ?? 'random (full size)',
     run_ms: times.map(Math.round), median_ms: Math.round(median),
     groups: sorted(groups).map(([group, ms]) => ({ group, ...share(ms) })),
-    top_functions: sorted(selfMs).slice(0, Number(top)).map(([name, ms]) => ({ function: name, ...share(ms) })),
+    top_functions: sorted(selfMs).slice(0, top).map(([name, ms]) => ({ function: name, ...share(ms) })),
   }, null, 1));
 } finally {
   await browser.close();

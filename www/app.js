@@ -547,7 +547,8 @@ async function classifyWithMap(sg, method) {
 const workersText = (workers) => (workers > 1 ? ` · ${workers} workers` : '');
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
 
-/** " · about 12 s left" at the rate so far (`done` of `total` in `elapsedMs`), once there is one. */
+/** " · about 12 s left" at the rate so far (`done` of `total` in `elapsedMs`), once there is
+ * one. */
 function timeLeft({ done, total, elapsedMs }) {
   if (!(done > 0 && done < total && elapsedMs > 0)) return '';
   const left = ((total - done) * elapsedMs) / done / 1000;

@@ -1,18 +1,23 @@
 // Timing shared by the browser benchmark (bench-worker.js), its TF.js reference
-// (scripts/bench-tfjs/) and the A/B comparison (scripts/bench-ab/), so their figures mean the
-// same thing.
+// (scripts/bench-tfjs/), the A/B comparison (scripts/bench-ab/) and the profile
+// (scripts/profile-cpu.mjs), so their figures mean the same thing.
+
+/** The milliseconds of each of `runs` runs of `work`, one after the other. */
+export async function times(runs, work) {
+  const taken = [];
+  for (let run = 0; run < runs; run += 1) {
+    const started = performance.now();
+    await work();
+    taken.push(performance.now() - started);
+  }
+  return taken;
+}
 
 /** Median milliseconds of `runs` runs of `work` after one warm-up. */
 export async function median(runs, work) {
   await work();
-  const times = [];
-  for (let run = 0; run < runs; run += 1) {
-    const started = performance.now();
-    await work();
-    times.push(performance.now() - started);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  const taken = (await times(runs, work)).sort((a, b) => a - b);
+  return taken[Math.floor(taken.length / 2)];
 }
 
 /** SmoothGrad as the page runs it: read the running map after every micro-batch. */
