@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch, launchProfile, startServer } from '../tests/e2e/harness.mjs';
+import { middle as median } from '../www/bench-timing.js';
 
 const [siteA, siteB, ...flags] = process.argv.slice(2);
 if (!siteA || !siteB || siteA.startsWith('--') || siteB.startsWith('--')) {
@@ -33,7 +34,6 @@ const { weights, pageRounds = '6', weightsMBps = '40', ...workerOptions } = opti
 const query = new URLSearchParams({ backend: 'cpu', rounds: '12', samples: '4', microBatch: '2', ...workerOptions,
   ...(weights ? { weightsUrl: '/a/weights/resnet50.safetensors' } : {}) });
 
-const median = (values) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
 const rounded = (value, digits = 0) => Number(value.toFixed(digits));
 
 const scripts = dirname(fileURLToPath(import.meta.url));

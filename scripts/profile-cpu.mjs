@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch, startServer } from '../tests/e2e/harness.mjs';
+import { middle } from '../www/bench-timing.js';
 import { WASM_MODULES } from '../www/wasm-modules.js';
 
 const [site, ...flags] = process.argv.slice(2);
@@ -100,10 +101,9 @@ try {
     groups.set(group, (groups.get(group) ?? 0) + ms);
   }
   const sorted = (map) => [...map].sort((a, b) => b[1] - a[1]);
-  const median = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
   console.log(JSON.stringify({
     site, browser: `chromium ${browser.version()}`, work, runs, weights: weights ?? 'random (full size)',
-    run_ms: times.map(Math.round), median_ms: Math.round(median),
+    run_ms: times.map(Math.round), median_ms: Math.round(middle(times)),
     groups: sorted(groups).map(([group, ms]) => ({ group, ...share(ms) })),
     top_functions: sorted(selfMs).slice(0, top).map(([name, ms]) => ({ function: name, ...share(ms) })),
   }, null, 1));

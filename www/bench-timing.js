@@ -13,11 +13,15 @@ export async function times(runs, work) {
   return taken;
 }
 
+/** The middle of `values` once sorted (of an even count, the upper of the two). */
+export function middle(values) {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+}
+
 /** Median milliseconds of `runs` runs of `work` after one warm-up. */
 export async function median(runs, work) {
   await work();
-  const taken = (await times(runs, work)).sort((a, b) => a - b);
-  return taken[Math.floor(taken.length / 2)];
+  return middle(await times(runs, work));
 }
 
 /** SmoothGrad as the page runs it: read the running map after every micro-batch. */
