@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 { command -v node && command -v npm; } >/dev/null 2>&1 || scripts/apt-install.sh nodejs npm
 scripts/setup.sh --browser # chromium (never a browser downloaded by Playwright)
-# --omit=optional: TF.js, which only the benchmark uses (300 MB).
-[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --omit=optional
+# --omit=optional: TF.js, which only the benchmark uses (300 MB). binaryen before the site's build,
+# which optimises the relaxed SIMD module with it.
+{ [ -d node_modules/playwright-core ] && [ -d node_modules/binaryen ]; } || npm ci --no-audit --no-fund --omit=optional
 
 # The numbers the page must show, computed natively (CPU backend) by this checkout's code every
 # time: a copy kept from before a change to the maths would test the page against old numbers.

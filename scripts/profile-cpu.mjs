@@ -28,7 +28,8 @@ const { work = 'gradient', weights } = options;
 const [runs, top] = [Number(options.runs ?? 7), Number(options.top ?? 25)];
 if (!['forward', 'gradient', 'smoothgrad'].includes(work)) throw new Error(`--work ${work}: forward, gradient or smoothgrad`);
 if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(top) && top >= 1)) throw new Error('--runs and --top take a whole number from 1');
-if (!(await readFile(join(site, `www/pkg/${WASM_MODULES.cpu}_bg.wasm`))).includes('gemm_f32::microkernel')) {
+// The one Chromium runs (www/wasm-modules.js).
+if (!(await readFile(join(site, `www/pkg/${WASM_MODULES.cpuRelaxedSimd}_bg.wasm`))).includes('gemm_f32::microkernel')) {
   throw new Error(`${site}'s CPU module has no function names: build it with WASM_NAMES=1 scripts/build-site.sh`);
 }
 

@@ -20,7 +20,7 @@
 // Integrated Gradients' steps in attribute()).
 
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
-import { wasmModule } from './wasm-modules.js';
+import { hasRelaxedSimd, wasmModule } from './wasm-modules.js';
 
 export const METHODS = Object.freeze(['gradient', 'guided-backprop', 'integrated-gradients', 'input-x-gradient']);
 export const METHOD_NAMES = Object.freeze({
@@ -433,6 +433,9 @@ export class SmoothGrad {
     this._disposed = false;
     this.backend = null;
     this.convLowering = null; // how the wasm computes convolutions here: 'matrix-products' | 'direct'
+    this.relaxedSimd = null; // on the CPU, whether its module fuses multiply-adds (www/wasm-modules.js)
+    // Decided here, where the module is compiled, and passed to the workers, whose glue must match it.
+    this._relaxedSimd = hasRelaxedSimd();
     this.requestedPrecision = 'f32';
     this.precision = null; // what the network computes in: 'f32' | 'f16'
     this.model = null; // {architecture, numClasses, baseWidth}
@@ -459,15 +462,15 @@ export class SmoothGrad {
     const worker = new ModelWorker();
     this._worker = worker;
     try {
-      const module = await this._compiled(backend);
       // The adapter decides how convolutions run fastest (ConvLowering in the core crate).
       const choice = choosePrecision(this.requestedPrecision, { backend, adapter: this.adapter });
       const before = { backend: this.backend, precision: this.precision };
-      const { backend: running, convLowering, precision } = await this._raw('init', {
-        backend, module, adapter: this.adapter?.description, precision: choice.precision,
+      const { backend: running, convLowering, precision, relaxedSimd } = await this._raw('init', {
+        ...await this._moduleArgs(backend), adapter: this.adapter?.description, precision: choice.precision,
       });
       this.backend = running;
       this.convLowering = convLowering;
+      this.relaxedSimd = relaxedSimd;
       this.precision = precision;
       // V8 optimises wasm code only once it runs: a narrow pass while the page waits for its
       // weights brought a first visit's first map 0.2–0.3 s sooner (returning visits, whose code
@@ -504,13 +507,18 @@ export class SmoothGrad {
     }
   }
 
+  /** What a worker's init needs to load `backend`'s wasm module: which one, and it compiled. */
+  async _moduleArgs(backend) {
+    return { backend, relaxedSimd: this._relaxedSimd, module: await this._compiled(backend) };
+  }
+
   /** `backend`'s wasm module, compiled once here and handed to every worker on that backend (a
    * restart after a trap then skips the compilation); undefined makes the worker fetch it itself. */
   _compiled(backend) {
     if (!this._modules.has(backend)) {
       this._modules.set(backend, (async () => {
         try {
-          const response = await fetch(wasmModule(backend).wasm);
+          const response = await fetch(wasmModule(backend, this._relaxedSimd).wasm);
           if (!response.ok) return undefined;
           return /application\/wasm/.test(response.headers.get('content-type') ?? '')
             ? await WebAssembly.compileStreaming(response)
@@ -617,7 +625,7 @@ export class SmoothGrad {
     while (this._helpers.length < count) {
       const worker = new ModelWorker();
       this._helpers.push({ worker, weights: null, image: null });
-      await worker.call('init', { backend: 'cpu', module: await this._compiled('cpu') });
+      await worker.call('init', await this._moduleArgs('cpu'));
     }
     await Promise.all(this._helpers.map(async (helper) => {
       Object.assign(helper, await this._sync(helper.worker, helper));

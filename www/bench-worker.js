@@ -2,7 +2,7 @@
 // example, measured through the wasm API in a dedicated worker, as the page runs it.
 import { classifyAndMap, median, smoothgrad } from './bench-timing.js';
 import { chooseBackend } from './api.js';
-import { wasmModule } from './wasm-modules.js';
+import { hasRelaxedSimd, wasmModule } from './wasm-modules.js';
 
 const now = () => performance.now();
 const say = (progress) => self.postMessage({ progress });
@@ -51,6 +51,8 @@ self.onmessage = async ({ data: params }) => {
       backend,
       adapter,
       conv_lowering: explainer.convLowering,
+      // On the CPU: which of its two modules ran (www/wasm-modules.js).
+      relaxed_simd: backend === 'cpu' ? hasRelaxedSimd() : null,
       userAgent: self.navigator.userAgent,
       model: { ...model, weights: params.weights ? params.weights : 'random' },
       runs,

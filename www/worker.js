@@ -29,8 +29,8 @@ function plain(value, keys) {
 }
 
 const ops = {
-  async init({ backend, module, adapter, precision = 'f32' }) {
-    const { glue } = wasmModule(backend);
+  async init({ backend, module, relaxedSimd, adapter, precision = 'f32' }) {
+    const { glue } = wasmModule(backend, relaxedSimd);
     try {
       wasm = await import(glue);
       await wasm.default(module ? { module_or_path: module } : undefined);
@@ -39,7 +39,10 @@ const ops = {
     }
     explainer = await wasm.Explainer.create(backend, adapter);
     explainer.setPrecision(precision);
-    return { backend: explainer.backend, convLowering: explainer.convLowering, precision: explainer.precision };
+    return {
+      backend: explainer.backend, convLowering: explainer.convLowering, precision: explainer.precision,
+      relaxedSimd: explainer.backend === 'cpu' && relaxedSimd,
+    };
   },
   async warmUp() {
     await explainer.warmUp();

@@ -14,16 +14,27 @@ const site = useSite();
 // A browser without WebGPU: navigator.gpu is gone before the page's scripts run.
 const NO_WEBGPU = () => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }); };
 
-test('no WebGPU: backend=auto falls back to the CPU, says so, and matches the native reference', async (t) => {
+// A browser whose WebAssembly has no relaxed SIMD (Firefox, Safari): its validation refuses
+// f32x4.relaxed_madd, whose opcode is 0xfd 0x85 0x02.
+const NO_RELAXED_SIMD = () => {
+  const validate = WebAssembly.validate;
+  WebAssembly.validate = (bytes) => !`,${new Uint8Array(bytes).join()},`.includes(',253,133,2,') && validate(bytes);
+};
+
+/** The page without WebGPU, with `init` scripts before its own, checked against the native
+ * reference: it must have fetched the CPU module `module` alone (WASM_MODULES' key). */
+async function noWebGPUMatchesReference(module, init = []) {
   assert.ok(site.reference, 'tests/fixtures/page_reference.json is missing: scripts/e2e.sh writes it');
   const started = Date.now();
   const query = referenceQuery(site.reference, 'auto');
-  const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${query}`, { prepare: (context) => context.addInitScript(NO_WEBGPU) });
+  const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${query}`,
+    { prepare: (context) => Promise.all([NO_WEBGPU, ...init].map((script) => context.addInitScript(script))) });
   await waitForTasks(page, 2);
   const got = await pageArrays(page);
-  // Only the CPU backend's module is downloaded, once for every worker, never WebGPU's.
-  assert.deepEqual(wasmFetched(requests), ['smoothgrad_web_cpu_bg.wasm']);
-  console.log(`page on the CPU backend: ${((Date.now() - started) / 1000).toFixed(1)} s to the finished SmoothGrad; runs ${JSON.stringify(got.runs)}`);
+  // Only that module is downloaded, once for every worker, never WebGPU's.
+  assert.deepEqual(wasmFetched(requests), [`${WASM_MODULES[module]}_bg.wasm`]);
+  assert.equal(await page.evaluate(() => window.__smoothgrad.api.relaxedSimd), module === 'cpuRelaxedSimd');
+  console.log(`page on the CPU backend (${module}): ${((Date.now() - started) / 1000).toFixed(1)} s to the finished SmoothGrad; runs ${JSON.stringify(got.runs)}`);
   assert.equal(got.backend, 'cpu');
   const status = await page.locator('#status').textContent();
   assert.match(status, /This browser has no WebGPU \(Chrome and Edge 113\+, Safari 26, Firefox 141\+ on Windows have it\)/);
@@ -34,6 +45,14 @@ test('no WebGPU: backend=auto falls back to the CPU, says so, and matches the na
   assert.equal(got.runs.gradient.workers, Math.min(cores, 2));
   assert.deepEqual(errors, []);
   await context.close();
+}
+
+test('no WebGPU: backend=auto falls back to the CPU (relaxed SIMD\'s module in Chromium), says so, and matches the native reference', async () => {
+  await noWebGPUMatchesReference('cpuRelaxedSimd');
+});
+
+test('no WebGPU and no relaxed SIMD: the plain CPU module, and it matches the native reference', async () => {
+  await noWebGPUMatchesReference('cpu', [NO_RELAXED_SIMD]);
 });
 
 const FIXTURE_QUERY = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', autorun: '0' });
@@ -319,7 +338,7 @@ test('WebGPU failing to start in the worker: the CPU takes over, and each notice
   const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${q}`,
     { prepare: (context) => failWebGPUInWorkers(context) });
   await waitForTasks(page, 2);
-  assert.deepEqual(wasmFetched(requests), ['smoothgrad_web_bg.wasm', 'smoothgrad_web_cpu_bg.wasm'], 'WebGPU\'s module, then the CPU\'s');
+  assert.deepEqual(wasmFetched(requests), ['smoothgrad_web_bg.wasm', 'smoothgrad_web_cpu_relaxed_simd_bg.wasm'], 'WebGPU\'s module, then the CPU\'s');
   const s = await page.evaluate(() => ({
     backend: window.__smoothgrad.backend, precision: window.__smoothgrad.precision,
     probabilities: window.__smoothgrad.probabilities?.length, messages: window.__smoothgrad.messages.map((m) => m.text),
@@ -340,7 +359,7 @@ test('WebGPU\'s module failing to download: the CPU\'s takes over, with a notice
   const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${q}`,
     { prepare: (context) => context.route('**/smoothgrad_web_bg.wasm', (route) => route.fulfill({ status: 503, body: 'busy' })) });
   await waitForTasks(page, 2);
-  assert.equal(wasmFetched(requests).at(-1), 'smoothgrad_web_cpu_bg.wasm', 'the CPU module last');
+  assert.equal(wasmFetched(requests).at(-1), 'smoothgrad_web_cpu_relaxed_simd_bg.wasm', 'the CPU module last');
   const s = await page.evaluate(() => ({
     backend: window.__smoothgrad.backend, gradient: window.__smoothgrad.maps.gradient?.length,
     messages: window.__smoothgrad.messages.map((m) => m.text).join('\n'),
@@ -435,13 +454,15 @@ async function createInModule(module, backends) {
   return got;
 }
 
-test('the CPU module carries the CPU backend alone: asked for WebGPU it says so', async () => {
-  const got = await createInModule('cpu', ['cpu', 'webgpu']);
-  assert.deepEqual(got.cpu, { backend: 'cpu' });
-  assert.deepEqual(got.webgpu, {
-    name: 'BackendError',
-    message: 'this WebAssembly module was built without the webgpu backend: load the one built with it',
-  });
+test('the CPU modules carry the CPU backend alone: asked for WebGPU they say so', async () => {
+  for (const module of ['cpu', 'cpuRelaxedSimd']) {
+    const got = await createInModule(module, ['cpu', 'webgpu']);
+    assert.deepEqual(got.cpu, { backend: 'cpu' }, module);
+    assert.deepEqual(got.webgpu, {
+      name: 'BackendError',
+      message: 'this WebAssembly module was built without the webgpu backend: load the one built with it',
+    }, module);
+  }
 });
 
 test('the WebGPU module carries the WebGPU backend alone: asked for the CPU it says so', async () => {

@@ -502,6 +502,8 @@ pub mod simd128 {
     // Patched for this project (see crates/vendor/README.md): V8 neither schedules wasm
     // instructions nor keeps more than 15 vectors in registers, so upstream's 12×4 tile unrolled
     // twice spilled accumulators to the stack in every step; an 8×4 tile, not unrolled, fits.
+    // With the `relaxed-simd` feature, its multiply-adds are fused (a module of its own: one
+    // that uses relaxed SIMD does not compile in a browser without it).
     pub mod f32 {
         use super::super::v128_common::f32::*;
         use core::arch::wasm32::*;
@@ -517,9 +519,22 @@ pub mod simd128 {
             transmute(f32x4_add(transmute(lhs), transmute(rhs)))
         }
 
+        #[cfg(not(feature = "relaxed-simd"))]
         #[inline(always)]
         pub unsafe fn mul_add(a: Pack, b: Pack, c: Pack) -> Pack {
             add(c, mul(a, b))
+        }
+
+        // Fused where the engine fuses (V8 on x86-64 with FMA: one `vfmadd231ps` for two
+        // instructions). Relaxed SIMD lets it round once or twice, so the last bits may differ
+        // from machine to machine (on x86-64 they are native gemm's, which fuses too). `#[inline]`,
+        // as rustc refuses `inline(always)` beside a target feature; it is inlined into the
+        // kernels, which have the feature too.
+        #[cfg(feature = "relaxed-simd")]
+        #[inline]
+        #[target_feature(enable = "relaxed-simd")]
+        pub unsafe fn mul_add(a: Pack, b: Pack, c: Pack) -> Pack {
+            transmute(f32x4_relaxed_madd(transmute(a), transmute(b), transmute(c)))
         }
 
         #[inline(always)]
@@ -537,15 +552,26 @@ pub mod simd128 {
             a * b + c
         }
 
-        microkernel!(["simd128"], 1, x1x1, 1, 1);
-        microkernel!(["simd128"], 1, x1x2, 1, 2);
-        microkernel!(["simd128"], 1, x1x3, 1, 3);
-        microkernel!(["simd128"], 1, x1x4, 1, 4);
+        // `$features`: the kernels' target features, a literal as `microkernel!` wants one.
+        macro_rules! kernels {
+            ($features: tt) => {
+                microkernel!([$features], 1, x1x1, 1, 1);
+                microkernel!([$features], 1, x1x2, 1, 2);
+                microkernel!([$features], 1, x1x3, 1, 3);
+                microkernel!([$features], 1, x1x4, 1, 4);
 
-        microkernel!(["simd128"], 1, x2x1, 2, 1);
-        microkernel!(["simd128"], 1, x2x2, 2, 2);
-        microkernel!(["simd128"], 1, x2x3, 2, 3);
-        microkernel!(["simd128"], 1, x2x4, 2, 4);
+                microkernel!([$features], 1, x2x1, 2, 1);
+                microkernel!([$features], 1, x2x2, 2, 2);
+                microkernel!([$features], 1, x2x3, 2, 3);
+                microkernel!([$features], 1, x2x4, 2, 4);
+            };
+        }
+        // On the kernels alone, not crate-wide: `-C target-feature=+relaxed-simd` for every crate
+        // does not compile burn's `macerator` 0.5.2.
+        #[cfg(not(feature = "relaxed-simd"))]
+        kernels!("simd128");
+        #[cfg(feature = "relaxed-simd")]
+        kernels!("simd128,relaxed-simd");
 
         microkernel_fn_array! {
             [x1x1, x1x2, x1x3, x1x4,],
