@@ -20,8 +20,7 @@ const RELAXED_SIMD_PROBE = new Uint8Array([
   0x20, 0x00, 0x20, 0x00, 0x20, 0x00, 0xfd, 0x85, 0x02, 0x0b, // 3 × local.get 0, f32x4.relaxed_madd, end
 ]);
 
-/** Whether this browser's WebAssembly has relaxed SIMD (Chromium since 114; not Firefox or
- * Safari as of 2026). */
+/** Whether this browser's WebAssembly has relaxed SIMD (Chromium's since version 114). */
 export function hasRelaxedSimd() {
   return WebAssembly.validate(RELAXED_SIMD_PROBE);
 }

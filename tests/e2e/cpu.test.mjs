@@ -14,7 +14,7 @@ const site = useSite();
 // A browser without WebGPU: navigator.gpu is gone before the page's scripts run.
 const NO_WEBGPU = () => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }); };
 
-// A browser whose WebAssembly has no relaxed SIMD (Firefox, Safari): its validation refuses
+// A browser whose WebAssembly has no relaxed SIMD: its validation refuses
 // f32x4.relaxed_madd, whose opcode is 0xfd 0x85 0x02.
 const NO_RELAXED_SIMD = () => {
   const validate = WebAssembly.validate;
