@@ -9,6 +9,9 @@ set -euo pipefail
 # was built with the module of the build before.
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
+# `npm run` puts node_modules/.bin first on PATH: its wasm-opt (npm's binaryen, a slower build in
+# JS) is for the relaxed SIMD module alone, named below, not for setup.sh or the other modules.
+PATH=$(tr : '\n' <<<"$PATH" | grep -v '/node_modules/\.bin$' | paste -sd: -)
 out=${1:-dist}
 scripts/setup.sh
 
@@ -48,7 +51,7 @@ wasm_opt=$(command -v wasm-opt || true)
 # takes npm's build of binaryen (package.json; `npm ci` installs it, as the tests do). Without
 # it, the module is served as cargo built it: 17 % bigger and 1–2 % slower (2026-12-07).
 wasm_opt_relaxed=
-[ -x node_modules/.bin/wasm-opt ] && wasm_opt_relaxed=node_modules/.bin/wasm-opt
+[ -x node_modules/.bin/wasm-opt ] && command -v node >/dev/null 2>&1 && wasm_opt_relaxed=node_modules/.bin/wasm-opt
 # WebGPU alone, in the wasm tests' target directory (scripts/test.sh): wgpu and CubeCL are built
 # once for both, and only burn's own crates again without the CPU backend (2 min on 2 cores).
 webgpu=$(module "$target_dir/wasm" webgpu "$wasm_opt")

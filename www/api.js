@@ -465,12 +465,12 @@ export class SmoothGrad {
       // The adapter decides how convolutions run fastest (ConvLowering in the core crate).
       const choice = choosePrecision(this.requestedPrecision, { backend, adapter: this.adapter });
       const before = { backend: this.backend, precision: this.precision };
-      const { backend: running, convLowering, precision, relaxedSimd } = await this._raw('init', {
+      const { backend: running, convLowering, precision } = await this._raw('init', {
         ...await this._moduleArgs(backend), adapter: this.adapter?.description, precision: choice.precision,
       });
       this.backend = running;
       this.convLowering = convLowering;
-      this.relaxedSimd = relaxedSimd;
+      this.relaxedSimd = running === 'cpu' && this._relaxedSimd;
       this.precision = precision;
       // V8 optimises wasm code only once it runs: a narrow pass while the page waits for its
       // weights brought a first visit's first map 0.2–0.3 s sooner (returning visits, whose code
@@ -497,6 +497,13 @@ export class SmoothGrad {
         this._notice(unloaded ? `${reason} Running ${instead}` : `WebGPU could not start (${reason}); running ${instead}`, 'warn');
         this.backendReason = `WebGPU failed to start: ${reason}`;
         this._modules.delete('webgpu'); // not needed again: let it be collected
+        return this._startWorker('cpu');
+      }
+      // The relaxed SIMD build missing (a site copied without it) or refused: the plain one runs
+      // the same maps, a little slower.
+      if (unloaded && this._relaxedSimd) {
+        this._relaxedSimd = false;
+        this._modules.delete('cpu');
         return this._startWorker('cpu');
       }
       // Only a first start can be a site served wrong; a restart's module was there before.

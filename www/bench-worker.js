@@ -24,7 +24,8 @@ self.onmessage = async ({ data: params }) => {
     // that, to compare the ways of convolving on one adapter.
     const adapter = backend === 'webgpu' ? (await chooseBackend('webgpu')).adapter : null;
     const started = now();
-    const { default: init, Explainer } = await import(wasmModule(backend).glue);
+    const relaxedSimd = hasRelaxedSimd();
+    const { default: init, Explainer } = await import(wasmModule(backend, relaxedSimd).glue);
     const { memory } = await init();
     const explainer = await Explainer.create(backend, params.adapter ?? adapter?.description);
     const ready = now();
@@ -52,7 +53,7 @@ self.onmessage = async ({ data: params }) => {
       adapter,
       conv_lowering: explainer.convLowering,
       // On the CPU: which of its two modules ran (www/wasm-modules.js).
-      relaxed_simd: backend === 'cpu' ? hasRelaxedSimd() : null,
+      relaxed_simd: backend === 'cpu' ? relaxedSimd : null,
       userAgent: self.navigator.userAgent,
       model: { ...model, weights: params.weights ? params.weights : 'random' },
       runs,

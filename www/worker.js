@@ -39,10 +39,7 @@ const ops = {
     }
     explainer = await wasm.Explainer.create(backend, adapter);
     explainer.setPrecision(precision);
-    return {
-      backend: explainer.backend, convLowering: explainer.convLowering, precision: explainer.precision,
-      relaxedSimd: explainer.backend === 'cpu' && relaxedSimd,
-    };
+    return { backend: explainer.backend, convLowering: explainer.convLowering, precision: explainer.precision };
   },
   async warmUp() {
     await explainer.warmUp();

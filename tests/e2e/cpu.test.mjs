@@ -372,6 +372,22 @@ test('WebGPU\'s module failing to download: the CPU\'s takes over, with a notice
   await context.close();
 });
 
+test('the relaxed SIMD module missing from the site: the plain CPU module runs in its place, and the helpers get it too', async () => {
+  const { page, context, errors, requests } = await openPage(site.browser, `${site.server.url}/?${FIXTURE_QUERY}`,
+    { prepare: (context) => context.route('**/www/pkg/smoothgrad_web_cpu_relaxed_simd*', (route) => route.fulfill({ status: 404, body: 'not here' })) });
+  await waitForTasks(page, 2);
+  const s = await page.evaluate(async () => {
+    const { api } = window.__smoothgrad;
+    const run = await api.explain({ method: 'gradient', samples: 4, microBatch: 1, workers: 2 });
+    return { backend: api.backend, relaxedSimd: api.relaxedSimd, workers: run.workers, done: run.done, probabilities: window.__smoothgrad.probabilities?.length };
+  });
+  assert.deepEqual(s, { backend: 'cpu', relaxedSimd: false, workers: 2, done: 4, probabilities: s.probabilities });
+  assert.ok(s.probabilities >= 5, 'the image was classified');
+  assert.deepEqual(wasmFetched(requests), ['smoothgrad_web_cpu_relaxed_simd_bg.wasm', 'smoothgrad_web_cpu_bg.wasm'], 'the relaxed module asked for once, then the plain one');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('an image picked and a target typed while the weights download are what the page explains', async () => {
   const q = new URLSearchParams({ backend: 'cpu', weights: '/fixtures/slow/narrow_resnet50.safetensors', image: '/fixtures/chelsea.png', methods: 'gradient', samples: '2', autorun: '0' });
   let release, started;
