@@ -433,8 +433,8 @@ export class SmoothGrad {
     this._disposed = false;
     this.backend = null;
     this.convLowering = null; // how the wasm computes convolutions here: 'matrix-products' | 'direct'
-    this.relaxedSimd = null; // on the CPU, whether its module fuses multiply-adds (www/wasm-modules.js)
-    // Decided here, where the module is compiled, and passed to the workers, whose glue must match it.
+    // Whether the CPU runs its relaxed SIMD module (www/wasm-modules.js): decided here, where the
+    // module is compiled, and passed to the workers, whose glue must match it.
     this._relaxedSimd = hasRelaxedSimd();
     this.requestedPrecision = 'f32';
     this.precision = null; // what the network computes in: 'f32' | 'f16'
@@ -454,6 +454,11 @@ export class SmoothGrad {
     this.lastClassification = null;
   }
 
+  /** Whether the model runs on the CPU module that fuses its multiply-adds (relaxed SIMD). */
+  get relaxedSimd() {
+    return this.backend === 'cpu' && this._relaxedSimd;
+  }
+
   _notice(message, level = 'info') {
     try { this.onNotice?.(message, level); } catch { /* the page's problem */ }
   }
@@ -470,7 +475,6 @@ export class SmoothGrad {
       });
       this.backend = running;
       this.convLowering = convLowering;
-      this.relaxedSimd = running === 'cpu' && this._relaxedSimd;
       this.precision = precision;
       // V8 optimises wasm code only once it runs: a narrow pass while the page waits for its
       // weights brought a first visit's first map 0.2–0.3 s sooner (returning visits, whose code
