@@ -4,10 +4,10 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
-use crate::conv::{self, ConvLowering, conv};
+use crate::conv::conv;
 use crate::downsample::{Downsample, add_shortcut, shortcut};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
-use crate::relu::ReluKind;
+use crate::forward_pass::ForwardPass;
 
 /// Two 3×3 convolutions with a shortcut (torchvision `BasicBlock`, expansion 1).
 #[derive(Module, Debug)]
@@ -39,10 +39,11 @@ impl BasicBlock {
         }
     }
 
-    /// Runs the block; `relu` is applied after each convolution and after the sum, as torchvision.
-    pub fn forward(&self, input: Tensor<4>, relu: ReluKind, lowering: ConvLowering) -> Tensor<4> {
-        let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input.clone(), lowering)));
-        let x = self.bn2.forward(conv::forward(&self.conv2, x, lowering));
-        relu.forward(add_shortcut(x, input, &self.downsample, lowering))
+    /// Runs the block; the pass's ReLU is applied after each convolution and after the sum, as
+    /// torchvision.
+    pub fn forward(&self, input: Tensor<4>, pass: &ForwardPass) -> Tensor<4> {
+        let x = pass.relu(self.bn1.forward(pass.conv(&self.conv1, input.clone())));
+        let x = self.bn2.forward(pass.conv(&self.conv2, x));
+        pass.relu(add_shortcut(x, input, &self.downsample, pass))
     }
 }

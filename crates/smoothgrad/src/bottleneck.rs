@@ -4,10 +4,10 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
-use crate::conv::{self, ConvLowering, conv};
+use crate::conv::conv;
 use crate::downsample::{Downsample, add_shortcut, shortcut};
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
-use crate::relu::ReluKind;
+use crate::forward_pass::ForwardPass;
 
 /// 1×1 reduce, 3×3, 1×1 expand, with a shortcut (torchvision `Bottleneck`, ResNet v1.5: the
 /// stride sits on the 3×3 convolution).
@@ -47,11 +47,12 @@ impl Bottleneck {
         }
     }
 
-    /// Runs the block; `relu` is applied at all three places torchvision applies its shared ReLU.
-    pub fn forward(&self, input: Tensor<4>, relu: ReluKind, lowering: ConvLowering) -> Tensor<4> {
-        let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input.clone(), lowering)));
-        let x = relu.forward(self.bn2.forward(conv::forward(&self.conv2, x, lowering)));
-        let x = self.bn3.forward(conv::forward(&self.conv3, x, lowering));
-        relu.forward(add_shortcut(x, input, &self.downsample, lowering))
+    /// Runs the block; the pass's ReLU is applied at all three places torchvision applies its
+    /// shared ReLU.
+    pub fn forward(&self, input: Tensor<4>, pass: &ForwardPass) -> Tensor<4> {
+        let x = pass.relu(self.bn1.forward(pass.conv(&self.conv1, input.clone())));
+        let x = pass.relu(self.bn2.forward(pass.conv(&self.conv2, x)));
+        let x = self.bn3.forward(pass.conv(&self.conv3, x));
+        pass.relu(add_shortcut(x, input, &self.downsample, pass))
     }
 }

@@ -134,33 +134,77 @@ impl FromStr for ConvLowering {
 /// can differ, and with it a patch of the input gradient: compare backends on noisy inputs by
 /// correlation, not element by element.
 pub fn forward(conv: &Conv2d, input: Tensor<4>, lowering: ConvLowering) -> Tensor<4> {
-    let per_image = |from_batch| Unfolding::PerImage { from_batch };
-    match lowering {
-        ConvLowering::Direct => conv.forward(input),
-        ConvLowering::ChannelsLast if input.dims()[0] >= UNFOLD_FROM_BATCH => {
-            unfolded(conv, input, Unfolding::ChannelsLast)
+    match ConvRoute::of(conv, input.dims()[0], lowering) {
+        ConvRoute::Burn => conv.forward(input),
+        ConvRoute::Pointwise => pointwise(conv, input),
+        ConvRoute::Unfolded(unfolding) => unfolded(conv, input, unfolding),
+    }
+}
+
+/// Which computation [`forward`] gives a convolution; its input gradient follows from it
+/// ([`Self::input_grad`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvRoute {
+    /// burn's own convolution and gradient.
+    Burn,
+    /// A 1×1 convolution as one matrix product per image ([`ConvProductBackend`]).
+    Pointwise,
+    /// Through [`UnfoldedConvBackend`].
+    Unfolded(Unfolding),
+}
+
+impl ConvRoute {
+    /// The route of `conv` at `batch` images under `lowering`.
+    pub fn of(conv: &Conv2d, batch: usize, lowering: ConvLowering) -> Self {
+        let per_image = |from_batch| Self::Unfolded(Unfolding::PerImage { from_batch });
+        match lowering {
+            ConvLowering::Direct => Self::Burn,
+            ConvLowering::ChannelsLast if batch >= UNFOLD_FROM_BATCH => Self::Unfolded(Unfolding::ChannelsLast),
+            ConvLowering::Winograd if conv.kernel_size == [3, 3] && conv.stride == [1, 1] => {
+                Self::Unfolded(Unfolding::Winograd)
+            }
+            _ if conv.kernel_size == [1, 1] => Self::Pointwise,
+            ConvLowering::MatrixProducts | ConvLowering::ChannelsLast | ConvLowering::Winograd => {
+                per_image(UNFOLD_FROM_BATCH)
+            }
+            ConvLowering::Unfolded => per_image(1),
         }
-        ConvLowering::Winograd if conv.kernel_size == [3, 3] && conv.stride == [1, 1] => {
-            unfolded(conv, input, Unfolding::Winograd)
+    }
+
+    /// The gradient with respect to `x` of this route's `conv2d(x, weight)` with `options`, given
+    /// its output's gradient `grad`: the same operations autodiff runs through the forward's.
+    pub(crate) fn input_grad<B>(
+        self,
+        x: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<B>
+    where
+        B: ConvInputGradBackend + ConvProductBackend + ChannelsLastFold + WinogradConvBackend,
+    {
+        match self {
+            Self::Burn => B::conv2d_x_backward(x, weight, grad, options),
+            Self::Pointwise => pointwise_input_grad::<B>(x, weight, grad, &options),
+            Self::Unfolded(unfolding) => unfolded_input_grad::<B>(x, weight, grad, options, unfolding),
         }
-        _ if conv.kernel_size == [1, 1] => pointwise(conv, input),
-        ConvLowering::MatrixProducts | ConvLowering::ChannelsLast | ConvLowering::Winograd => {
-            unfolded(conv, input, per_image(UNFOLD_FROM_BATCH))
-        }
-        ConvLowering::Unfolded => unfolded(conv, input, per_image(1)),
     }
 }
 
 /// A convolution through [`UnfoldedConvBackend`], unfolded as `unfolding` says.
 fn unfolded(conv: &Conv2d, input: Tensor<4>, unfolding: Unfolding) -> Tensor<4> {
-    let padding = conv.kernel_size.map(torchvision_padding);
-    let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
     Tensor::from_dispatch(<Dispatch as UnfoldedConvBackend>::unfolded_conv2d(
         input.into_dispatch(),
         conv.weight.val().into_dispatch(),
-        options,
+        options(conv),
         unfolding,
     ))
+}
+
+/// The backend options of `conv` (made by [`conv`]).
+pub(crate) fn options(conv: &Conv2d) -> ConvOptions<2> {
+    let padding = conv.kernel_size.map(torchvision_padding);
+    ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups)
 }
 
 /// How [`UnfoldedConvBackend`] computes a convolution: [`Self::PerImage`] on burn's GPU backend
@@ -436,15 +480,8 @@ where
                 let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
                 let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
                 if let Some(node) = node_x {
-                    let (x, weight, grad) = (x.clone(), weight.clone(), grad.clone());
-                    let x_grad = if unfolding.channels_last_for(&options) {
-                        channels_last_input_grad::<B>(x, weight, grad, &options)
-                    } else if unfolding.winograd_for(&x, &weight, &options) {
-                        B::winograd_conv3x3(grad, weight, Direction::InputGradient)
-                    } else {
-                        B::conv2d_input_grad(x, weight, grad, options.clone())
-                    };
-                    grads.register::<B>(node.id, x_grad);
+                    let (x, weight, grad, options) = (x.clone(), weight.clone(), grad.clone(), options.clone());
+                    grads.register::<B>(node.id, unfolded_input_grad::<B>(x, weight, grad, options, unfolding));
                 }
                 if let Some(node) = node_weight {
                     grads.register::<B>(
@@ -479,6 +516,50 @@ where
             )),
         }
     }
+}
+
+/// The input gradient of [`UnfoldedConvBackend::unfolded_conv2d`] with `unfolding`.
+fn unfolded_input_grad<B>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+    unfolding: Unfolding,
+) -> FloatTensor<B>
+where
+    B: ConvInputGradBackend + ConvProductBackend + ChannelsLastFold + WinogradConvBackend,
+{
+    if unfolding.channels_last_for(&options) {
+        channels_last_input_grad::<B>(x, weight, grad, &options)
+    } else if unfolding.winograd_for(&x, &weight, &options) {
+        B::winograd_conv3x3(grad, weight, Direction::InputGradient)
+    } else {
+        B::conv2d_input_grad(x, weight, grad, options)
+    }
+}
+
+/// The input gradient of [`pointwise`]: the weights' transpose times the output gradient, placed
+/// back on the strided positions (zero elsewhere), as autodiff takes it through the product, the
+/// reshapes and the slice.
+fn pointwise_input_grad<B: ConvProductBackend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    options: &ConvOptions<2>,
+) -> FloatTensor<B> {
+    let [batch, channels, height, width] = x.shape().dims();
+    let [_, out_channels, out_height, out_width] = grad.shape().dims();
+    let weight = B::float_reshape(weight, Shape::new([1, out_channels, channels]));
+    let grad = B::float_reshape(grad, Shape::new([batch, out_channels, out_height * out_width]));
+    let columns = B::conv_product(B::float_swap_dims(weight, 1, 2), grad);
+    let columns = B::float_reshape(columns, Shape::new([batch, channels, out_height, out_width]));
+    let [stride_height, stride_width] = options.stride;
+    if [stride_height, stride_width] == [1, 1] {
+        return columns;
+    }
+    let zeros = B::float_zeros(Shape::new([batch, channels, height, width]), &x.device(), columns.dtype().into());
+    let positions = [Slice::full(), Slice::full(), strided(height, stride_height), strided(width, stride_width)];
+    B::float_slice_assign(zeros, &positions, columns)
 }
 
 /// `conv2d(x, weight)` (no bias) as one channels-last product over the batch: the input's windows

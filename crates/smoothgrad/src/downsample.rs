@@ -4,7 +4,8 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
-use crate::conv::{self, ConvLowering, conv};
+use crate::conv::conv;
+use crate::forward_pass::ForwardPass;
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 
 /// torchvision's `downsample` (`Sequential(conv1x1, BatchNorm2d)`, keys `downsample.0`/`.1`,
@@ -27,8 +28,8 @@ impl Downsample {
     }
 
     /// Projects the block input onto the block output's shape.
-    pub fn forward(&self, input: Tensor<4>, lowering: ConvLowering) -> Tensor<4> {
-        self.bn.forward(conv::forward(&self.conv, input, lowering))
+    pub fn forward(&self, input: Tensor<4>, pass: &ForwardPass) -> Tensor<4> {
+        self.bn.forward(pass.conv(&self.conv, input))
     }
 }
 
@@ -48,10 +49,10 @@ pub fn add_shortcut(
     residual: Tensor<4>,
     input: Tensor<4>,
     downsample: &Option<Downsample>,
-    lowering: ConvLowering,
+    pass: &ForwardPass,
 ) -> Tensor<4> {
     let identity = match downsample {
-        Some(projection) => projection.forward(input, lowering),
+        Some(projection) => projection.forward(input, pass),
         None => input,
     };
     residual + identity

@@ -20,6 +20,7 @@ mod col2im;
 pub mod compare;
 mod conv;
 mod downsample;
+pub mod forward_pass;
 #[cfg(all(test, feature = "flex"))]
 mod fixed_values;
 mod frozen_batch_norm;
@@ -29,6 +30,7 @@ pub mod precision;
 pub mod preprocess;
 mod product;
 pub mod relu;
+mod replayed_conv;
 pub mod render;
 pub mod resnet;
 pub mod smoothgrad;
@@ -39,13 +41,14 @@ pub mod winograd;
 
 pub use attribution::{
     Attribution, BadStepRange, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients,
-    MAX_IG_STEPS, Method, Quadrature, Top1Maps,
+    MAX_IG_STEPS, Method, MethodSet, NoMethods, Quadrature, Top1Maps,
 };
 pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;
 pub use col2im::ChannelsLastFold;
-pub use conv::{ConvInputGradBackend, ConvLowering, UNFOLD_FROM_BATCH, UnfoldedConvBackend, Unfolding};
+pub use conv::{ConvInputGradBackend, ConvLowering, ConvRoute, UNFOLD_FROM_BATCH, UnfoldedConvBackend, Unfolding};
 pub use downsample::Downsample;
+pub use forward_pass::{ConvRecord, ForwardPass};
 pub use frozen_batch_norm::FrozenBatchNorm2d;
 pub use names::UnknownName;
 pub use noise::{GaussianNoise, NoiseSource, PortableNoise, RecordedNoise};
@@ -54,6 +57,7 @@ pub use preprocess::{ImageInputError, Preprocess};
 pub use product::{ConvProductBackend, ProductKernel, ProductKernels, ProductShape, record_products, use_product_kernels};
 pub use tiled_product::ProductTile;
 pub use relu::ReluKind;
+pub use replayed_conv::ReplayedConvBackend;
 pub use render::{Clip, Colormap, RenderOptions, RenderOptionsError, Sign, render};
 pub use resnet::{BlockKind, ResNet, ResNetConfig};
 pub use smoothgrad::{

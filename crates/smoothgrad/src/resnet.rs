@@ -9,7 +9,8 @@ use burn::tensor::{DType, Device, Tensor};
 
 use crate::basic_block::BasicBlock;
 use crate::bottleneck::Bottleneck;
-use crate::conv::{self, ConvLowering, conv};
+use crate::conv::{ConvLowering, conv};
+use crate::forward_pass::ForwardPass;
 use crate::frozen_batch_norm::FrozenBatchNorm2d;
 use crate::precision::{Precision, UnsupportedPrecision, cast_parameters};
 use crate::relu::ReluKind;
@@ -128,10 +129,10 @@ impl Block {
         }
     }
 
-    fn forward(&self, input: Tensor<4>, relu: ReluKind, lowering: ConvLowering) -> Tensor<4> {
+    fn forward(&self, input: Tensor<4>, pass: &ForwardPass) -> Tensor<4> {
         match self {
-            Self::Basic(block) => block.forward(input, relu, lowering),
-            Self::Bottleneck(block) => block.forward(input, relu, lowering),
+            Self::Basic(block) => block.forward(input, pass),
+            Self::Bottleneck(block) => block.forward(input, pass),
         }
     }
 }
@@ -191,12 +192,22 @@ impl ResNet {
 
     /// Logits computed with the given ReLU backward rule at every ReLU.
     pub fn forward_with(&self, input: Tensor<4>, relu: ReluKind) -> Tensor<2> {
-        let lowering = self.conv_lowering;
+        self.forward_pass(input, &self.pass(relu))
+    }
+
+    /// A pass through this network with `relu` at every ReLU, computing its convolutions as the
+    /// network's lowering says.
+    pub fn pass(&self, relu: ReluKind) -> ForwardPass<'static> {
+        ForwardPass::new(relu, self.conv_lowering)
+    }
+
+    /// Logits computed as `pass` says.
+    pub fn forward_pass(&self, input: Tensor<4>, pass: &ForwardPass) -> Tensor<2> {
         let input = input.cast(self.precision().dtype());
-        let x = relu.forward(self.bn1.forward(conv::forward(&self.conv1, input, lowering)));
+        let x = pass.relu(self.bn1.forward(pass.conv(&self.conv1, input)));
         let mut x = self.maxpool.forward(x);
         for block in [&self.layer1, &self.layer2, &self.layer3, &self.layer4].into_iter().flatten() {
-            x = block.forward(x, relu, lowering);
+            x = block.forward(x, pass);
         }
         let [batch, channels, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);

@@ -113,14 +113,14 @@ impl std::str::FromStr for Smoothing {
 pub struct SmoothGradSums {
     /// Samples summed.
     pub count: usize,
-    /// Σ g, `[3, height, width]`.
+    /// Σ g, `[3, height, width]` per map of the method ([`Attribution::maps_per_image`]), stacked.
     pub sum: Tensor<3>,
-    /// Σ g², `[3, height, width]`.
+    /// Σ g², the same shape.
     pub sum_of_squares: Tensor<3>,
 }
 
 impl SmoothGradSums {
-    /// The map for one smoothing variant, `[3, height, width]`.
+    /// The map for one smoothing variant, shaped as [`Self::sum`].
     pub fn map(&self, smoothing: Smoothing) -> Tensor<3> {
         let count = self.count.max(1) as f64;
         let mean = || self.sum.clone() / count;
@@ -206,7 +206,8 @@ impl<A: Attribution, N: NoiseSource> SmoothGradRun<A, N> {
             return Err(OptionsError::NotOneImage { input: input.dims(), targets: target.images() });
         }
         let sigma = (input.clone().max() - input.clone().min()) * options.noise_level;
-        let zeros = || Tensor::zeros([channels, height, width], &input.device());
+        let map_channels = channels * method.maps_per_image();
+        let zeros = || Tensor::zeros([map_channels, height, width], &input.device());
         Ok(Self {
             model,
             method,

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use smoothgrad::burn::tensor::{DType, Device, Tensor, TensorData};
 use smoothgrad::{
-    Attribution, BadStepRange, Colormap, ConvLowering, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method,
+    Attribution, BadStepRange, Colormap, ConvLowering, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Method, MethodSet,
     Precision, Quadrature, Sign, Smoothing, load_checkpoint_bytes,
 };
 use std::num::NonZeroUsize;
@@ -54,7 +54,7 @@ fn half_precision_maps_stay_within_the_stated_error() {
     assert_eq!(model.precision(), Precision::Half);
     assert!(model.fc.weight.val().dtype() == DType::F16 && model.bn1.running_var.val().dtype() == DType::F32);
     let gradient = pollster::block_on(check_model_method(&model, &Gradient, "gradient", 1, HALF_TOLERANCE, &device));
-    pollster::block_on(check_model_smoothgrad(&model, &Gradient, "gradient", 4, HALF_TOLERANCE, &device));
+    pollster::block_on(check_model_smoothgrad(&model, &Gradient, &["gradient"], 4, HALF_TOLERANCE, &device));
     // It really ran in f16: in f32 the same map is within 1e-4.
     assert!(gradient > TOLERANCE, "{gradient}");
     // A checkpoint loaded into it brings f32 back, weights and computation alike.
@@ -212,6 +212,38 @@ fn smoothgrad_of_guided_backprop_matches_recorded_noise_reference() {
 #[test]
 fn smoothgrad_of_input_x_gradient_matches_recorded_noise_reference() {
     pollster::block_on(check_smoothgrad(&InputXGradient, "input_x_gradient", 1, &device()));
+}
+
+#[test]
+fn methods_sharing_a_forward_pass_give_each_method_s_own_maps() {
+    // Every convolution route the replayed forward pass can take on the CPU backend: burn's own
+    // (direct), the 1×1 products, Winograd, and channels-last from UNFOLD_FROM_BATCH images on.
+    let names = ["gradient", "guided_backprop", "input_x_gradient", "integrated_gradients"];
+    let channels_last_copies = smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2);
+    for (lowering, copies) in [
+        (ConvLowering::MatrixProducts, 1),
+        (ConvLowering::Direct, 1),
+        (ConvLowering::Winograd, 2),
+        (ConvLowering::ChannelsLast, channels_last_copies),
+    ] {
+        let model = load(&narrow_resnet50(), MODEL, &device()).with_conv_lowering(lowering);
+        let from_alone = pollster::block_on(check_method_set(&model, &names, copies, &device()));
+        // The same operations on the same values: the CPU backend gives the same numbers.
+        assert_eq!(from_alone, 0.0, "{lowering:?}: the shared forward pass changed a map");
+    }
+}
+
+#[test]
+fn smoothgrad_of_methods_sharing_a_forward_pass_matches_recorded_noise_reference() {
+    let set = MethodSet::new(vec![Method::GuidedBackprop, Method::Gradient, Method::InputXGradient]).unwrap();
+    let model = load(&narrow_resnet50(), MODEL, &device());
+    let names = ["guided_backprop", "gradient", "input_x_gradient"];
+    pollster::block_on(check_model_smoothgrad(&model, &set, &names, 3, TOLERANCE, &device()));
+}
+
+#[test]
+fn an_empty_set_of_methods_is_refused() {
+    assert_eq!(MethodSet::new(Vec::new()).unwrap_err().to_string(), "a set of attribution methods needs at least one method");
 }
 
 #[test]

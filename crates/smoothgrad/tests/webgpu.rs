@@ -72,6 +72,19 @@ async fn unfolded_convolutions_match_captum_on_webgpu() {
 }
 
 #[wasm_bindgen_test]
+async fn methods_sharing_a_forward_pass_match_captum_on_webgpu() {
+    // The replayed convolutions' routes on WebGPU: 1×1 products and unfolded columns from
+    // UNFOLD_FROM_BATCH images (hardware GPUs), burn's direct kernel everywhere (SwiftShader).
+    let device = webgpu().await;
+    let names = ["gradient", "guided_backprop"];
+    for (lowering, copies) in [(ConvLowering::MatrixProducts, smoothgrad::UNFOLD_FROM_BATCH.div_ceil(2)), (ConvLowering::Direct, 1)] {
+        let model = load(&narrow_resnet50(), MODEL, &device).with_conv_lowering(lowering);
+        let from_alone = check_method_set(&model, &names, copies, &device).await;
+        assert!(from_alone <= 1e-6, "{lowering:?}: the shared forward pass changed a map by {from_alone:e}");
+    }
+}
+
+#[wasm_bindgen_test]
 async fn channels_last_convolutions_match_captum_on_webgpu() {
     // From this batch on, every convolution is one channels-last product over the whole batch,
     // its input gradient a product and col2im.rs's kernel.

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use smoothgrad::burn::module::Module;
 use smoothgrad::burn::tensor::{Device, DeviceKind, Distribution, Tensor};
 use smoothgrad::{
-    Attribution, compare, ConvLowering, GaussianNoise, Gradient, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
+    Attribution, compare, ConvLowering, GaussianNoise, Gradient, Method, MethodSet, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun,
     Precision, ProductKernels, Smoothing, Targets, UNFOLD_FROM_BATCH, use_product_kernels,
 };
 
@@ -127,6 +127,22 @@ fn smoothgrad(model: &ResNet, image: &Tensor<4>, target: &Targets, samples: usiz
     let _ = run.run(|_, _| {}).map(Smoothing::Mean).into_data();
 }
 
+/// Gradient and Guided Backprop of one image, each method alone (two forward and two backward
+/// passes) and as one [`MethodSet`] (one forward pass and two backward passes): what each
+/// SmoothGrad sample of the page's default view costs.
+fn gradient_and_guided_backprop(device: &Device, runs: usize, model: &ResNet, image: &Tensor<4>, target: &Targets) -> Value {
+    let methods = [Method::Gradient, Method::GuidedBackprop];
+    let alone = figure(device, runs, || {
+        let _ = methods.iter().map(|method| method.attribute(model, image.clone(), target)).collect::<Vec<_>>();
+    });
+    let set = MethodSet::new(methods.to_vec()).expect("two methods");
+    let shared = figure(device, runs, || {
+        let _ = set.attribute(model, image.clone(), target);
+    });
+    let ratio = shared["ms"].as_f64().zip(alone["ms"].as_f64()).map(|(shared, alone)| shared / alone);
+    json!({ "each_alone": alone, "shared_forward": shared, "shared_over_alone": ratio })
+}
+
 /// The input gradient of `model` against that of `reference` (the same weights in f32 on the CPU
 /// backend with burn's own convolutions: exact kernels, no tuning) for `images`, each for the class `target` names:
 /// `{batch, max_relative_error, correlation}`, so a GPU run checks the kernels it timed, and a
@@ -176,6 +192,7 @@ fn main() {
     let forward_backward = figure(&device, args.runs, || {
         let _ = Gradient.attribute(&model, image.clone(), &target);
     });
+    let shared_forward = gradient_and_guided_backprop(&device, args.runs, &model, &image, &target);
     let smoothgrad: Vec<Value> = args
         .micro_batches
         .iter()
@@ -211,6 +228,7 @@ fn main() {
         "samples": args.samples,
         "forward_b1": forward,
         "forward_backward_b1": forward_backward,
+        "gradient_and_guided_backprop_b1": shared_forward,
         "smoothgrad": smoothgrad,
     });
     println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));

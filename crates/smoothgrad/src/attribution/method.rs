@@ -7,6 +7,7 @@ use burn::tensor::Tensor;
 
 use super::{Attribution, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Top1Maps};
 use crate::names::{UnknownName, by_name};
+use crate::relu::ReluKind;
 use crate::resnet::ResNet;
 use crate::targets::Targets;
 
@@ -50,6 +51,24 @@ impl FromStr for Method {
 }
 
 impl Method {
+    /// The ReLU rule of the gradient at the inputs that this method's maps are made from; none for
+    /// Integrated Gradients, whose gradients are taken along a path.
+    pub(super) fn gradient_rule(&self) -> Option<ReluKind> {
+        match self {
+            Self::Gradient | Self::InputXGradient => Some(ReluKind::Standard),
+            Self::GuidedBackprop => Some(ReluKind::Guided),
+            Self::IntegratedGradients(_) => None,
+        }
+    }
+
+    /// This method's maps from `gradient`, the gradient at `inputs` with [`Self::gradient_rule`].
+    pub(super) fn maps_from_gradient(&self, inputs: Tensor<4>, gradient: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::InputXGradient => inputs.without_autodiff() * gradient,
+            _ => gradient,
+        }
+    }
+
     /// The method itself, so that each of [`Attribution`]'s calls is passed on in one place.
     fn as_attribution(&self) -> &dyn Attribution {
         match self {

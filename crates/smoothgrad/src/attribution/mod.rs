@@ -5,15 +5,18 @@ mod guided_backprop;
 mod input_x_gradient;
 mod integrated_gradients;
 mod method;
+mod method_set;
 
 pub use gradient::Gradient;
 pub use guided_backprop::GuidedBackprop;
 pub use input_x_gradient::InputXGradient;
 pub use integrated_gradients::{BadStepRange, Baseline, IntegratedGradients, MAX_IG_STEPS, Quadrature};
 pub use method::Method;
+pub use method_set::{MethodSet, NoMethods};
 
 use burn::tensor::Tensor;
 
+use crate::forward_pass::ConvRecord;
 use crate::relu::ReluKind;
 use crate::resnet::ResNet;
 use crate::targets::Targets;
@@ -22,6 +25,12 @@ use crate::targets::Targets;
 pub trait Attribution {
     /// Maps `[batch, 3, height, width]` for normalised `inputs` `[batch, 3, height, width]`.
     fn attribute(&self, model: &ResNet, inputs: Tensor<4>, targets: &Targets) -> Tensor<4>;
+
+    /// Maps per image, each `[3, height, width]`, stacked along the channels of
+    /// [`Self::attribute`]'s result.
+    fn maps_per_image(&self) -> usize {
+        1
+    }
 
     /// Forward+backward passes one image costs (for progress and batch sizing).
     fn passes_per_image(&self) -> usize {
@@ -63,6 +72,27 @@ pub fn input_gradient(
     let inputs = tracked(inputs);
     let logits = model.forward_with(inputs.clone(), relu);
     gradient_of(&inputs, targets.score(logits))
+}
+
+/// [`input_gradient`] for each of `relus`, from one forward pass: the first rule's pass records
+/// its convolutions' outputs, most of a forward pass, and each other rule's pass replays them
+/// ([`ForwardPass::replaying`](crate::ForwardPass::replaying)). The gradients are the ones
+/// [`input_gradient`] gives; the record stays in memory until the last one is taken.
+pub fn input_gradients(model: &ResNet, inputs: Tensor<4>, targets: &Targets, relus: &[ReluKind]) -> Vec<Tensor<4>> {
+    let record = ConvRecord::default();
+    let inputs = inputs.without_autodiff();
+    let passes = relus.iter().enumerate().map(|(index, &relu)| match index {
+        0 if relus.len() == 1 => model.pass(relu),
+        0 => model.pass(relu).recording(&record),
+        _ => model.pass(relu).replaying(&record),
+    });
+    passes
+        .map(|pass| {
+            let inputs = tracked(inputs.clone());
+            let logits = model.forward_pass(inputs.clone(), &pass);
+            gradient_of(&inputs, targets.score(logits))
+        })
+        .collect()
 }
 
 /// The same for each image's top-1 class, which the forward pass that the gradient needs

@@ -5,7 +5,7 @@
 
 use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::{
-    Attribution, ConvLowering, RecordedNoise, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun, Smoothing, Targets,
+    Attribution, ConvLowering, Method, MethodSet, RecordedNoise, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun, Smoothing, Targets,
     load_checkpoint_bytes,
 };
 
@@ -216,6 +216,30 @@ pub async fn check_model_method(
     assert_matches(&what, maps, repeated(reference(name), copies), tolerance).await
 }
 
+/// The methods named by `names` (the references' names) as one [`MethodSet`] of `model` on `copies`
+/// copies of both fixture inputs: each method's slice of the set's maps within [`TOLERANCE`] of
+/// Captum's. Returns the largest difference, relative to the map's largest value, between a
+/// method's slice and its maps computed alone.
+pub async fn check_method_set(model: &ResNet, names: &[&str], copies: usize, device: &Device) -> f32 {
+    let methods: Vec<Method> = names.iter().map(|name| name.replace('_', "-").parse().unwrap()).collect();
+    let set = MethodSet::new(methods.clone()).unwrap();
+    let inputs: Tensor<4> = reference_tensor("input", device).repeat_dim(0, copies);
+    let targets = Targets::classes(&reference_classes().repeat(copies), 10, device).unwrap();
+    let maps = set.attribute(model, inputs.clone(), &targets);
+    let mut from_alone = 0.0f32;
+    for (index, (method, name)) in methods.iter().zip(names).enumerate() {
+        let slice = maps.clone().narrow(1, 3 * index, 3);
+        let what = format!("{name} ×{copies} in the set {names:?} ({:?})", model.conv_lowering);
+        assert_matches(&what, slice.clone(), repeated(reference(name), copies), TOLERANCE).await;
+        let alone = method.attribute(model, inputs.clone(), &targets).into_data_async().await.unwrap();
+        let slice = slice.into_data_async().await.unwrap();
+        let error = smoothgrad::compare::max_relative_error(&slice.try_to_vec::<f32>().unwrap(), &alone.try_to_vec::<f32>().unwrap());
+        report!("{what}: max|set − alone| / max|alone| = {error:.3e}");
+        from_alone = from_alone.max(error);
+    }
+    from_alone
+}
+
 /// `data` stacked `copies` times along its first dimension.
 fn repeated(data: TensorData, copies: usize) -> TensorData {
     let mut shape = data.shape().to_vec();
@@ -231,14 +255,15 @@ pub async fn check_smoothgrad(
     device: &Device,
 ) -> Vec<(String, f32)> {
     let model = load(&narrow_resnet50(), MODEL, device);
-    check_model_smoothgrad(&model, method, name, micro_batch, TOLERANCE, device).await
+    check_model_smoothgrad(&model, method, &[name], micro_batch, TOLERANCE, device).await
 }
 
-/// The same for `model` (the fixture weights), within `tolerance`.
+/// The same for `model` (the fixture weights), within `tolerance`; `names` are the references of
+/// `method`'s maps, in order (one, or a [`MethodSet`]'s).
 pub async fn check_model_smoothgrad(
     model: &ResNet,
     method: &(impl Attribution + Clone),
-    name: &str,
+    names: &[&str],
     micro_batch: usize,
     tolerance: impl Into<Tolerance> + Copy,
     device: &Device,
@@ -257,11 +282,13 @@ pub async fn check_model_smoothgrad(
         for (smoothing, suffix) in
             [(Smoothing::Mean, "mean"), (Smoothing::MeanOfSquares, "sq"), (Smoothing::Variance, "var")]
         {
-            let key = format!("smoothgrad_{name}_{suffix}");
-            let expected = reference(&key);
-            let expected = slice_first(expected, image);
-            let error = assert_matches(&format!("{key}[{image}]"), sums.map(smoothing), expected, tolerance).await;
-            errors.push((format!("{key}[{image}]"), error));
+            for (index, name) in names.iter().enumerate() {
+                let key = format!("smoothgrad_{name}_{suffix}");
+                let expected = slice_first(reference(&key), image);
+                let map = sums.map(smoothing).narrow(0, 3 * index, 3);
+                let error = assert_matches(&format!("{key}[{image}]"), map, expected, tolerance).await;
+                errors.push((format!("{key}[{image}]"), error));
+            }
         }
     }
     errors
