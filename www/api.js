@@ -8,6 +8,8 @@
 //   const result = await sg.explain({ method: 'gradient', samples: 50, noiseLevel: 0.15,
 //                                     onProgress: p => sg.render(p.map, canvas) });
 //   await sg.render(result.map, canvas, { sign: 'abs', colormap: 'viridis' });
+//   const both = await sg.explain({ methods: ['gradient', 'guided-backprop'] }); // one shared run
+//   await sg.render(both.byMethod['guided-backprop'].map, canvas);
 //
 // The model runs in a dedicated worker (www/worker.js) that owns the wasm module. If that
 // instance traps (GPU out of memory, a panic) or its GPU device is lost, the worker is replaced,
@@ -47,11 +49,13 @@ export const DEFAULT_OPTIONS = Object.freeze({
 const IG_STEPS_PER_PASS = 10;
 /** CPU workers sharing a run at most for "auto": beyond a few, the cores' shared memory
  * bandwidth gains little. Each holds its own model and activations: a ResNet-50 worker's wasm
- * heap reaches ≈ 0.33 GB at micro-batch 4 (www/bench.html), and "auto" keeps them to a quarter of
- * the device's memory where the browser tells it (navigator.deviceMemory). A count asked for may
- * go up to one per core, or this many where the cores are fewer. */
+ * heap reaches ≈ 0.33 GB at micro-batch 4 (www/bench.html), ≈ 0.39 GB at micro-batch 2 for
+ * Gradient and Guided Backprop sharing their forward pass (the page's default view), and "auto"
+ * keeps them to a quarter of the device's memory where the browser tells it
+ * (navigator.deviceMemory). A count asked for may go up to one per core, or this many where the
+ * cores are fewer. */
 export const MAX_CPU_WORKERS = 4;
-const WORKER_MEMORY_GB = 0.35;
+const WORKER_MEMORY_GB = 0.4;
 /** torchvision's ImageNet checkpoint (IMAGENET1K_V1), served with CORS by the Hugging Face hub. */
 export const HUB_WEIGHTS_URL = 'https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors';
 /** Self-hosted weights (scripts/fetch-weights.sh puts them there; build-site.sh copies them). */
@@ -134,16 +138,20 @@ export function choosePrecision(requested = 'f32', { backend, adapter } = {}) {
 export const MAX_AUTO_MICRO_BATCH = 25;
 
 /** Micro-batch for "auto": from the adapter's buffer limits on WebGPU (ResNet-50 needs ≈ 216 MiB at
- * batch 1 and ≈ 75 MiB per extra image in f32, scaled by the model's width, half that in f16),
- * 2–4 on the CPU; at most MAX_AUTO_MICRO_BATCH, and never more than the samples. 1 for
- * Integrated Gradients, whatever the device. */
+ * batch 1 and ≈ 75 MiB per extra image in f32, scaled by the model's width, half that in f16,
+ * twice that for methods that share a forward pass), 2–4 on the CPU; at most
+ * MAX_AUTO_MICRO_BATCH, and never more than the samples. 1 for Integrated Gradients, whatever the
+ * device. `method`: a name, or the names of a run of several. */
 export function autoMicroBatch({ backend, adapter, model, samples, precision = 'f32', method }) {
+  const methods = [method].flat();
   // Each noisy copy's Integrated Gradients is already passes of 10 path points, one copy after
   // another: a larger micro-batch only spaces the progress out (a tick per 100 passes at 2, a
   // minute on a CPU), and its memory is a pass's whatever the micro-batch.
-  if (method === 'integrated-gradients') return 1;
-  // Per-image memory in f16 measured 0.5× f32's (lavapipe, ResNet-50 at micro-batch 10).
-  const width = (model?.baseWidth ?? 64) / 64 * (precision === 'f16' ? 0.5 : 1);
+  if (methods.includes('integrated-gradients')) return 1;
+  // Per-image memory in f16 measured 0.5× f32's (lavapipe, ResNet-50 at micro-batch 10). Methods
+  // sharing a forward pass keep its convolutions' outputs beside each backward pass.
+  const sharing = methods.includes('guided-backprop') && methods.length > 1 ? 2 : 1;
+  const width = (model?.baseWidth ?? 64) / 64 * (precision === 'f16' ? 0.5 : 1) * sharing;
   let batch;
   if (backend === 'webgpu' && adapter?.limits) {
     const MiB = 1024 * 1024;
@@ -276,10 +284,39 @@ function checkChoice(what, value, choices) {
   return value;
 }
 
-/** `options` for the wasm, with `igSteps` where `method` is Integrated Gradients (the only one
- * that takes them) and they were given. */
+/** `options` for the wasm, with `igSteps` where `method` (a name, or several) is Integrated
+ * Gradients (the only one that takes them) and they were given. */
 function withIgSteps(options, method, igSteps) {
-  return igSteps !== undefined && method === 'integrated-gradients' ? { ...options, igSteps } : options;
+  return igSteps !== undefined && [method].flat().includes('integrated-gradients') ? { ...options, igSteps } : options;
+}
+
+/** explain()'s `methods`, where given: an array of names, and then no `method` beside it (the
+ * wasm refuses names it does not know, an empty array, and a name given twice). */
+function checkMethods(given) {
+  if (given.methods === undefined) return undefined;
+  if (!Array.isArray(given.methods)) {
+    throw new SmoothGradError('OptionsError', `explain()'s methods must be an array of method names (got ${typeof given.methods}).`);
+  }
+  if (given.method !== undefined) {
+    throw new SmoothGradError('OptionsError', "explain() takes either 'method' or 'methods', not both.");
+  }
+  return [...given.methods];
+}
+
+/** A run of several methods' {map, maps} per method, as views of `map` and `maps`. */
+function mapsByMethod(methods, map, maps) {
+  const views = maps && Object.entries(maps).map(([smoothing, all]) => [smoothing, splitByMethod(methods, all)]);
+  return Object.fromEntries(methods.map((method) => [method, {
+    map: map && splitByMethod(methods, map)[method],
+    maps: views && Object.fromEntries(views.map(([smoothing, split]) => [smoothing, split[method]])),
+  }]));
+}
+
+/** `methods`' own maps in a run's `map` of all of them (one [3, 224, 224] after another), as views
+ * of it. */
+function splitByMethod(methods, map) {
+  const size = map.length / methods.length;
+  return Object.fromEntries(methods.map((method, i) => [method, map.subarray(i * size, (i + 1) * size)]));
 }
 
 /** Weights `bytes` as a worker's call arguments and transfer list: a copy that the worker takes
@@ -903,12 +940,21 @@ export class SmoothGrad {
    * maps, done, total, stopped, elapsedMs, samplesPerSecond, microBatch, workers, target, seed};
    * `workers` there and in onProgress counts those the run still has (once a helper fails, the
    * others are let go and the model's worker finishes alone). The same seed gives the same map
-   * whatever the micro-batch and the number of workers. */
+   * whatever the micro-batch and the number of workers.
+   * `methods: [name, …]` instead of `method` runs several over the same noisy copies in one run:
+   * Gradient, Guided Backprop and Input × Gradient share each copy's forward pass (Gradient with
+   * Guided Backprop: one forward and two backward passes a sample, not two of each). `map` and
+   * `maps` then hold every method's map one after another; `byMethod` has each one's {map, maps},
+   * and onProgress gets `byMethod` with each one's running map. */
   async explain(options = {}) {
     // Taken before anything is awaited, so a stop() from then on ends this run.
     const stopRequested = this._stopWatch();
-    const o = { ...DEFAULT_OPTIONS, ...checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'target', 'onProgress']) };
+    const given = checkOptions('explain', options, [...Object.keys(DEFAULT_OPTIONS), 'methods', 'target', 'onProgress']);
+    const o = { ...DEFAULT_OPTIONS, ...given };
     checkOnProgress('explain', o.onProgress);
+    const methods = checkMethods(given);
+    // What the run computes: a method's name, or several names.
+    const method = methods ?? o.method;
     const smoothingAsked = () => (typeof o.smoothing === 'function' ? o.smoothing() : o.smoothing);
     // A wrong one is refused before the run starts; mid-run, failing the run for it would throw
     // away what it had summed.
@@ -925,7 +971,7 @@ export class SmoothGrad {
     const plan = () => {
       plannedFor = this.backend;
       microBatch = o.microBatch === 'auto'
-        ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision, method: o.method })
+        ? autoMicroBatch({ backend: this.backend, adapter: this.adapter, model: this.model, samples: Number(o.samples), precision: this.precision, method })
         : atMostSamples(o.microBatch, o.samples);
       workers = this._workerCount(o.workers, Number(o.samples), microBatch);
     };
@@ -934,8 +980,8 @@ export class SmoothGrad {
     let deviceRetries = 0;
     let reruns = 0; // after a restart another call caused
     for (;;) {
-      const start = withIgSteps({ method: o.method, target, samples: o.samples, noiseLevel: o.noiseLevel, microBatch, seed: o.seed },
-        o.method, o.igSteps);
+      const start = withIgSteps({ ...(methods ? { methods } : { method }), target, samples: o.samples, noiseLevel: o.noiseLevel, microBatch, seed: o.seed },
+        method, o.igSteps);
       try {
         const t0 = performance.now();
         const rate = (done) => {
@@ -943,12 +989,15 @@ export class SmoothGrad {
           return { elapsedMs, samplesPerSecond: done / Math.max(elapsedMs / 1000, 1e-9) };
         };
         const run = await this._share(start, workers, smoothingNow, stopRequested, (step) => {
+          const split = methods ? { byMethod: splitByMethod(methods, step.map) } : {};
           try {
-            o.onProgress?.({ total: Number(o.samples), microBatch, ...step, ...rate(step.done) });
+            o.onProgress?.({ total: Number(o.samples), microBatch, ...step, ...split, ...rate(step.done) });
           } catch (e) { console.error(e); }
         });
-        return { map: run.maps ? run.maps[smoothingNow()] : null, maps: run.maps, done: run.done, total: Number(o.samples),
-          stopped: run.stopped, ...rate(run.done), microBatch, workers: run.workers, target, seed: o.seed, method: o.method,
+        const map = run.maps ? run.maps[smoothingNow()] : null;
+        const which = methods ? { methods, byMethod: mapsByMethod(methods, map, run.maps) } : { method };
+        return { map, maps: run.maps, done: run.done, total: Number(o.samples),
+          stopped: run.stopped, ...rate(run.done), microBatch, workers: run.workers, target, seed: o.seed, ...which,
           samples: o.samples, noiseLevel: o.noiseLevel };
       } catch (error) {
         // Disposed meanwhile (whatever the cut-off calls said): nothing to run again.

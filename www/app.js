@@ -566,42 +566,61 @@ async function runSmoothGrad(generation) {
   const options = readRunOptions();
   const target = exposed.target;
   $('stop').disabled = false;
-  for (const method of controls.methods()) {
+  for (const methods of runGroups(controls.methods())) {
     if (!current(generation) || state.stoppedGeneration === generation) return;
-    const key = `sg:${method}`;
-    const label = `SmoothGrad + ${METHOD_NAMES[method]}`;
-    // Known from the start, so a map exported mid-run says what it is.
-    const params = { target, samples: options.samples, noiseLevel: options.noiseLevel, seed: options.seed,
-      microBatch: null, requestedMicroBatch: options.microBatch, done: 0,
-      igSteps: method === 'integrated-gradients' ? options.igSteps : undefined };
-    state.smooth[method] = { maps: null, running: null, params };
+    const stopped = await runSmoothGradOf(methods, sg, options, target, generation);
+    if (stopped) return;
+  }
+}
+
+/** The ticked methods' SmoothGrad runs: those made from the gradient at the image in one run,
+ * where they share each noisy copy's forward pass; Integrated Gradients in a run of its own (its
+ * passes are along a path, and ten times as many). */
+function runGroups(methods) {
+  const shared = methods.filter((method) => method !== 'integrated-gradients');
+  const alone = methods.filter((method) => method === 'integrated-gradients');
+  return [shared, ...alone.map((method) => [method])].filter((group) => group.length);
+}
+
+/** SmoothGrad of `methods` in one run, each map drawn as it goes; whether it was stopped. */
+async function runSmoothGradOf(methods, sg, options, target, generation) {
+  const label = `SmoothGrad + ${methods.map((method) => METHOD_NAMES[method]).join(', ')}`;
+  // Known from the start, so a map exported mid-run says what it is.
+  const params = Object.fromEntries(methods.map((method) => [method, { target, samples: options.samples,
+    noiseLevel: options.noiseLevel, seed: options.seed, microBatch: null, requestedMicroBatch: options.microBatch, done: 0,
+    igSteps: method === 'integrated-gradients' ? options.igSteps : undefined }]));
+  for (const method of methods) {
+    state.smooth[method] = { maps: null, running: null, params: params[method] };
     exposed.smoothgrad[method] = null;
-    showProgress(`${label}: 0/${options.samples} samples`, 0);
-    const result = await sg.explain({
-      method, target, ...options,
-      smoothing: () => controls.smoothing(),
-      onProgress: (p) => {
-        if (!current(generation)) return;
-        state.smooth[method].running = p.map;
-        Object.assign(params, { done: p.done, microBatch: p.microBatch });
-        showProgress(`${label}: ${p.done}/${p.total} samples · ${seconds(p.elapsedMs)}${timeLeft(p)} · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}${workersText(p.workers)}`, p.done / p.total);
-        draw(key).catch((e) => showError(e, 'render'));
-      },
-    });
-    Object.assign(params, { done: result.done, microBatch: result.microBatch });
-    state.smooth[method] = { maps: result.maps, running: result.map, params };
-    exposed.smoothgrad[method] = result.maps;
+  }
+  const each = (update) => methods.forEach((method) => Object.assign(params[method], update));
+  showProgress(`${label}: 0/${options.samples} samples`, 0);
+  const result = await sg.explain({
+    ...(methods.length > 1 ? { methods } : { method: methods[0] }), target, ...options,
+    smoothing: () => controls.smoothing(),
+    onProgress: (p) => {
+      if (!current(generation)) return;
+      const running = p.byMethod ?? { [methods[0]]: p.map };
+      for (const method of methods) state.smooth[method].running = running[method];
+      each({ done: p.done, microBatch: p.microBatch });
+      showProgress(`${label}: ${p.done}/${p.total} samples · ${seconds(p.elapsedMs)}${timeLeft(p)} · ${p.samplesPerSecond.toFixed(2)} samples/s · micro-batch ${p.microBatch}${workersText(p.workers)}`, p.done / p.total);
+      for (const method of methods) draw(`sg:${method}`).catch((e) => showError(e, 'render'));
+    },
+  });
+  each({ done: result.done, microBatch: result.microBatch });
+  const maps = result.byMethod ?? { [methods[0]]: { map: result.map, maps: result.maps } };
+  for (const method of methods) {
+    state.smooth[method] = { maps: maps[method].maps, running: maps[method].map, params: params[method] };
+    exposed.smoothgrad[method] = maps[method].maps;
     exposed.runs[method] = { done: result.done, total: result.total, stopped: result.stopped,
       elapsedMs: result.elapsedMs, samplesPerSecond: result.samplesPerSecond, microBatch: result.microBatch,
       workers: result.workers };
-    if (current(generation)) await draw(key);
-    const summary = `${label}: ${result.done}/${result.total} samples in ${seconds(result.elapsedMs)} (${result.samplesPerSecond.toFixed(2)} samples/s, micro-batch ${result.microBatch}${workersText(result.workers)}, ${sg.backend})`;
-    showProgress(result.stopped ? `${summary} — stopped` : summary);
-    if (result.stopped) {
-      say(`Stopped: ${summary}.`, 'info');
-      return;
-    }
+    if (current(generation)) await draw(`sg:${method}`);
   }
+  const summary = `${label}: ${result.done}/${result.total} samples in ${seconds(result.elapsedMs)} (${result.samplesPerSecond.toFixed(2)} samples/s, micro-batch ${result.microBatch}${workersText(result.workers)}, ${sg.backend})`;
+  showProgress(result.stopped ? `${summary} — stopped` : summary);
+  if (result.stopped) say(`Stopped: ${summary}.`, 'info');
+  return result.stopped;
 }
 
 function autorun() {
@@ -921,10 +940,12 @@ function showAutoMicroBatch() {
   $('micro-batch-auto').textContent = auto ? `(auto = ${auto} on ${state.sg.backend === 'webgpu' ? 'this GPU' : 'the CPU'}${ig})` : '';
 }
 
-// Micro-batch "auto" is resolved by the API per run; show what it would be.
+// Micro-batch "auto" is resolved by the API per run; show what it would be for the run of the
+// methods that share their forward pass (Gradient's alone where none is ticked).
 export function describeAuto() {
   const sg = state.sg;
-  return sg ? autoMicroBatch({ backend: sg.backend, adapter: sg.adapter, model: sg.model, samples: Number($('samples-n').value), precision: sg.precision }) : null;
+  const method = runGroups(controls.methods()).find((group) => !group.includes('integrated-gradients')) ?? 'gradient';
+  return sg ? autoMicroBatch({ backend: sg.backend, adapter: sg.adapter, model: sg.model, samples: Number($('samples-n').value), precision: sg.precision, method }) : null;
 }
 exposed.describeAuto = describeAuto;
 exposed.smoothings = SMOOTHINGS;

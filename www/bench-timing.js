@@ -24,14 +24,37 @@ export async function median(runs, work) {
   return middle(await times(runs, work));
 }
 
-/** SmoothGrad as the page runs it: read the running map after every micro-batch. */
-export async function smoothgrad(explainer, target, samples, microBatch) {
-  explainer.start({ method: 'gradient', target, samples, microBatch, seed: 0 });
+/** SmoothGrad as the page runs it: read the running map after every micro-batch. `method`: a
+ * name, or an array of names run together (a build older than that takes only a name). */
+export async function smoothgrad(explainer, target, samples, microBatch, method = 'gradient') {
+  const methods = Array.isArray(method) ? { methods: method } : { method };
+  explainer.start({ ...methods, target, samples, microBatch, seed: 0 });
   let progress;
   do {
     progress = explainer.step();
     await explainer.smoothed('mean');
   } while (progress.done < progress.total);
+}
+
+/** SmoothGrad of Gradient and of Guided Backprop, the page's default view: each method's run
+ * alone, one after the other, against one run of both, which shares each sample's forward pass
+ * between them. Median of `runs` after a warm-up, the two alternated so that drift hits both. */
+export async function sharedForward(explainer, target, samples, microBatch, runs) {
+  const alone = async () => {
+    for (const method of ['gradient', 'guided-backprop']) await smoothgrad(explainer, target, samples, microBatch, method);
+  };
+  const together = () => smoothgrad(explainer, target, samples, microBatch, ['gradient', 'guided-backprop']);
+  const [aloneMs, togetherMs] = [[], []];
+  for (let run = 0; run <= runs; run += 1) {
+    const [a, t] = [await times(1, alone), await times(1, together)];
+    // The first of each is the warm-up.
+    if (run > 0) {
+      aloneMs.push(...a);
+      togetherMs.push(...t);
+    }
+  }
+  const [eachAlone, shared] = [middle(aloneMs), middle(togetherMs)];
+  return { micro_batch: microBatch, each_alone_ms: eachAlone, shared_forward_ms: shared, shared_over_alone: shared / eachAlone };
 }
 
 /** A new image's classes and gradient map of its top-1, as the page gets them: both from one

@@ -1,6 +1,6 @@
 // The browser half of the speed benchmark (issue 4): the same figures as the native `bench`
 // example, measured through the wasm API in a dedicated worker, as the page runs it.
-import { classifyAndMap, median, smoothgrad } from './bench-timing.js';
+import { classifyAndMap, median, sharedForward, smoothgrad } from './bench-timing.js';
 import { chooseBackend } from './api.js';
 import { hasRelaxedSimd, wasmModule } from './wasm-modules.js';
 
@@ -47,6 +47,8 @@ self.onmessage = async ({ data: params }) => {
       smoothgradFigures.push({ micro_batch: microBatch, ms });
       say(`SmoothGrad-${samples}, micro-batch ${microBatch}: ${ms.toFixed(0)} ms`);
     }
+    const shared = await sharedForward(explainer, target, samples, microBatches.at(-1), runs);
+    say(`SmoothGrad-${samples} of Gradient and Guided Backprop: ${shared.shared_over_alone.toFixed(3)}× the time of each alone`);
     self.postMessage({
       project: 'smoothgrad (burn, wasm)',
       backend,
@@ -67,6 +69,7 @@ self.onmessage = async ({ data: params }) => {
       // A new image's classes and first map (the page's first step), from one pass.
       classify_and_gradient_b1: { ms: classifiedAndMapped },
       smoothgrad: smoothgradFigures,
+      gradient_and_guided_backprop_smoothgrad: shared,
     });
   } catch (error) {
     self.postMessage({ error: `${error.name}: ${error.message}` });

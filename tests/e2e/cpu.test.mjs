@@ -217,6 +217,30 @@ test('stop() while Integrated Gradients\' helpers start: null, and the next shar
   await context.close();
 });
 
+test('explain() of several methods: one run, shared by workers, gives each method the map of its own run', async () => {
+  const { page, context, errors } = await openFixturePage();
+  const r = await page.evaluate(async () => {
+    const sg = window.__smoothgrad.api;
+    const options = { samples: 4, microBatch: 1, seed: 5, workers: 2 };
+    const ticked = new Set();
+    const together = await sg.explain({ ...options, methods: ['guided-backprop', 'gradient'],
+      onProgress: (p) => ticked.add(Object.keys(p.byMethod).join()) });
+    const alone = {};
+    for (const method of together.methods) alone[method] = Array.from((await sg.explain({ ...options, method })).maps.variance);
+    const mine = Object.fromEntries(together.methods.map((method) => [method, Array.from(together.byMethod[method].maps.variance)]));
+    return { methods: together.methods, done: together.done, workers: together.workers, length: together.map.length,
+      ticked: [...ticked], together: mine, alone };
+  });
+  assert.deepEqual(r.methods, ['guided-backprop', 'gradient']);
+  assert.deepEqual([r.done, r.workers, r.length], [4, 2, 2 * 3 * 224 * 224]);
+  assert.deepEqual(r.ticked, ['guided-backprop,gradient']);
+  // The methods share each sample's forward pass: the same operations on the same values.
+  for (const method of r.methods) assert.deepEqual(r.together[method], r.alone[method], method);
+  assert.ok(relativeError(r.together.gradient, r.together['guided-backprop']) > 0.1, 'the two maps are the two methods\'');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('random weights: the workers sharing a run hold the same network, so the map is the one-worker map', async () => {
   const { page, context, errors } = await openFixturePage();
   const maps = await page.evaluate(async () => {

@@ -247,6 +247,22 @@ test('nonsense parameters through the API reach the Rust checks', async () => {
   }
 });
 
+test('explain()\'s methods: each way they cannot run is refused by name', async () => {
+  const cases = [
+    [{ method: 'gradient', methods: ['gradient'] }, /^explain\(\) takes either 'method' or 'methods', not both\.$/],
+    [{ methods: 'gradient' }, /^explain\(\)'s methods must be an array of method names \(got string\)\.$/],
+    [{ methods: [] }, /^a set of attribution methods needs at least one method$/],
+    [{ methods: ['gradient', 'gradient'] }, /^`methods` names gradient more than once$/],
+    [{ methods: ['gradient', 'saliency'] }, /^unknown method 'saliency': choose one of gradient, /],
+  ];
+  await site.page.evaluate(defineRefused);
+  for (const [options, message] of cases) {
+    const error = await site.page.evaluate((o) => refused(() => window.__smoothgrad.api.explain({ samples: 2, microBatch: 1, ...o })), options);
+    assert.equal(error?.kind, 'OptionsError', `${JSON.stringify(options)}: ${error?.message}`);
+    assert.match(error.message, message);
+  }
+});
+
 test('a backend, a topK, a smoothing or a class count that is none: refused by name before any work', async () => {
   await site.page.evaluate(defineRefused);
   const outcomes = await site.page.evaluate(async () => {

@@ -30,7 +30,7 @@ test('WebGPU: classify + gradient + SmoothGrad equal the native reference; scree
   const top5 = await page.locator('#top5 li').allTextContents();
   assert.equal(top5.length, 5);
   assert.match(top5[0], /^class \d+/);
-  assert.match(await page.locator('#progress-text').textContent(), /SmoothGrad \+ Guided Backprop: \d+\/\d+ samples/);
+  assert.match(await page.locator('#progress-text').textContent(), /^SmoothGrad \+ Gradient, Guided Backprop: \d+\/\d+ samples/);
   assert.match(await page.locator('#backend-badge').textContent(), /WebGPU/);
 
   // The view is in the URL, so it can be shared.

@@ -18,7 +18,7 @@ use smoothgrad::burn::tensor::activation::softmax;
 use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::image::RgbImage;
 use smoothgrad::{
-    Attribution, ConvLowering, IntegratedGradients, Method, PortableNoise, Precision, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
+    Attribution, ConvLowering, IntegratedGradients, Method, MethodSet, PortableNoise, Precision, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
     SmoothGradRun, SmoothGradSums, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
 };
 use wasm_bindgen::prelude::*;
@@ -117,7 +117,10 @@ struct ClassifyOptions {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RunOptions {
-    method: String,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    methods: Option<Vec<String>>,
     target: usize,
     #[serde(default)]
     ig_steps: Option<usize>,
@@ -176,7 +179,7 @@ pub struct Explainer {
     precision: Precision,
     model: Option<ResNet>,
     image: Option<Prepared>,
-    run: Option<SmoothGradRun<Method, PortableNoise>>,
+    run: Option<SmoothGradRun<MethodSet, PortableNoise>>,
 }
 
 #[wasm_bindgen]
@@ -390,6 +393,9 @@ impl Explainer {
     /// igSteps, sampleRange}`); the noise comes from `seed` alone, so a run is the same on every
     /// backend. `sampleRange: [start, end]` runs only those samples of the `samples`: workers
     /// sharing one run each take a range and [`Explainer::smoothed`] merges their sums.
+    /// `methods: [name, …]` instead of `method` runs them together over the same noisy copies,
+    /// sharing what their passes have in common ([`MethodSet`]); the maps and sums then hold one
+    /// `[3, 224, 224]` map per method, one after another.
     pub fn start(&mut self, options: JsValue) -> Result<(), JsValue> {
         let options: RunOptions = options_from(options)?;
         let defaults = SmoothGradOptions::default();
@@ -399,11 +405,11 @@ impl Explainer {
             micro_batch: options.micro_batch.unwrap_or(defaults.micro_batch),
             seed: options.seed.unwrap_or(defaults.seed),
         };
-        let method = method(&options.method, options.ig_steps)?;
+        let methods = run_methods(options.method, options.methods, options.ig_steps)?;
         let target = self.target(options.target)?;
         let noise = PortableNoise::new(settings.seed, &self.device);
         let options_error = |error| ErrorKind::Options.error(error);
-        let mut run = SmoothGradRun::new(self.model()?.clone(), method, self.input()?, target, noise, settings)
+        let mut run = SmoothGradRun::new(self.model()?.clone(), methods, self.input()?, target, noise, settings)
             .map_err(options_error)?;
         if let Some((start, end)) = options.sample_range {
             run = run.with_sample_range(start..end).map_err(options_error)?;
@@ -422,7 +428,8 @@ impl Explainer {
     }
 
     /// The run's map so far for a smoothing (`"mean"`, `"mean-of-squares"`, `"variance"`,
-    /// `"abs-mean"`): `Float32Array` `[3, 224, 224]`. Awaiting it waits for the queued steps.
+    /// `"abs-mean"`): `Float32Array` `[3, 224, 224]` per method. Awaiting it waits for the queued
+    /// steps.
     /// `others`, when given, are the [sums](Explainer::sums) of other workers' shares of the
     /// same run, merged in first.
     pub fn smoothed(&self, smoothing: JsValue, others: Option<Array>) -> Result<Promise, JsValue> {
@@ -440,7 +447,7 @@ impl Explainer {
     }
 
     /// This run's own sums so far, `{count, sum, sumOfSquares}` (`Float32Array`s
-    /// `[3, 224, 224]`), for another worker's [`Explainer::smoothed`].
+    /// `[3, 224, 224]` per method), for another worker's [`Explainer::smoothed`].
     pub fn sums(&self) -> Result<Promise, JsValue> {
         let sums = self.run()?.sums().clone();
         Ok(future_to_promise(async move {
@@ -477,15 +484,14 @@ impl Explainer {
         Ok(smoothgrad::render(map, width, height, &options, options.overlay.map(|_| &image.crop)))
     }
 
-    fn run(&self) -> Result<&SmoothGradRun<Method, PortableNoise>, JsValue> {
+    fn run(&self) -> Result<&SmoothGradRun<MethodSet, PortableNoise>, JsValue> {
         self.run.as_ref().ok_or_else(no_run)
     }
 
-    /// `{count, sum, sumOfSquares}` from JS, checked against this image's shape.
+    /// `{count, sum, sumOfSquares}` from JS, checked against this run's shape.
     fn sums_from_js(&self, value: &JsValue) -> Result<SmoothGradSums, JsValue> {
-        let [_, channels, height, width] = self.input()?.dims();
-        let shape = [channels, height, width];
-        let length = channels * height * width;
+        let shape = self.run()?.sums().sum.dims();
+        let length: usize = shape.iter().product();
         let bad = || {
             ErrorKind::Options.error(format!(
                 "a share's sums must be {{count, sum, sumOfSquares}} with {length} values each"
@@ -577,6 +583,23 @@ fn no_run() -> JsValue {
 
 fn no_image() -> JsValue {
     ErrorKind::State.error("no image: choose an image first")
+}
+
+/// A run's methods: `method` or `methods`, one of the two.
+fn run_methods(method: Option<String>, methods: Option<Vec<String>>, ig_steps: Option<usize>) -> Result<MethodSet, JsValue> {
+    let names = match (method, methods) {
+        (Some(name), None) => vec![name],
+        (None, Some(names)) => names,
+        _ => return Err(ErrorKind::Options.error("a SmoothGrad run takes either `method` or `methods`")),
+    };
+    let mut methods = Vec::with_capacity(names.len());
+    for name in &names {
+        if names.iter().filter(|other| *other == name).count() > 1 {
+            return Err(ErrorKind::Options.error(format!("`methods` names {name} more than once")));
+        }
+        methods.push(self::method(name, ig_steps)?);
+    }
+    MethodSet::new(methods).map_err(|error| ErrorKind::Options.error(error))
 }
 
 fn method(name: &str, ig_steps: Option<usize>) -> Result<Method, JsValue> {

@@ -50,6 +50,11 @@ const RUN: &str = r#""method":"gradient","target":3,"samples":3,"microBatch":2,"
 /// Starts a run (`RUN` and `more` options) and steps it to the end; returns the steps taken.
 fn run_to_end(explainer: &mut Explainer, more: &str) -> usize {
     explainer.start(options(&format!("{{{RUN}{more}}}"))).unwrap();
+    steps_to_end(explainer)
+}
+
+/// Steps the started run to its end; returns the steps taken.
+fn steps_to_end(explainer: &mut Explainer) -> usize {
     let mut steps = 0;
     loop {
         let progress = explainer.step().unwrap();
@@ -161,6 +166,35 @@ async fn workers_sharing_a_run_merge_into_the_whole_run() {
     assert_eq!((String::from(not_a_name.name()), String::from(not_a_name.message())), ("OptionsError".into(), "a smoothing is a name, not a number".into()));
     assert_eq!(error_name(rest.smoothed("median".into(), None)), "OptionsError");
     assert_eq!(error_name(first.start(options(&format!(r#"{{{RUN},"sampleRange":[2,4]}}"#)))), "OptionsError");
+}
+
+#[wasm_bindgen_test]
+async fn methods_run_together_give_each_method_s_own_run() {
+    let mut explainer = ready("cpu").await;
+    let run = |methods: &str| options(&format!(r#"{{"methods":{methods},"target":3,"samples":3,"microBatch":2,"seed":11}}"#));
+    let mut mean_of = async |methods: &str| {
+        explainer.start(run(methods)).unwrap();
+        steps_to_end(&mut explainer);
+        values(explainer.smoothed("mean".into(), None).unwrap()).await
+    };
+    let together = mean_of(r#"["guided-backprop","gradient"]"#).await;
+    let guided = mean_of(r#"["guided-backprop"]"#).await;
+    let gradient = mean_of(r#"["gradient"]"#).await;
+    assert_eq!(together.len(), 2 * 3 * 224 * 224);
+    // One forward pass shared by both: the same operations on the same values, the same numbers.
+    assert_eq!(together, [guided, gradient].concat());
+
+    for (asked, message) in [
+        (r#"[]"#, "a set of attribution methods needs at least one method"),
+        (r#"["gradient","gradient"]"#, "`methods` names gradient more than once"),
+        (r#"["gradient","saliency"]"#, "unknown method 'saliency'"),
+    ] {
+        let refused = error(explainer.start(run(asked)));
+        assert_eq!(String::from(refused.name()), "OptionsError", "{asked}");
+        assert!(String::from(refused.message()).starts_with(message), "{asked}: {}", String::from(refused.message()));
+    }
+    let both = options(r#"{"method":"gradient","methods":["gradient"],"target":3}"#);
+    assert_eq!(String::from(error(explainer.start(both)).message()), "a SmoothGrad run takes either `method` or `methods`");
 }
 
 #[wasm_bindgen_test]
