@@ -6,6 +6,7 @@
 // gzip) and time to compile, and the browser's version.
 //   node scripts/bench-browser.mjs [--backends webgpu,cpu] [--samples 50] [--runs 3]
 //                                  [--microBatches 1,10,25,50] [--pageWorkers 1,2 [--igSteps 50]]
+//                                  [--sharedForward 1] (Gradient and Guided Backprop in one run)
 //                                  [--referenceMicroBatches 1] [--reference tfjs|none]
 //                                  [--adapter <description>] [--timeout-min 60]
 // The TF.js reference needs the optional npm packages (`npm ci`; scripts/e2e.sh omits them).
@@ -27,6 +28,7 @@ const query = new URLSearchParams({
   ...common, microBatches: args.microBatches ?? '1,10,25,50',
   ...(args.weights ? { weights: args.weights } : {}),
   ...(args.pageWorkers ? { pageWorkers: args.pageWorkers } : {}),
+  ...(args.sharedForward ? { sharedForward: args.sharedForward } : {}),
   ...(args.igSteps ? { igSteps: args.igSteps } : {}),
   ...(args.adapter ? { adapter: args.adapter } : {}),
 });

@@ -149,14 +149,15 @@ export function autoMicroBatch({ backend, adapter, model, samples, precision = '
   // minute on a CPU), and its memory is a pass's whatever the micro-batch.
   if (methods.includes('integrated-gradients')) return 1;
   // Per-image memory in f16 measured 0.5× f32's (lavapipe, ResNet-50 at micro-batch 10). Methods
-  // sharing a forward pass keep its convolutions' outputs beside each backward pass.
+  // sharing a forward pass keep its convolutions' outputs beside the second backward pass: counted
+  // as twice the per-image memory (not measured on a GPU; the wasm heap on the CPU grew 1.3×).
   const sharing = methods.includes('guided-backprop') && methods.length > 1 ? 2 : 1;
-  const width = (model?.baseWidth ?? 64) / 64 * (precision === 'f16' ? 0.5 : 1) * sharing;
+  const width = (model?.baseWidth ?? 64) / 64 * (precision === 'f16' ? 0.5 : 1);
   let batch;
   if (backend === 'webgpu' && adapter?.limits) {
     const MiB = 1024 * 1024;
     const budget = Math.min(adapter.limits.maxBufferSize, adapter.limits.maxStorageBufferBindingSize);
-    batch = 1 + Math.floor((budget - 216 * MiB * width) / (75 * MiB * width));
+    batch = 1 + Math.floor((budget - 216 * MiB * width) / (75 * MiB * width * sharing));
   } else {
     batch = width >= 1 ? 2 : 4;
   }
@@ -303,7 +304,7 @@ function checkMethods(given) {
   return [...given.methods];
 }
 
-/** A run of several methods' {map, maps} per method, as views of `map` and `maps`. */
+/** A run of several methods' {map, maps} per method, split from `map` and `maps`. */
 function mapsByMethod(methods, map, maps) {
   const views = maps && Object.entries(maps).map(([smoothing, all]) => [smoothing, splitByMethod(methods, all)]);
   return Object.fromEntries(methods.map((method) => [method, {
@@ -312,11 +313,11 @@ function mapsByMethod(methods, map, maps) {
   }]));
 }
 
-/** `methods`' own maps in a run's `map` of all of them (one [3, 224, 224] after another), as views
- * of it. */
+/** `methods`' own maps in a run's `map` of all of them (one [3, 224, 224] after another). Copies,
+ * not views: a view posted to a worker (render) would take the whole buffer with it. */
 function splitByMethod(methods, map) {
   const size = map.length / methods.length;
-  return Object.fromEntries(methods.map((method, i) => [method, map.subarray(i * size, (i + 1) * size)]));
+  return Object.fromEntries(methods.map((method, i) => [method, map.slice(i * size, (i + 1) * size)]));
 }
 
 /** Weights `bytes` as a worker's call arguments and transfer list: a copy that the worker takes
@@ -1162,7 +1163,8 @@ export class SmoothGrad {
     return () => this._stops !== stops;
   }
 
-  /** The last run's running map for another smoothing (mean | mean-of-squares | variance | abs-mean). */
+  /** The last run's running map for another smoothing (mean | mean-of-squares | variance | abs-mean);
+   * after a run of several `methods`, their maps one after another, in the order given. */
   async smoothed(smoothing) {
     return this._call('smoothed', { smoothing: checkChoice('smoothing', smoothing ?? 'mean', SMOOTHINGS), others: this._others });
   }

@@ -612,9 +612,10 @@ async function runSmoothGradOf(methods, sg, options, target, generation) {
   for (const method of methods) {
     state.smooth[method] = { maps: maps[method].maps, running: maps[method].map, params: params[method] };
     exposed.smoothgrad[method] = maps[method].maps;
+    // The run's figures, shared by its methods: `methods` says which ran together.
     exposed.runs[method] = { done: result.done, total: result.total, stopped: result.stopped,
       elapsedMs: result.elapsedMs, samplesPerSecond: result.samplesPerSecond, microBatch: result.microBatch,
-      workers: result.workers };
+      workers: result.workers, methods };
     if (current(generation)) await draw(`sg:${method}`);
   }
   const summary = `${label}: ${result.done}/${result.total} samples in ${seconds(result.elapsedMs)} (${result.samplesPerSecond.toFixed(2)} samples/s, micro-batch ${result.microBatch}${workersText(result.workers)}, ${sg.backend})`;

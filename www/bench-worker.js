@@ -47,8 +47,9 @@ self.onmessage = async ({ data: params }) => {
       smoothgradFigures.push({ micro_batch: microBatch, ms });
       say(`SmoothGrad-${samples}, micro-batch ${microBatch}: ${ms.toFixed(0)} ms`);
     }
-    const shared = await sharedForward(explainer, target, samples, microBatches.at(-1), runs);
-    say(`SmoothGrad-${samples} of Gradient and Guided Backprop: ${shared.shared_over_alone.toFixed(3)}× the time of each alone`);
+    // `sharedForward=1`: three SmoothGrad runs a round more, so only where asked for.
+    const shared = params.sharedForward === '1' ? await sharedForward(explainer, target, samples, microBatches.at(-1), runs) : null;
+    if (shared) say(`SmoothGrad-${samples} of Gradient and Guided Backprop: ${shared.shared_over_alone.toFixed(3)}× the time of each alone`);
     self.postMessage({
       project: 'smoothgrad (burn, wasm)',
       backend,

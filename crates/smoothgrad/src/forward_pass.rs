@@ -38,8 +38,9 @@ impl<'a> ForwardPass<'a> {
     }
 
     /// The same pass, keeping each convolution's output in `record` (detached: the record holds
-    /// values, not a tracked pass's graph).
+    /// values, not a tracked pass's graph), in place of what it held.
     pub fn recording(self, record: &'a ConvRecord) -> Self {
+        record.outputs.borrow_mut().clear();
         Self { convolutions: Convolutions::Recorded(record), ..self }
     }
 
@@ -63,7 +64,15 @@ impl<'a> ForwardPass<'a> {
                 let index = replayed_so_far.replace(replayed_so_far.get() + 1);
                 let recorded = record.outputs.borrow().get(index).cloned();
                 let recorded = recorded.expect("a replaying pass runs the convolutions its record ran");
-                let route = ConvRoute::of(conv, input.dims()[0], self.lowering);
+                let [batch, ..] = input.dims();
+                let [recorded_batch, recorded_channels, ..] = recorded.dims();
+                // A record of other inputs would replay silently wrong numbers.
+                assert_eq!(
+                    [recorded_batch, recorded_channels],
+                    [batch, conv.weight.dims()[0]],
+                    "convolution {index} replays a record of another batch or network"
+                );
+                let route = ConvRoute::of(conv, batch, self.lowering);
                 replayed(conv, input, recorded, route)
             }
         }

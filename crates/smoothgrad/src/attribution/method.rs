@@ -6,6 +6,7 @@ use std::str::FromStr;
 use burn::tensor::Tensor;
 
 use super::{Attribution, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, Top1Maps};
+use super::input_x_gradient::times_input;
 use crate::names::{UnknownName, by_name};
 use crate::relu::ReluKind;
 use crate::resnet::ResNet;
@@ -64,7 +65,7 @@ impl Method {
     /// This method's maps from `gradient`, the gradient at `inputs` with [`Self::gradient_rule`].
     pub(super) fn maps_from_gradient(&self, inputs: Tensor<4>, gradient: Tensor<4>) -> Tensor<4> {
         match self {
-            Self::InputXGradient => inputs.without_autodiff() * gradient,
+            Self::InputXGradient => times_input(inputs, gradient),
             _ => gradient,
         }
     }

@@ -16,14 +16,15 @@ pub use method_set::{MethodSet, NoMethods};
 
 use burn::tensor::Tensor;
 
-use crate::forward_pass::ConvRecord;
+use crate::forward_pass::{ConvRecord, ForwardPass};
 use crate::relu::ReluKind;
 use crate::resnet::ResNet;
 use crate::targets::Targets;
 
 /// A saliency method: how much each input value matters to each image's target logit.
 pub trait Attribution {
-    /// Maps `[batch, 3, height, width]` for normalised `inputs` `[batch, 3, height, width]`.
+    /// Maps `[batch, 3 · maps per image, height, width]` ([`Self::maps_per_image`]) for normalised
+    /// `inputs` `[batch, 3, height, width]`.
     fn attribute(&self, model: &ResNet, inputs: Tensor<4>, targets: &Targets) -> Tensor<4>;
 
     /// Maps per image, each `[3, height, width]`, stacked along the channels of
@@ -69,9 +70,7 @@ pub fn input_gradient(
     targets: &Targets,
     relu: ReluKind,
 ) -> Tensor<4> {
-    let inputs = tracked(inputs);
-    let logits = model.forward_with(inputs.clone(), relu);
-    gradient_of(&inputs, targets.score(logits))
+    gradient_through(model, inputs, targets, &model.pass(relu))
 }
 
 /// [`input_gradient`] for each of `relus`, from one forward pass: the first rule's pass records
@@ -86,13 +85,14 @@ pub fn input_gradients(model: &ResNet, inputs: Tensor<4>, targets: &Targets, rel
         0 => model.pass(relu).recording(&record),
         _ => model.pass(relu).replaying(&record),
     });
-    passes
-        .map(|pass| {
-            let inputs = tracked(inputs.clone());
-            let logits = model.forward_pass(inputs.clone(), &pass);
-            gradient_of(&inputs, targets.score(logits))
-        })
-        .collect()
+    passes.map(|pass| gradient_through(model, inputs.clone(), targets, &pass)).collect()
+}
+
+/// The input gradient of the targets' logits computed as `pass` says.
+fn gradient_through(model: &ResNet, inputs: Tensor<4>, targets: &Targets, pass: &ForwardPass) -> Tensor<4> {
+    let inputs = tracked(inputs);
+    let logits = model.forward_pass(inputs.clone(), pass);
+    gradient_of(&inputs, targets.score(logits))
 }
 
 /// The same for each image's top-1 class, which the forward pass that the gradient needs
