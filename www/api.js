@@ -304,13 +304,14 @@ function checkMethods(given) {
   return [...given.methods];
 }
 
-/** A run of several methods' {map, maps} per method, split from `map` and `maps`. */
-function mapsByMethod(methods, map, maps) {
-  const views = maps && Object.entries(maps).map(([smoothing, all]) => [smoothing, splitByMethod(methods, all)]);
-  return Object.fromEntries(methods.map((method) => [method, {
-    map: map && splitByMethod(methods, map)[method],
-    maps: views && Object.fromEntries(views.map(([smoothing, split]) => [smoothing, split[method]])),
-  }]));
+/** A run of several methods' {map, maps} per method, split from `maps` (null where it has none);
+ * `map` is the one for `smoothing`, as the run's own `map` is. */
+function mapsByMethod(methods, maps, smoothing) {
+  const split = maps && Object.entries(maps).map(([name, all]) => [name, splitByMethod(methods, all)]);
+  return Object.fromEntries(methods.map((method) => {
+    const own = split && Object.fromEntries(split.map(([name, byMethod]) => [name, byMethod[method]]));
+    return [method, { map: own ? own[smoothing] : null, maps: own }];
+  }));
 }
 
 /** `methods`' own maps in a run's `map` of all of them (one [3, 224, 224] after another). Copies,
@@ -996,7 +997,7 @@ export class SmoothGrad {
           } catch (e) { console.error(e); }
         });
         const map = run.maps ? run.maps[smoothingNow()] : null;
-        const which = methods ? { methods, byMethod: mapsByMethod(methods, map, run.maps) } : { method };
+        const which = methods ? { methods, byMethod: mapsByMethod(methods, run.maps, smoothingNow()) } : { method };
         return { map, maps: run.maps, done: run.done, total: Number(o.samples),
           stopped: run.stopped, ...rate(run.done), microBatch, workers: run.workers, target, seed: o.seed, ...which,
           samples: o.samples, noiseLevel: o.noiseLevel };

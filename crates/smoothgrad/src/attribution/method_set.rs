@@ -33,11 +33,6 @@ impl MethodSet {
         Ok(Self { methods })
     }
 
-    /// The methods, in the order of their maps.
-    pub fn methods(&self) -> &[Method] {
-        &self.methods
-    }
-
     /// The ReLU rules of the gradients at the inputs that the methods need, each once.
     fn gradient_rules(&self) -> Vec<ReluKind> {
         let mut rules = Vec::new();
