@@ -31,16 +31,29 @@ pub struct ConvRecord {
     outputs: RefCell<Vec<Tensor<4>>>,
 }
 
+impl ConvRecord {
+    /// Whether no pass has recorded into it (since it was cleared).
+    pub fn is_empty(&self) -> bool {
+        self.outputs.borrow().is_empty()
+    }
+
+    /// Drops the outputs it holds.
+    pub fn clear(&self) {
+        self.outputs.borrow_mut().clear();
+    }
+}
+
 impl<'a> ForwardPass<'a> {
     /// A pass that computes its convolutions as `lowering` says and applies `relu` at every ReLU.
     pub fn new(relu: ReluKind, lowering: ConvLowering) -> Self {
         Self { relu, lowering, convolutions: Convolutions::Computed }
     }
 
-    /// The same pass, keeping each convolution's output in `record` (detached: the record holds
-    /// values, not a tracked pass's graph), in place of what it held.
+    /// The same pass, keeping each convolution's output in `record` (without autodiff: the record
+    /// holds values, not a tracked pass's graph, for tracked and untracked passes alike), in place
+    /// of what it held.
     pub fn recording(self, record: &'a ConvRecord) -> Self {
-        record.outputs.borrow_mut().clear();
+        record.clear();
         Self { convolutions: Convolutions::Recorded(record), ..self }
     }
 
@@ -57,7 +70,7 @@ impl<'a> ForwardPass<'a> {
             Convolutions::Computed => conv::forward(conv, input, self.lowering),
             Convolutions::Recorded(record) => {
                 let output = conv::forward(conv, input, self.lowering);
-                record.outputs.borrow_mut().push(output.clone().detach());
+                record.outputs.borrow_mut().push(output.clone().without_autodiff());
                 output
             }
             Convolutions::Replayed(record, replayed_so_far) => {

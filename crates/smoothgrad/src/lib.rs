@@ -41,7 +41,7 @@ pub mod winograd;
 
 pub use attribution::{
     Attribution, BadStepRange, Baseline, Gradient, GuidedBackprop, InputXGradient, IntegratedGradients,
-    MAX_IG_STEPS, Method, MethodSet, NoMethods, Quadrature, Top1Maps,
+    MAX_IG_STEPS, Method, MethodSet, NoMethods, Quadrature, SharedForward, Top1Maps,
 };
 pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;

@@ -234,6 +234,15 @@ fn methods_sharing_a_forward_pass_give_each_method_s_own_maps() {
 }
 
 #[test]
+fn maps_asked_one_call_at_a_time_share_the_image_s_forward_pass() {
+    for lowering in [ConvLowering::MatrixProducts, ConvLowering::Direct, ConvLowering::Winograd, ConvLowering::ChannelsLast] {
+        let model = load(&narrow_resnet50(), MODEL, &device()).with_conv_lowering(lowering);
+        let from_alone = pollster::block_on(check_shared_forward(&model, &device()));
+        assert_eq!(from_alone, 0.0, "{lowering:?}: the shared forward pass changed a map or the logits");
+    }
+}
+
+#[test]
 fn smoothgrad_of_methods_sharing_a_forward_pass_matches_recorded_noise_reference() {
     let set = MethodSet::new(vec![Method::GuidedBackprop, Method::Gradient, Method::InputXGradient]).unwrap();
     let model = load(&narrow_resnet50(), MODEL, &device());

@@ -85,6 +85,17 @@ async fn methods_sharing_a_forward_pass_match_captum_on_webgpu() {
 }
 
 #[wasm_bindgen_test]
+async fn maps_asked_one_call_at_a_time_share_the_image_s_forward_pass_on_webgpu() {
+    // The page's plain maps: the routes a hardware GPU (products) and SwiftShader (direct) take.
+    let device = webgpu().await;
+    for lowering in [ConvLowering::MatrixProducts, ConvLowering::Direct] {
+        let model = load(&narrow_resnet50(), MODEL, &device).with_conv_lowering(lowering);
+        let from_alone = check_shared_forward(&model, &device).await;
+        assert!(from_alone <= 1e-6, "{lowering:?}: the shared forward pass changed a map by {from_alone:e}");
+    }
+}
+
+#[wasm_bindgen_test]
 async fn channels_last_convolutions_match_captum_on_webgpu() {
     // From this batch on, every convolution is one channels-last product over the whole batch,
     // its input gradient a product and col2im.rs's kernel.

@@ -6,6 +6,7 @@ mod input_x_gradient;
 mod integrated_gradients;
 mod method;
 mod method_set;
+mod shared_forward;
 
 pub use gradient::Gradient;
 pub use guided_backprop::GuidedBackprop;
@@ -13,6 +14,7 @@ pub use input_x_gradient::InputXGradient;
 pub use integrated_gradients::{BadStepRange, Baseline, IntegratedGradients, MAX_IG_STEPS, Quadrature};
 pub use method::Method;
 pub use method_set::{MethodSet, NoMethods};
+pub use shared_forward::SharedForward;
 
 use burn::tensor::Tensor;
 
@@ -98,8 +100,13 @@ fn gradient_through(model: &ResNet, inputs: Tensor<4>, targets: &Targets, pass: 
 /// The same for each image's top-1 class, which the forward pass that the gradient needs
 /// anyway chooses: a classification and a map for the price of the map.
 pub fn top1_input_gradient(model: &ResNet, inputs: Tensor<4>, relu: ReluKind) -> Top1Maps {
+    top1_gradient_through(model, inputs, &model.pass(relu))
+}
+
+/// [`top1_input_gradient`] computed as `pass` says.
+fn top1_gradient_through(model: &ResNet, inputs: Tensor<4>, pass: &ForwardPass) -> Top1Maps {
     let inputs = tracked(inputs);
-    let logits = model.forward_with(inputs.clone(), relu);
+    let logits = model.forward_pass(inputs.clone(), pass);
     let targets = Targets::top1(logits.clone());
     let maps = gradient_of(&inputs, targets.score(logits.clone()));
     Top1Maps { logits: logits.detach().without_autodiff(), targets, maps }

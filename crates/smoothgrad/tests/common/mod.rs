@@ -5,7 +5,8 @@
 
 use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::{
-    Attribution, ConvLowering, Method, MethodSet, RecordedNoise, ResNet, ResNetConfig, SmoothGradOptions, SmoothGradRun, Smoothing, Targets,
+    Attribution, ConvLowering, Method, MethodSet, RecordedNoise, ResNet, ResNetConfig, SharedForward, SmoothGradOptions, SmoothGradRun, Smoothing,
+    Targets,
     load_checkpoint_bytes,
 };
 
@@ -231,13 +232,48 @@ pub async fn check_method_set(model: &ResNet, names: &[&str], copies: usize, dev
         let slice = maps.clone().narrow(1, 3 * index, 3);
         let what = format!("{name} ×{copies} in the set {names:?} ({:?})", model.conv_lowering);
         assert_matches(&what, slice.clone(), repeated(reference(name), copies), TOLERANCE).await;
-        let alone = method.attribute(model, inputs.clone(), &targets).into_data_async().await.unwrap();
-        let slice = slice.into_data_async().await.unwrap();
-        let error = smoothgrad::compare::max_relative_error(&slice.try_to_vec::<f32>().unwrap(), &alone.try_to_vec::<f32>().unwrap());
+        let error = difference(slice, method.attribute(model, inputs.clone(), &targets)).await;
         report!("{what}: max|set − alone| / max|alone| = {error:.3e}");
         from_alone = from_alone.max(error);
     }
     from_alone
+}
+
+/// What a page asks of the image it shows, a call at a time, through one [`SharedForward`]:
+/// the classes (untracked, recording), Guided Backprop's maps and Gradient's top-1 maps
+/// (replaying), then after `forget` Input×Gradient's top-1 maps (tracked, recording) and the
+/// classes again (replaying). Each against PyTorch/Captum; returns the largest difference from
+/// the same call without a shared pass.
+pub async fn check_shared_forward(model: &ResNet, device: &Device) -> f32 {
+    let input: Tensor<4> = reference_tensor("input", device);
+    let targets = reference_targets(device);
+    let shared = SharedForward::new(input.clone());
+    let what = |name: &str| format!("{name} from a shared forward pass ({:?})", model.conv_lowering);
+    let mut from_alone = Vec::new();
+    let mut check = async |name: &str, ours: Tensor<4>, alone: Tensor<4>| {
+        assert_matches(&what(name), ours.clone(), reference(name), TOLERANCE).await;
+        from_alone.push(difference(ours, alone).await);
+    };
+    let logits = shared.logits(model);
+    assert_matches(&what("logits"), logits.clone(), reference("logits"), TOLERANCE).await;
+    let logits_from_alone = difference(logits, model.forward(input.clone())).await;
+    let guided = Method::GuidedBackprop;
+    check("guided_backprop", shared.attribute(model, &guided, &targets), guided.attribute(model, input.clone(), &targets)).await;
+    let gradient = Method::Gradient;
+    check("gradient", shared.attribute_top1(model, &gradient).maps, gradient.attribute_top1(model, input.clone()).maps).await;
+    shared.forget();
+    let times_input = Method::InputXGradient;
+    check("input_x_gradient", shared.attribute_top1(model, &times_input).maps, times_input.attribute(model, input.clone(), &targets)).await;
+    let replayed_logits = difference(shared.logits(model), model.forward(input)).await;
+    let error = from_alone.into_iter().chain([logits_from_alone, replayed_logits]).fold(0.0, f32::max);
+    report!("{}: max|shared − alone| / max|alone| = {error:.3e}", what("every map and the logits"));
+    error
+}
+
+/// `max |a − b| / max |b|`.
+async fn difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    let [a, b] = [a.into_data_async().await.unwrap(), b.into_data_async().await.unwrap()];
+    smoothgrad::compare::max_relative_error(&a.try_to_vec::<f32>().unwrap(), &b.try_to_vec::<f32>().unwrap())
 }
 
 /// `data` stacked `copies` times along its first dimension.
