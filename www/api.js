@@ -814,7 +814,9 @@ export class SmoothGrad {
    * `attribution: {method, target, map}`, the method's map of the top-1 class as attribute()
    * gives it: gradient, guided-backprop and input-x-gradient take the classes and the map from
    * one forward pass, so the first map of a new image comes sooner than classify() then
-   * attribute(). */
+   * attribute(). Later calls for the same image (attribute() of another method or class,
+   * classify() again) replay that pass's convolutions: each then costs about a backward pass, until
+   * new weights load or a run starts. */
   async classify(input, options = {}) {
     const { topK = 5, attribute, igSteps } = checkOptions('classify', options, ['topK', 'attribute', 'igSteps']);
     if (!Number.isInteger(topK) || topK < 1) {

@@ -2,10 +2,13 @@
 // (scripts/bench-tfjs/), the A/B comparison (scripts/bench-ab/) and the profile
 // (scripts/profile-cpu.mjs), so their figures mean the same thing.
 
-/** The milliseconds of each of `runs` runs of `work`, one after the other. */
-export async function times(runs, work) {
+/** The milliseconds of each of `runs` runs of `work`, one after the other, each after an
+ * untimed `before` (the wasm's explainer shares an image's forward pass between calls: a figure
+ * of the pass itself sets the image again first). */
+export async function times(runs, work, before = () => {}) {
   const taken = [];
   for (let run = 0; run < runs; run += 1) {
+    await before();
     const started = performance.now();
     await work();
     taken.push(performance.now() - started);
@@ -18,10 +21,11 @@ export function middle(values) {
   return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 }
 
-/** Median milliseconds of `runs` runs of `work` after one warm-up. */
-export async function median(runs, work) {
+/** Median milliseconds of `runs` runs of `work` after one warm-up, each after `before`. */
+export async function median(runs, work, before = () => {}) {
+  await before();
   await work();
-  return middle(await times(runs, work));
+  return middle(await times(runs, work, before));
 }
 
 /** SmoothGrad as the page runs it: read the running map after every micro-batch. `method`: a
@@ -44,17 +48,56 @@ export async function sharedForward(explainer, target, samples, microBatch, runs
     for (const method of ['gradient', 'guided-backprop']) await smoothgrad(explainer, target, samples, microBatch, method);
   };
   const together = () => smoothgrad(explainer, target, samples, microBatch, ['gradient', 'guided-backprop']);
-  const [aloneMs, togetherMs] = [[], []];
+  const timed = (work) => async () => (await times(1, work))[0];
+  const [eachAlone, shared] = (await alternated(runs, timed(alone), timed(together))).map(middle);
+  return { micro_batch: microBatch, each_alone_ms: eachAlone, shared_forward_ms: shared, shared_over_alone: shared / eachAlone };
+}
+
+/** The plain maps of Gradient and Guided Backprop as the page asks for them, call by call: a new
+ * image's classes with Gradient's map, then Guided Backprop's, then both again for another
+ * class. Each call from its own forward pass (the image set again, untimed, before each) against
+ * the wasm's way, the image's later calls replaying its first pass's convolutions. Medians of
+ * `runs` after a warm-up, alternated. */
+export async function sharedPlainMaps(explainer, image, runs) {
+  const [alone, shared] = await alternated(runs, () => plainMaps(explainer, image, false), () => plainMaps(explainer, image, true));
+  const figure = (key) => ({ each_alone_ms: middle(alone.map((t) => t[key])), shared_forward_ms: middle(shared.map((t) => t[key])) });
+  const figures = { new_image: figure('new_image'), another_class: figure('another_class') };
+  for (const f of Object.values(figures)) f.shared_over_alone = f.shared_forward_ms / f.each_alone_ms;
+  return figures;
+}
+
+/** One round of sharedPlainMaps: `{new_image, another_class}` milliseconds. */
+async function plainMaps(explainer, image, shared) {
+  let ms = 0;
+  const call = async (work) => {
+    if (!shared) explainer.setImage(image);
+    const started = performance.now();
+    const result = await work();
+    ms += performance.now() - started;
+    return result;
+  };
+  explainer.setImage(image);
+  const { target } = await call(() => explainer.classify({ attribute: 'gradient' }));
+  await call(() => explainer.attribute({ method: 'guided-backprop', target }));
+  const newImage = ms;
+  const other = target === 0 ? 1 : 0;
+  for (const method of ['gradient', 'guided-backprop']) await call(() => explainer.attribute({ method, target: other }));
+  return { new_image: newImage, another_class: ms - newImage };
+}
+
+/** The results of `a()` and of `b()`, taken in turn `runs` times after a warm-up of each, so
+ * that drift hits both. */
+async function alternated(runs, a, b) {
+  const [aResults, bResults] = [[], []];
   for (let run = 0; run <= runs; run += 1) {
-    const [a, t] = [await times(1, alone), await times(1, together)];
+    const [x, y] = [await a(), await b()];
     // The first of each is the warm-up.
     if (run > 0) {
-      aloneMs.push(...a);
-      togetherMs.push(...t);
+      aResults.push(x);
+      bResults.push(y);
     }
   }
-  const [eachAlone, shared] = [middle(aloneMs), middle(togetherMs)];
-  return { micro_batch: microBatch, each_alone_ms: eachAlone, shared_forward_ms: shared, shared_over_alone: shared / eachAlone };
+  return [aResults, bResults];
 }
 
 /** A new image's classes and gradient map of its top-1, as the page gets them: both from one

@@ -14,20 +14,23 @@ async function glue(site, backend) {
   }
 }
 
-/** `site`'s explainer on `backend`, from the wasm module its page loads for that backend. */
-async function explainer(site, backend) {
+/** `site`'s explainer on `backend`, from the wasm module its page loads for that backend, and
+ * `newImage()`, which sets the sample image again (untimed, before each run: a build that shares
+ * an image's forward pass between calls would otherwise time replays of its first). */
+async function build(site, backend) {
   const { default: init, Explainer } = await import(await glue(site, backend));
   await init();
   const explainer = await Explainer.create(backend, null);
   explainer.loadRandomWeights(1000);
-  const image = await fetch(`/${site}/www/samples/chelsea.png`);
-  explainer.setImage(new Uint8Array(await image.arrayBuffer()));
-  return explainer;
+  const image = new Uint8Array(await (await fetch(`/${site}/www/samples/chelsea.png`)).arrayBuffer());
+  const newImage = () => explainer.setImage(image);
+  newImage();
+  return { explainer, newImage };
 }
 
 self.onmessage = async ({ data: { backend, rounds, samples, microBatch, weightsUrl } }) => {
   try {
-    const builds = [await explainer('a', backend), await explainer('b', backend)];
+    const builds = [await build('a', backend), await build('b', backend)];
     // A full-size checkpoint, fetched once: each load copies it into the wasm, as the page's does.
     const weights = weightsUrl && new Uint8Array(await (await fetch(weightsUrl)).arrayBuffer());
     const work = {
@@ -47,13 +50,14 @@ self.onmessage = async ({ data: { backend, rounds, samples, microBatch, weightsU
     };
     const times = {};
     for (const [figure, run] of Object.entries(work)) {
-      for (const build of builds) await run(build); // warm-up
+      for (const { explainer } of builds) await run(explainer); // warm-up
       times[figure] = { a: [], b: [] };
       for (let round = 0; round < rounds; round += 1) {
         // Which build goes first alternates, so neither always follows the other's garbage.
         for (const index of round % 2 ? [1, 0] : [0, 1]) {
+          builds[index].newImage();
           const started = performance.now();
-          await run(builds[index]);
+          await run(builds[index].explainer);
           times[figure][index ? 'b' : 'a'].push(performance.now() - started);
         }
       }

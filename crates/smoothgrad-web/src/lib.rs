@@ -18,8 +18,8 @@ use smoothgrad::burn::tensor::activation::softmax;
 use smoothgrad::burn::tensor::{Device, Tensor, TensorData};
 use smoothgrad::image::RgbImage;
 use smoothgrad::{
-    Attribution, ConvLowering, IntegratedGradients, Method, MethodSet, PortableNoise, Precision, Preprocess, RenderOptions, ResNet, ResNetConfig, SmoothGradOptions,
-    SmoothGradRun, SmoothGradSums, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
+    Attribution, ConvLowering, IntegratedGradients, Method, MethodSet, PortableNoise, Precision, Preprocess, RenderOptions, ResNet, ResNetConfig, SharedForward,
+    SmoothGradOptions, SmoothGradRun, SmoothGradSums, Targets, checkpoint_config, load_checkpoint_bytes, preprocess::normalise,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -78,10 +78,10 @@ fn install_panic_hook() {
     }));
 }
 
-/// The image as the model sees it.
+/// The image as the model sees it, with the forward pass its classes and plain maps share.
 struct Prepared {
     crop: RgbImage,
-    input: Tensor<4>,
+    forward: SharedForward,
 }
 
 /// `explain`'s options, as JS spells them.
@@ -259,6 +259,7 @@ impl Explainer {
     fn set_model(&mut self, model: ResNet, config: &ResNetConfig) -> Result<JsValue, JsValue> {
         let model = model.with_conv_lowering(self.conv_lowering).with_precision(self.precision);
         self.model = Some(model.map_err(|error| ErrorKind::Options.error(error))?);
+        self.forget_forward();
         self.run = None;
         let info = Object::new();
         set(&info, "architecture", &config.architecture_name().into())?;
@@ -287,7 +288,7 @@ impl Explainer {
     fn set_crop(&mut self, crop: RgbImage) -> Vec<u8> {
         let input = normalise(&crop, &self.device);
         let rgba = smoothgrad::image::DynamicImage::ImageRgb8(crop.clone()).into_rgba8().into_raw();
-        self.image = Some(Prepared { crop, input });
+        self.image = Some(Prepared { crop, forward: SharedForward::new(input) });
         self.run = None;
         rgba
     }
@@ -296,15 +297,20 @@ impl Explainer {
     /// (and `igSteps`) also `target`, the top-1 class as the device chose it, and `map`, the
     /// method's map for it (as [`Explainer::attribute`] gives it): Gradient, Guided Backprop and
     /// Input × Gradient take both from one forward pass, so the pair costs what the map costs.
+    ///
+    /// The image's classes and its maps (but Integrated Gradients') share one forward pass
+    /// between calls ([`SharedForward`]): the first records its convolutions, and the others
+    /// (another method, another class, classifying again) replay them, until new weights load or
+    /// a run starts.
     pub fn classify(&self, options: JsValue) -> Result<Promise, JsValue> {
         let options: ClassifyOptions =
             if options.is_undefined() || options.is_null() { ClassifyOptions::default() } else { options_from(options)? };
         let (logits, top1) = match options.attribute {
             Some(name) => {
-                let top1 = method(&name, options.ig_steps)?.attribute_top1(self.model()?, self.input()?);
+                let top1 = self.forward()?.attribute_top1(self.model()?, &method(&name, options.ig_steps)?);
                 (top1.logits.clone(), Some(top1))
             }
-            None => (self.model()?.forward(self.input()?), None),
+            None => (self.forward()?.logits(self.model()?), None),
         };
         let probabilities = softmax(logits.clone(), 1);
         Ok(future_to_promise(async move {
@@ -342,12 +348,13 @@ impl Explainer {
         })
     }
 
-    /// The method's map of the clean image for `target`: `Float32Array` `[3, 224, 224]`.
+    /// The method's map of the clean image for `target`: `Float32Array` `[3, 224, 224]`. It shares
+    /// the image's forward pass with the other maps and the classes ([`Explainer::classify`]).
     pub fn attribute(&self, options: JsValue) -> Result<Promise, JsValue> {
         let options: AttributeOptions = options_from(options)?;
         let method = method(&options.method, options.ig_steps)?;
         let target = self.target(options.target)?;
-        let map = method.attribute(self.model()?, self.input()?, &target);
+        let map = self.forward()?.attribute(self.model()?, &method, &target);
         Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
     }
 
@@ -414,6 +421,7 @@ impl Explainer {
         if let Some((start, end)) = options.sample_range {
             run = run.with_sample_range(start..end).map_err(options_error)?;
         }
+        self.forget_forward();
         self.run = Some(run);
         Ok(())
     }
@@ -533,7 +541,19 @@ impl Explainer {
     }
 
     fn input(&self) -> Result<Tensor<4>, JsValue> {
-        Ok(self.image.as_ref().ok_or_else(no_image)?.input.clone())
+        Ok(self.forward()?.inputs())
+    }
+
+    fn forward(&self) -> Result<&SharedForward, JsValue> {
+        Ok(&self.image.as_ref().ok_or_else(no_image)?.forward)
+    }
+
+    /// Frees the image's recorded forward pass: a new model's would differ, and a run needs the
+    /// memory more than the plain maps need the time.
+    fn forget_forward(&self) {
+        if let Some(image) = &self.image {
+            image.forward.forget();
+        }
     }
 
     fn target(&self, class: usize) -> Result<Targets, JsValue> {

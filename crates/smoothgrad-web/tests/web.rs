@@ -11,6 +11,8 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/narrow_resnet50.safetensors");
+/// The same weights rounded to half precision (they load as f32).
+const WEIGHTS_F16: &[u8] = include_bytes!("../../../tests/fixtures/narrow_resnet50_f16.safetensors");
 const IMAGE: &[u8] = include_bytes!("../../../tests/fixtures/chelsea.png");
 
 fn options(json: &str) -> JsValue {
@@ -121,6 +123,32 @@ async fn classify_brings_the_top1_map_of_the_same_pass_when_asked() {
     }
     for nonsense in [r#"{"attribute":"saliency"}"#, r#"{"attribute":"integrated-gradients","igSteps":0}"#] {
         assert_eq!(error_name(explainer.classify(options(nonsense))), "OptionsError", "{nonsense}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn an_image_s_calls_share_its_forward_pass_until_new_weights_load() {
+    let classify = |explainer: &Explainer| JsFuture::from(explainer.classify(options(r#"{"attribute":"gradient"}"#)).unwrap());
+    let map = |explainer: &Explainer, asked: &str| values(explainer.attribute(options(asked)).unwrap());
+    let asked = [r#"{"method":"guided-backprop","target":3}"#, r#"{"method":"gradient","target":5}"#];
+    // Each map from its own pass: the image set again before each.
+    let mut alone = ready("cpu").await;
+    let mut expected = Vec::new();
+    for asked in asked {
+        alone.set_image(IMAGE).unwrap();
+        expected.push(map(&alone, asked).await);
+    }
+    // The page's order: the classes with a map, then other maps. The f16-rounded weights' pass
+    // recorded first must not be replayed for the f32 weights loaded after.
+    let mut shared = Explainer::create("cpu".into(), None).await.unwrap();
+    shared.load_weights(WEIGHTS_F16.to_vec()).unwrap();
+    shared.set_image(IMAGE).unwrap();
+    classify(&shared).await.unwrap();
+    assert_ne!(map(&shared, asked[0]).await, expected[0], "the f16-rounded weights give other maps");
+    shared.load_weights(WEIGHTS.to_vec()).unwrap();
+    classify(&shared).await.unwrap();
+    for (asked, expected) in asked.iter().zip(&expected) {
+        assert_eq!(&map(&shared, asked).await, expected, "{asked}: a replayed pass changed the map");
     }
 }
 
