@@ -55,15 +55,16 @@ export async function sharedForward(explainer, target, samples, microBatch, runs
 
 /** The plain maps of Gradient and Guided Backprop as the page asks for them, call by call: a new
  * image's classes with Gradient's map, then Guided Backprop's, then both again for another
- * class. Each call from its own forward pass (the image set again, untimed, before each) against
- * the wasm's way, the image's later calls replaying its first pass's convolutions. Medians of
- * `runs` after a warm-up, alternated. */
+ * class. Each call from its own forward pass (the image set again, untimed, before each; each
+ * such first pass records, as every first pass does) against the wasm's way, the image's later
+ * calls replaying its first pass's convolutions. Medians of `runs` after a warm-up, alternated. */
 export async function sharedPlainMaps(explainer, image, runs) {
   const [alone, shared] = await alternated(runs, () => plainMaps(explainer, image, false), () => plainMaps(explainer, image, true));
-  const figure = (key) => ({ each_alone_ms: middle(alone.map((t) => t[key])), shared_forward_ms: middle(shared.map((t) => t[key])) });
-  const figures = { new_image: figure('new_image'), another_class: figure('another_class') };
-  for (const f of Object.values(figures)) f.shared_over_alone = f.shared_forward_ms / f.each_alone_ms;
-  return figures;
+  const figure = (key) => {
+    const [eachAlone, sharedForward] = [alone, shared].map((rounds) => middle(rounds.map((round) => round[key])));
+    return { each_alone_ms: eachAlone, shared_forward_ms: sharedForward, shared_over_alone: sharedForward / eachAlone };
+  };
+  return { new_image: figure('new_image'), another_class: figure('another_class') };
 }
 
 /** One round of sharedPlainMaps: `{new_image, another_class}` milliseconds. */
@@ -76,7 +77,7 @@ async function plainMaps(explainer, image, shared) {
     ms += performance.now() - started;
     return result;
   };
-  explainer.setImage(image);
+  if (shared) explainer.setImage(image); // alone, `call` sets it before each call
   const { target } = await call(() => explainer.classify({ attribute: 'gradient' }));
   await call(() => explainer.attribute({ method: 'guided-backprop', target }));
   const newImage = ms;
@@ -86,15 +87,17 @@ async function plainMaps(explainer, image, shared) {
 }
 
 /** The results of `a()` and of `b()`, taken in turn `runs` times after a warm-up of each, so
- * that drift hits both. */
+ * that drift hits both; which goes first alternates, so neither always follows the other's
+ * garbage. */
 async function alternated(runs, a, b) {
   const [aResults, bResults] = [[], []];
   for (let run = 0; run <= runs; run += 1) {
-    const [x, y] = [await a(), await b()];
+    const [first, second] = run % 2 ? [b, a] : [a, b];
+    const results = new Map([[first, await first()], [second, await second()]]);
     // The first of each is the warm-up.
     if (run > 0) {
-      aResults.push(x);
-      bResults.push(y);
+      aResults.push(results.get(a));
+      bResults.push(results.get(b));
     }
   }
   return [aResults, bResults];

@@ -50,7 +50,10 @@ self.onmessage = async ({ data: { backend, rounds, samples, microBatch, weightsU
     };
     const times = {};
     for (const [figure, run] of Object.entries(work)) {
-      for (const { explainer } of builds) await run(explainer); // warm-up
+      for (const { explainer, newImage } of builds) { // warm-up
+        newImage();
+        await run(explainer);
+      }
       times[figure] = { a: [], b: [] };
       for (let round = 0; round < rounds; round += 1) {
         // Which build goes first alternates, so neither always follows the other's garbage.

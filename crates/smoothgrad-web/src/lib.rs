@@ -78,10 +78,10 @@ fn install_panic_hook() {
     }));
 }
 
-/// The image as the model sees it, with the forward pass its classes and plain maps share.
+/// The image as the model sees it.
 struct Prepared {
     crop: RgbImage,
-    forward: SharedForward,
+    input: Tensor<4>,
 }
 
 /// `explain`'s options, as JS spells them.
@@ -179,6 +179,9 @@ pub struct Explainer {
     precision: Precision,
     model: Option<ResNet>,
     image: Option<Prepared>,
+    /// The model over the image, once both are set: the forward pass that the image's classes and
+    /// plain maps share.
+    forward: Option<SharedForward>,
     run: Option<SmoothGradRun<MethodSet, PortableNoise>>,
 }
 
@@ -199,6 +202,7 @@ impl Explainer {
             precision: Precision::default(),
             model: None,
             image: None,
+            forward: None,
             run: None,
         })
     }
@@ -259,7 +263,7 @@ impl Explainer {
     fn set_model(&mut self, model: ResNet, config: &ResNetConfig) -> Result<JsValue, JsValue> {
         let model = model.with_conv_lowering(self.conv_lowering).with_precision(self.precision);
         self.model = Some(model.map_err(|error| ErrorKind::Options.error(error))?);
-        self.forget_forward();
+        self.share_forward();
         self.run = None;
         let info = Object::new();
         set(&info, "architecture", &config.architecture_name().into())?;
@@ -288,7 +292,8 @@ impl Explainer {
     fn set_crop(&mut self, crop: RgbImage) -> Vec<u8> {
         let input = normalise(&crop, &self.device);
         let rgba = smoothgrad::image::DynamicImage::ImageRgb8(crop.clone()).into_rgba8().into_raw();
-        self.image = Some(Prepared { crop, forward: SharedForward::new(input) });
+        self.image = Some(Prepared { crop, input });
+        self.share_forward();
         self.run = None;
         rgba
     }
@@ -307,10 +312,10 @@ impl Explainer {
             if options.is_undefined() || options.is_null() { ClassifyOptions::default() } else { options_from(options)? };
         let (logits, top1) = match options.attribute {
             Some(name) => {
-                let top1 = self.forward()?.attribute_top1(self.model()?, &method(&name, options.ig_steps)?);
+                let top1 = self.forward()?.attribute_top1(&method(&name, options.ig_steps)?);
                 (top1.logits.clone(), Some(top1))
             }
-            None => (self.forward()?.logits(self.model()?), None),
+            None => (self.forward()?.logits(), None),
         };
         let probabilities = softmax(logits.clone(), 1);
         Ok(future_to_promise(async move {
@@ -354,7 +359,7 @@ impl Explainer {
         let options: AttributeOptions = options_from(options)?;
         let method = method(&options.method, options.ig_steps)?;
         let target = self.target(options.target)?;
-        let map = self.forward()?.attribute(self.model()?, &method, &target);
+        let map = self.forward()?.attribute(&method, &target);
         Ok(future_to_promise(async move { Ok(read(map).await?.into()) }))
     }
 
@@ -421,7 +426,10 @@ impl Explainer {
         if let Some((start, end)) = options.sample_range {
             run = run.with_sample_range(start..end).map_err(options_error)?;
         }
-        self.forget_forward();
+        // The run needs the memory more than the plain maps need the time.
+        if let Some(forward) = &self.forward {
+            forward.forget();
+        }
         self.run = Some(run);
         Ok(())
     }
@@ -541,19 +549,22 @@ impl Explainer {
     }
 
     fn input(&self) -> Result<Tensor<4>, JsValue> {
-        Ok(self.forward()?.inputs())
+        Ok(self.image.as_ref().ok_or_else(no_image)?.input.clone())
     }
 
     fn forward(&self) -> Result<&SharedForward, JsValue> {
-        Ok(&self.image.as_ref().ok_or_else(no_image)?.forward)
+        match &self.forward {
+            Some(forward) => Ok(forward),
+            None => Err(self.model().err().unwrap_or_else(no_image)),
+        }
     }
 
-    /// Frees the image's recorded forward pass: a new model's would differ, and a run needs the
-    /// memory more than the plain maps need the time.
-    fn forget_forward(&self) {
-        if let Some(image) = &self.image {
-            image.forward.forget();
-        }
+    /// A new shared forward pass for a new model or image (nothing recorded).
+    fn share_forward(&mut self) {
+        self.forward = match (&self.model, &self.image) {
+            (Some(model), Some(image)) => Some(SharedForward::new(model.clone(), image.input.clone())),
+            _ => None,
+        };
     }
 
     fn target(&self, class: usize) -> Result<Targets, JsValue> {

@@ -32,11 +32,6 @@ pub struct ConvRecord {
 }
 
 impl ConvRecord {
-    /// Whether no pass has recorded into it (since it was cleared).
-    pub fn is_empty(&self) -> bool {
-        self.outputs.borrow().is_empty()
-    }
-
     /// Drops the outputs it holds.
     pub fn clear(&self) {
         self.outputs.borrow_mut().clear();

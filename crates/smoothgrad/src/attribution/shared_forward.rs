@@ -1,5 +1,7 @@
 //! One image's forward pass, shared by the maps asked of it one call at a time.
 
+use std::cell::Cell;
+
 use burn::tensor::Tensor;
 
 use super::{Attribution, Method, Top1Maps, gradient_through, top1_gradient_through};
@@ -8,26 +10,29 @@ use crate::relu::ReluKind;
 use crate::resnet::ResNet;
 use crate::targets::Targets;
 
-/// Inputs whose convolutions are computed once for all the logits and maps asked of them: the
-/// first pass records its convolutions' outputs and every later one replays them, as a
-/// [`MethodSet`](super::MethodSet)'s passes do within one call. For what a page asks of the
-/// image it shows, a call at a time: its classes, each ticked method's map, the maps of another
-/// class. A later map then costs a backward pass and the forward's element-wise work, and
-/// classifying again only that work.
+/// A model over fixed inputs whose convolutions are computed once for all the logits and maps
+/// asked of them: the first pass records its convolutions' outputs and every later one replays
+/// them, as a [`MethodSet`](super::MethodSet)'s passes do within one call. For what a page asks
+/// of the image it shows, a call at a time: its classes, each ticked method's map, the maps of
+/// another class. A later map then costs a backward pass and the forward's element-wise work,
+/// and classifying again only that work.
 ///
-/// Every call must pass the same model (a record of another network's convolutions gives wrong
-/// maps): [`Self::forget`] when it changes. The record holds about a forward pass's
-/// convolution outputs (44 MB for one 224×224 image through ResNet-50). Integrated Gradients,
-/// whose passes are along a path, computes its own.
+/// It holds its model (a clone shares the weights) so that no record is replayed for another
+/// network. The record holds about a forward pass's convolution outputs (44 MB for one 224×224
+/// image through ResNet-50) until [`Self::forget`]. Integrated Gradients, whose passes are along
+/// a path, computes its own.
 pub struct SharedForward {
+    model: ResNet,
     inputs: Tensor<4>,
     record: ConvRecord,
+    /// Whether a pass ran to its end recording: one that stopped midway left a part of one.
+    recorded: Cell<bool>,
 }
 
 impl SharedForward {
-    /// `inputs` `[batch, 3, height, width]`, normalised, with nothing recorded yet.
-    pub fn new(inputs: Tensor<4>) -> Self {
-        Self { inputs: inputs.without_autodiff(), record: ConvRecord::default() }
+    /// `model` over `inputs` `[batch, 3, height, width]`, normalised, with nothing recorded yet.
+    pub fn new(model: ResNet, inputs: Tensor<4>) -> Self {
+        Self { model, inputs: inputs.without_autodiff(), record: ConvRecord::default(), recorded: Cell::new(false) }
     }
 
     /// The inputs.
@@ -36,40 +41,43 @@ impl SharedForward {
     }
 
     /// `[batch, classes]`, as [`ResNet::forward`] gives them.
-    pub fn logits(&self, model: &ResNet) -> Tensor<2> {
-        model.forward_pass(self.inputs(), &self.pass(model, ReluKind::Standard))
+    pub fn logits(&self) -> Tensor<2> {
+        self.through(ReluKind::Standard, |pass| self.model.forward_pass(self.inputs(), pass))
     }
 
     /// `method`'s maps for `targets`, as [`Attribution::attribute`] gives them.
-    pub fn attribute(&self, model: &ResNet, method: &Method, targets: &Targets) -> Tensor<4> {
-        match method.gradient_rule() {
-            Some(rule) => {
-                let gradient = gradient_through(model, self.inputs(), targets, &self.pass(model, rule));
-                method.maps_from_gradient(self.inputs(), gradient)
-            }
-            None => method.attribute(model, self.inputs(), targets),
-        }
+    pub fn attribute(&self, method: &Method, targets: &Targets) -> Tensor<4> {
+        let Some(rule) = method.gradient_rule() else {
+            return method.attribute(&self.model, self.inputs(), targets);
+        };
+        let gradient = self.through(rule, |pass| gradient_through(&self.model, self.inputs(), targets, pass));
+        method.maps_from_gradient(self.inputs(), gradient)
     }
 
     /// `method`'s maps of each image's top-1 class with the logits, as
     /// [`Attribution::attribute_top1`] gives them.
-    pub fn attribute_top1(&self, model: &ResNet, method: &Method) -> Top1Maps {
-        match method.gradient_rule() {
-            Some(rule) => {
-                let top1 = top1_gradient_through(model, self.inputs(), &self.pass(model, rule));
-                Top1Maps { maps: method.maps_from_gradient(self.inputs(), top1.maps), ..top1 }
-            }
-            None => method.attribute_top1(model, self.inputs()),
-        }
+    pub fn attribute_top1(&self, method: &Method) -> Top1Maps {
+        let Some(rule) = method.gradient_rule() else {
+            return method.attribute_top1(&self.model, self.inputs());
+        };
+        let top1 = self.through(rule, |pass| top1_gradient_through(&self.model, self.inputs(), pass));
+        Top1Maps { maps: method.maps_from_gradient(self.inputs(), top1.maps), ..top1 }
     }
 
-    /// Drops the record: the next pass computes its convolutions (for another model) and
-    /// records them again.
+    /// Drops the record, freeing its memory: the next pass computes its convolutions again.
     pub fn forget(&self) {
         self.record.clear();
+        self.recorded.set(false);
     }
 
-    fn pass(&self, model: &ResNet, relu: ReluKind) -> ForwardPass<'_> {
-        if self.record.is_empty() { model.pass(relu).recording(&self.record) } else { model.pass(relu).replaying(&self.record) }
+    /// `run` given a pass with `relu` that records the convolutions, or replays them once a pass
+    /// has recorded them all.
+    fn through<T>(&self, relu: ReluKind, run: impl FnOnce(&ForwardPass) -> T) -> T {
+        if self.recorded.get() {
+            return run(&self.model.pass(relu).replaying(&self.record));
+        }
+        let result = run(&self.model.pass(relu).recording(&self.record));
+        self.recorded.set(true);
+        result
     }
 }

@@ -247,24 +247,24 @@ pub async fn check_method_set(model: &ResNet, names: &[&str], copies: usize, dev
 pub async fn check_shared_forward(model: &ResNet, device: &Device) -> f32 {
     let input: Tensor<4> = reference_tensor("input", device);
     let targets = reference_targets(device);
-    let shared = SharedForward::new(input.clone());
+    let shared = SharedForward::new(model.clone(), input.clone());
     let what = |name: &str| format!("{name} from a shared forward pass ({:?})", model.conv_lowering);
     let mut from_alone = Vec::new();
     let mut check = async |name: &str, ours: Tensor<4>, alone: Tensor<4>| {
         assert_matches(&what(name), ours.clone(), reference(name), TOLERANCE).await;
         from_alone.push(difference(ours, alone).await);
     };
-    let logits = shared.logits(model);
+    let logits = shared.logits();
     assert_matches(&what("logits"), logits.clone(), reference("logits"), TOLERANCE).await;
     let logits_from_alone = difference(logits, model.forward(input.clone())).await;
     let guided = Method::GuidedBackprop;
-    check("guided_backprop", shared.attribute(model, &guided, &targets), guided.attribute(model, input.clone(), &targets)).await;
+    check("guided_backprop", shared.attribute(&guided, &targets), guided.attribute(model, input.clone(), &targets)).await;
     let gradient = Method::Gradient;
-    check("gradient", shared.attribute_top1(model, &gradient).maps, gradient.attribute_top1(model, input.clone()).maps).await;
+    check("gradient", shared.attribute_top1(&gradient).maps, gradient.attribute_top1(model, input.clone()).maps).await;
     shared.forget();
     let times_input = Method::InputXGradient;
-    check("input_x_gradient", shared.attribute_top1(model, &times_input).maps, times_input.attribute(model, input.clone(), &targets)).await;
-    let replayed_logits = difference(shared.logits(model), model.forward(input)).await;
+    check("input_x_gradient", shared.attribute_top1(&times_input).maps, times_input.attribute(model, input.clone(), &targets)).await;
+    let replayed_logits = difference(shared.logits(), model.forward(input)).await;
     let error = from_alone.into_iter().chain([logits_from_alone, replayed_logits]).fold(0.0, f32::max);
     report!("{}: max|shared − alone| / max|alone| = {error:.3e}", what("every map and the logits"));
     error
