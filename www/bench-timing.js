@@ -48,8 +48,7 @@ export async function sharedForward(explainer, target, samples, microBatch, runs
     for (const method of ['gradient', 'guided-backprop']) await smoothgrad(explainer, target, samples, microBatch, method);
   };
   const together = () => smoothgrad(explainer, target, samples, microBatch, ['gradient', 'guided-backprop']);
-  const timed = (work) => async () => (await times(1, work))[0];
-  const [eachAlone, shared] = (await alternated(runs, timed(alone), timed(together))).map(middle);
+  const [eachAlone, shared] = (await alternated(runs, timedOnce(alone), timedOnce(together))).map(middle);
   return { micro_batch: microBatch, each_alone_ms: eachAlone, shared_forward_ms: shared, shared_over_alone: shared / eachAlone };
 }
 
@@ -86,10 +85,15 @@ async function plainMaps(explainer, image, shared) {
   return { new_image: newImage, another_class: ms - newImage };
 }
 
+/** A function that times one run of `work` (after an untimed `before`): its milliseconds. */
+export function timedOnce(work, before) {
+  return async () => (await times(1, work, before))[0];
+}
+
 /** The results of `a()` and of `b()`, taken in turn `runs` times after a warm-up of each, so
  * that drift hits both; which goes first alternates, so neither always follows the other's
  * garbage. */
-async function alternated(runs, a, b) {
+export async function alternated(runs, a, b) {
   const [aResults, bResults] = [[], []];
   for (let run = 0; run <= runs; run += 1) {
     const [first, second] = run % 2 ? [b, a] : [a, b];

@@ -1,7 +1,7 @@
 // The worker of scripts/bench-ab.mjs: both builds of the site in one worker, so that the two are
 // timed on the same core, alternating, at the same minutes (this machine's speed drifts by ±30 %
 // between minutes, which hides a 5–10 % change between two runs of the benchmark).
-import { classifyAndMap, smoothgrad } from '/timing/bench-timing.js';
+import { alternated, classifyAndMap, smoothgrad, timedOnce } from '/timing/bench-timing.js';
 
 /** The wasm-bindgen glue that `site`'s page loads for `backend` (a site built before the CPU
  * path had a module of its own has one module for both). */
@@ -50,20 +50,8 @@ self.onmessage = async ({ data: { backend, rounds, samples, microBatch, weightsU
     };
     const times = {};
     for (const [figure, run] of Object.entries(work)) {
-      for (const { explainer, newImage } of builds) { // warm-up
-        newImage();
-        await run(explainer);
-      }
-      times[figure] = { a: [], b: [] };
-      for (let round = 0; round < rounds; round += 1) {
-        // Which build goes first alternates, so neither always follows the other's garbage.
-        for (const index of round % 2 ? [1, 0] : [0, 1]) {
-          builds[index].newImage();
-          const started = performance.now();
-          await run(builds[index].explainer);
-          times[figure][index ? 'b' : 'a'].push(performance.now() - started);
-        }
-      }
+      const [a, b] = await alternated(Number(rounds), ...builds.map(({ explainer, newImage }) => timedOnce(() => run(explainer), newImage)));
+      times[figure] = { a, b };
       self.postMessage({ progress: `${figure}: ${rounds} rounds` });
     }
     self.postMessage({ times });

@@ -35,8 +35,7 @@ impl SharedForward {
         Self { model, inputs: inputs.without_autodiff(), record: ConvRecord::default(), recorded: Cell::new(false) }
     }
 
-    /// The inputs.
-    pub fn inputs(&self) -> Tensor<4> {
+    fn inputs(&self) -> Tensor<4> {
         self.inputs.clone()
     }
 
