@@ -80,3 +80,46 @@ impl SharedForward {
         result
     }
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use crate::fixed_values::fixed_values;
+    use crate::resnet::{BlockKind, ResNetConfig};
+    use burn::tensor::{Device, TensorData};
+
+    fn image(seed: u64, device: &Device) -> Tensor<4> {
+        let shape = [1, 3, 64, 64];
+        Tensor::from_data(TensorData::new(fixed_values(shape.iter().product(), seed), shape), device)
+    }
+
+    fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+        tensor.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// The numbers alone cannot tell a replay from a pass computed again (they are equal by
+    /// design), so the inputs are swapped behind the record's back: a replay still gives the
+    /// recorded image's logits and maps, a computed pass the new image's.
+    #[test]
+    fn calls_after_the_first_replay_its_convolutions_until_forgotten() {
+        let device = Device::flex();
+        let model = ResNetConfig::new([1, 1, 1, 1], BlockKind::Bottleneck).with_base_width(8).with_num_classes(10).init(&device);
+        let (recorded, swapped) = (image(1, &device), image(2, &device));
+        let mut shared = SharedForward::new(model.clone(), recorded.clone());
+        let recorded_logits = values(shared.logits());
+        assert_eq!(recorded_logits, values(model.forward(recorded.clone())));
+        shared.inputs = swapped.clone();
+        let swapped_logits = values(model.forward(swapped.clone()));
+        assert_ne!(recorded_logits, swapped_logits, "the two images must be told apart");
+
+        assert_eq!(values(shared.logits()), recorded_logits, "logits replayed");
+        let gradient = Method::Gradient;
+        let targets = Targets::classes(&[3], 10, &device).unwrap();
+        let replayed_map = values(shared.attribute(&gradient, &targets));
+        assert_eq!(replayed_map, values(gradient.attribute(&model, recorded, &targets)), "a map replayed");
+
+        shared.forget();
+        assert_eq!(values(shared.attribute(&gradient, &targets)), values(gradient.attribute(&model, swapped, &targets)), "computed again");
+        assert_eq!(values(shared.logits()), swapped_logits, "then replayed from the new record");
+    }
+}
