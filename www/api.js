@@ -150,7 +150,8 @@ export function autoMicroBatch({ backend, adapter, model, samples, precision = '
   if (methods.includes('integrated-gradients')) return 1;
   // Per-image memory in f16 measured 0.5× f32's (lavapipe, ResNet-50 at micro-batch 10). Methods
   // sharing a forward pass keep its convolutions' outputs beside the second backward pass: counted
-  // as twice the per-image memory (not measured on a GPU; the wasm heap on the CPU grew 1.3×).
+  // as twice the per-image memory (lavapipe, the same wgpu code as a GPU's: 1.93× the memory at
+  // micro-batch 10, 1.97× per extra image from 6 to 10; the wasm heap on the CPU grew 1.3×).
   const sharing = methods.includes('guided-backprop') && methods.length > 1 ? 2 : 1;
   const width = (model?.baseWidth ?? 64) / 64 * (precision === 'f16' ? 0.5 : 1);
   let batch;
