@@ -639,13 +639,8 @@ fn taps_last<B: Backend>(weight: FloatTensor<B>) -> FloatTensor<B> {
 mod tests {
     use super::*;
     use crate::compare::max_relative_error;
-    use crate::fixed_values::fixed_values;
-    use burn::tensor::TensorData;
+    use crate::fixed_values::fixed_tensor as fixed;
     use burn::tensor::module::conv2d;
-
-    fn fixed<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-        Tensor::from_data(TensorData::new(fixed_values(shape.iter().product(), seed), shape), device)
-    }
 
     /// The convolution's output and its input gradient for the output gradient `grad`.
     fn output_and_input_grad(

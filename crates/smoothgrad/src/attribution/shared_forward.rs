@@ -84,13 +84,12 @@ impl SharedForward {
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
-    use crate::fixed_values::fixed_values;
+    use crate::fixed_values::fixed_tensor;
     use crate::resnet::{BlockKind, ResNetConfig};
-    use burn::tensor::{Device, TensorData};
+    use burn::tensor::Device;
 
     fn image(seed: u64, device: &Device) -> Tensor<4> {
-        let shape = [1, 3, 64, 64];
-        Tensor::from_data(TensorData::new(fixed_values(shape.iter().product(), seed), shape), device)
+        fixed_tensor([1, 3, 64, 64], seed, device)
     }
 
     fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
