@@ -94,17 +94,16 @@ export function timedOnce(work, before) {
  * that drift hits both; which goes first alternates, so neither always follows the other's
  * garbage. */
 export async function alternated(runs, a, b) {
-  const [aResults, bResults] = [[], []];
+  const arms = [a, b];
+  const results = [[], []];
   for (let run = 0; run <= runs; run += 1) {
-    const [first, second] = run % 2 ? [b, a] : [a, b];
-    const results = new Map([[first, await first()], [second, await second()]]);
-    // The first of each is the warm-up.
-    if (run > 0) {
-      aResults.push(results.get(a));
-      bResults.push(results.get(b));
+    for (const index of run % 2 ? [1, 0] : [0, 1]) {
+      const result = await arms[index]();
+      // The first of each is the warm-up.
+      if (run > 0) results[index].push(result);
     }
   }
-  return [aResults, bResults];
+  return results;
 }
 
 /** A new image's classes and gradient map of its top-1, as the page gets them: both from one
